@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Signup throughput: wrk against POST /subscribe with unique addresses (per-IP limit raised),
+# and GET / in the same run as the framework's ceiling, on SQLite and on PostgreSQL.
+#
+#   benches/signup.sh                       # both databases
+#   DURATION=20s CONNECTIONS=64 benches/signup.sh
+#
+# Needs wrk (apt-get install wrk); PostgreSQL at $POSTGRES_BENCH_URL (default the local server).
+# Every run is bounded: wrk stops after $DURATION, and the servers are stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+PG_URL=${POSTGRES_BENCH_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PORT=${PORT:-18080}
+
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --quiet --bin fortnight
+BIN=target/release/fortnight
+WORK=$(mktemp -d)
+SERVER=""
+cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+run_one() {
+  local label=$1 url=$2
+  FORTNIGHT_DATABASE_URL=$url FORTNIGHT_BIND=127.0.0.1:$PORT FORTNIGHT_BASE_URL=http://127.0.0.1:$PORT \
+  FORTNIGHT_OUTBOX_DIR=$WORK/outbox-$label FORTNIGHT_SIGNUP_RATE_PER_MINUTE=100000000 \
+  FORTNIGHT_SIGNUP_BURST=100000000 FORTNIGHT_MAIL_POLL_INTERVAL=1s RUST_LOG=warn \
+    "$BIN" serve >"$WORK/$label.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+  echo "== $label: GET / (ceiling)"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/" | grep -E "Requests/sec|99%|50%"
+  echo "== $label: POST /subscribe (unique addresses)"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/signup.lua "http://127.0.0.1:$PORT" |
+    grep -E "Requests/sec|99%|50%|Non-2xx"
+  kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
+}
+
+run_one sqlite "sqlite://$WORK/bench.db"
+
+if psql "$PG_URL" -qc "SELECT 1" >/dev/null 2>&1; then
+  DB=fortnight_bench_$$
+  psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $DB" && psql "$PG_URL" -qc "CREATE DATABASE $DB"
+  run_one postgres "${PG_URL%/*}/$DB"
+  psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+else
+  echo "PostgreSQL not reachable at $PG_URL: skipped" >&2
+fi

@@ -1,0 +1,20 @@
+-- Readers of the publication. `email_key` is the address folded to lower case, so the same
+-- address in any case is one subscriber; `uid` is the random public identity that
+-- unsubscribe links are derived from (the integer id is never shown to readers).
+CREATE TABLE subscribers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid BLOB NOT NULL UNIQUE,
+    email TEXT NOT NULL,
+    email_key TEXT NOT NULL UNIQUE,
+    name TEXT,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
+    consent_at TEXT NOT NULL,
+    consent_source TEXT NOT NULL,
+    consent_ip TEXT,
+    created_at TEXT NOT NULL,
+    confirmed_at TEXT,
+    unsubscribed_at TEXT,
+    updated_at TEXT NOT NULL
+);
+
+CREATE INDEX subscribers_status_id ON subscribers (status, id);

@@ -1,0 +1,140 @@
+//! Builds a running instance from configuration: database, mail transport, HTTP server and
+//! the background sender, and stops them in order.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{Config, redact_url};
+use crate::mail::Mailer;
+use crate::outbox::OutboxSender;
+use crate::render::Publication;
+use crate::store::{Db, settings};
+use crate::web::client_ip::ClientIp;
+use crate::web::{self as http, AppState};
+
+/// A built instance, bound to its port but not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    sender: OutboxSender,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Builds an instance on the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_with_clock(config, Clock::System).await
+    }
+
+    /// Builds an instance: connects, migrates, binds the listener (port 0 picks a free one).
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Application> {
+        let db_url = config.database_url.expose_secret().to_owned();
+        let db = Db::connect(&config.database_url, config.database_max_connections)
+            .await
+            .with_context(|| format!("cannot open the database at {}", redact_url(&db_url)))?;
+        db.migrate().await.context("cannot apply database migrations")?;
+        tracing::info!(database = %redact_url(&db_url), backend = ?db.backend(), "database ready");
+        Self::build_on(config, db, clock).await
+    }
+
+    /// Builds an instance on an open, migrated database.
+    pub async fn build_on(config: Config, db: Db, clock: Clock) -> anyhow::Result<Application> {
+        let mailer = Mailer::from_config(&config)?;
+        let link_key = settings::link_key(&db, clock.now()).await.context("cannot read the link key")?;
+        let listener = TcpListener::bind(config.bind)
+            .with_context(|| format!("configuration: key `bind`: cannot listen on {}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let config = Arc::new(config);
+        let publication = Arc::new(Publication {
+            name: config.publication_name.clone(),
+            pitch: config.publication_pitch.clone(),
+            base_url: config.base().to_owned(),
+        });
+        let wake = Arc::new(Notify::new());
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            config: config.clone(),
+            clock: clock.clone(),
+            publication: publication.clone(),
+            link_key: link_key.clone(),
+            outbox_wake: wake.clone(),
+            client_ip: ClientIp { trust_forwarded: config.trust_forwarded_for },
+        });
+        let server = http::server(listener, state.clone())?;
+        let sender = OutboxSender { db, mailer, config, clock, link_key, publication, wake };
+        tracing::info!(port, "listening");
+        Ok(Application { port, server, sender, state })
+    }
+
+    /// The port the server is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (database, clock, keys), for callers that drive the instance.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// The transactional mail sender, for callers that drain it by hand.
+    pub fn sender(&self) -> OutboxSender {
+        self.sender.clone()
+    }
+
+    /// Serves until `stop` is cancelled, then stops taking requests, lets those in flight
+    /// and the mail being sent finish (bounded by `shutdown_grace`), and returns.
+    pub async fn run_until(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let grace = self.sender.config.shutdown_grace;
+        let background = CancellationToken::new();
+        let sender = tokio::spawn(self.sender.clone().run(background.clone()));
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            result = &mut server => {
+                background.cancel();
+                result??;
+            }
+            _ = stop.cancelled() => {
+                tracing::info!("shutting down: no new requests; finishing work in flight");
+                handle.stop(true).await;
+                background.cancel();
+            }
+        }
+        if tokio::time::timeout(grace, sender).await.is_err() {
+            tracing::warn!("mail sender did not stop within the grace period");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or Ctrl-C.
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        tokio::spawn(shutdown_signal(stop.clone()));
+        self.run_until(stop).await
+    }
+}
+
+async fn shutdown_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    stop.cancel();
+}

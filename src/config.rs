@@ -1,0 +1,277 @@
+//! Layered settings: built-in defaults, then an optional `fortnight.toml`, then the
+//! environment (`FORTNIGHT_<KEY>`, and plain `DATABASE_URL` when `FORTNIGHT_DATABASE_URL`
+//! is unset). Secrets are wrapped so that `Debug` and the logs never show them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use lettre::message::Mailbox;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// Every setting Fortnight reads. Field names are the keys of `fortnight.toml` and, upper-cased
+/// after `FORTNIGHT_`, of the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://...`; may hold a password.
+    pub database_url: SecretString,
+    /// Most connections the pool opens (PostgreSQL; SQLite readers).
+    pub database_max_connections: u32,
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// HTTP worker threads; unset means one per CPU core.
+    pub http_workers: Option<usize>,
+    /// Public address of the site, the prefix of every link in every email.
+    pub base_url: Url,
+    /// The `From` of every email, e.g. `"The Fortnightly <news@example.com>"`.
+    pub mail_from: String,
+    /// `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://...:465`; when unset,
+    /// mail is written as `.eml` files to `outbox_dir`.
+    pub smtp_url: Option<SecretString>,
+    /// Folder for `.eml` files when no SMTP server is configured.
+    pub outbox_dir: PathBuf,
+    /// The publication's name, shown on pages and in emails.
+    pub publication_name: String,
+    /// One line under the name on the signup page.
+    pub publication_pitch: String,
+    /// How long a confirmation link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub confirm_token_ttl: Duration,
+    /// Signups accepted per minute from one IP address, on average.
+    pub signup_rate_per_minute: u32,
+    /// Signups one IP address may make in a burst before the average applies.
+    pub signup_burst: u32,
+    /// Read the client address from `X-Forwarded-For` / `Forwarded` (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+    /// Other sites (origins such as `https://blog.example.com`) whose pages may post the signup form.
+    pub signup_allowed_origins: Vec<String>,
+    /// First wait before retrying a transactional email that failed temporarily; it doubles.
+    #[serde(with = "humantime_serde")]
+    pub mail_retry_base: Duration,
+    /// Longest wait between two tries of a transactional email.
+    #[serde(with = "humantime_serde")]
+    pub mail_retry_max: Duration,
+    /// Tries before a transactional email is given up as failed.
+    pub mail_max_attempts: u32,
+    /// How often the transactional mail queue is checked when nothing wakes it.
+    #[serde(with = "humantime_serde")]
+    pub mail_poll_interval: Duration,
+    /// How long shutdown waits for mail in flight before exiting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: SecretString::from("sqlite://fortnight.db"),
+            database_max_connections: 16,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            http_workers: None,
+            base_url: Url::parse("http://127.0.0.1:8080").expect("valid default"),
+            mail_from: "Fortnight <newsletter@localhost.localdomain>".into(),
+            smtp_url: None,
+            outbox_dir: PathBuf::from("outbox"),
+            publication_name: "Fortnight".into(),
+            publication_pitch: "Independent analysis, every other week.".into(),
+            confirm_token_ttl: Duration::from_secs(72 * 3600),
+            signup_rate_per_minute: 10,
+            signup_burst: 5,
+            trust_forwarded_for: false,
+            signup_allowed_origins: Vec::new(),
+            mail_retry_base: Duration::from_secs(30),
+            mail_retry_max: Duration::from_secs(3600),
+            mail_max_attempts: 12,
+            mail_poll_interval: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads defaults, then `path` (or `fortnight.toml` when it exists), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        match path {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("fortnight.toml").exists() => figment = figment.merge(Toml::file_exact("fortnight.toml")),
+            None => {}
+        }
+        let figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Env::prefixed("FORTNIGHT_"));
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: URL schemes, the sender address, non-zero limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError(format!("key `{key}`: {why}")));
+        let db = self.database_url.expose_secret();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:")) {
+            return bad("database_url", "must start with sqlite:, postgres: or postgresql:".into());
+        }
+        if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.cannot_be_a_base() {
+            return bad("base_url", "must be an http:// or https:// address".into());
+        }
+        if let Err(e) = self.mail_from.parse::<Mailbox>() {
+            return bad("mail_from", format!("not an email address ({e})"));
+        }
+        if let Some(smtp) = &self.smtp_url {
+            match Url::parse(smtp.expose_secret()) {
+                Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some() => {}
+                _ => return bad("smtp_url", "must look like smtp://user:pass@host:587 or smtps://host:465".into()),
+            }
+        }
+        if self.signup_rate_per_minute == 0 || self.signup_burst == 0 {
+            return bad("signup_rate_per_minute", "the signup limit and burst must be above zero".into());
+        }
+        if self.mail_max_attempts == 0 {
+            return bad("mail_max_attempts", "must be at least 1".into());
+        }
+        for origin in &self.signup_allowed_origins {
+            if Url::parse(origin).is_err() {
+                return bad("signup_allowed_origins", format!("{origin:?} is not an origin like https://example.com"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The sender, already checked by [`Config::validate`].
+    pub fn mail_from(&self) -> Mailbox {
+        self.mail_from.parse().expect("validated at load")
+    }
+
+    /// The base URL without a trailing slash, ready to have paths appended.
+    pub fn base(&self) -> &str {
+        self.base_url.as_str().trim_end_matches('/')
+    }
+}
+
+/// A URL with its password replaced, safe to log.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load() -> Result<Config, ConfigError> {
+        Config::load(None)
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        Jail::expect_with(|_| {
+            let config = load().unwrap();
+            assert_eq!(config.database_url.expose_secret(), "sqlite://fortnight.db");
+            assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+            assert!(config.smtp_url.is_none());
+            assert_eq!(config.outbox_dir, PathBuf::from("outbox"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "fortnight.toml",
+                r#"
+                publication_name = "From the file"
+                bind = "0.0.0.0:9000"
+                confirm_token_ttl = "2h"
+                "#,
+            )?;
+            jail.set_env("FORTNIGHT_BIND", "127.0.0.1:9100");
+            let config = load().unwrap();
+            assert_eq!(config.publication_name, "From the file");
+            assert_eq!(config.bind.to_string(), "127.0.0.1:9100");
+            assert_eq!(config.confirm_token_ttl, Duration::from_secs(7200));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn plain_database_url_is_honoured_unless_the_prefixed_one_is_set() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "postgres://plain@localhost/db");
+            assert_eq!(load().unwrap().database_url.expose_secret(), "postgres://plain@localhost/db");
+            jail.set_env("FORTNIGHT_DATABASE_URL", "postgres://prefixed@localhost/db");
+            assert_eq!(load().unwrap().database_url.expose_secret(), "postgres://prefixed@localhost/db");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_config_path_must_exist() {
+        Jail::expect_with(|_| {
+            let err = Config::load(Some(Path::new("missing.toml"))).unwrap_err();
+            assert!(err.to_string().contains("missing.toml"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_stop_loading_with_the_key_named() {
+        for (key, value) in [
+            ("FORTNIGHT_BIND", "not-an-address"),
+            ("FORTNIGHT_BASE_URL", "ftp://example.com"),
+            ("FORTNIGHT_MAIL_FROM", "nobody"),
+            ("FORTNIGHT_SMTP_URL", "http://mail.example.com"),
+            ("FORTNIGHT_DATABASE_URL", "mysql://localhost/db"),
+            ("FORTNIGHT_CONFIRM_TOKEN_TTL", "soon"),
+            ("FORTNIGHT_SIGNUP_BURST", "0"),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(key, value);
+                let err = load().unwrap_err().to_string().to_lowercase();
+                let name = key.trim_start_matches("FORTNIGHT_").to_lowercase();
+                let named = err.contains(&name) || (name == "signup_burst" && err.contains("signup_rate_per_minute"));
+                assert!(named, "{key}={value}: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        Jail::expect_with(|jail| {
+            jail.set_env("FORTNIGHT_SMTP_URL", "smtp://user:hunter2@mail.example.com:587");
+            jail.set_env("FORTNIGHT_DATABASE_URL", "postgres://app:s3cret@db.example.com/news");
+            let shown = format!("{:?}", load().unwrap());
+            assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn logged_urls_hide_the_password() {
+        assert_eq!(redact_url("postgres://app:s3cret@db/news"), "postgres://app:***@db/news");
+        assert_eq!(redact_url("sqlite://fortnight.db"), "sqlite://fortnight.db");
+    }
+}

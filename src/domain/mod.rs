@@ -1,0 +1,10 @@
+//! Pure types and rules, no I/O: once you hold one of these values, it is valid.
+
+mod subscriber;
+mod subscriber_email;
+mod subscriber_name;
+pub mod token;
+
+pub use subscriber::{ConsentSource, SubscriberStatus};
+pub use subscriber_email::{EmailError, SubscriberEmail};
+pub use subscriber_name::{NameError, SubscriberName};

@@ -1,0 +1,172 @@
+//! Tokens in reader-facing links.
+//!
+//! A confirmation token is 256 random bits; only its SHA-256 is stored. An unsubscribe token
+//! never expires and must be writable into every email of a million-recipient send, so it is
+//! derived rather than stored: the subscriber's random public id and a MAC of it under a key
+//! the installation keeps. Nothing at rest lets anyone forge or recover one without that key.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// Bytes of randomness in a confirmation token.
+const CONFIRM_BYTES: usize = 32;
+/// Bytes of MAC kept in an unsubscribe token.
+const MAC_BYTES: usize = 16;
+
+/// A link token that is not one of ours: wrong length, wrong alphabet or a bad MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the link is malformed")]
+pub struct MalformedToken;
+
+/// The SHA-256 of a confirmation token, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenHash(pub [u8; 32]);
+
+/// A confirmation token as it appears in a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfirmToken(String);
+
+impl ConfirmToken {
+    /// A fresh random token.
+    pub fn generate() -> ConfirmToken {
+        let mut bytes = [0u8; CONFIRM_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        ConfirmToken(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Accepts only what [`ConfirmToken::generate`] can produce.
+    pub fn parse(raw: &str) -> Result<ConfirmToken, MalformedToken> {
+        match URL_SAFE_NO_PAD.decode(raw) {
+            Ok(bytes) if bytes.len() == CONFIRM_BYTES => Ok(ConfirmToken(raw.to_owned())),
+            _ => Err(MalformedToken),
+        }
+    }
+
+    /// What the database keeps.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(Sha256::digest(self.0.as_bytes()).into())
+    }
+
+    /// The text for the link.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The secret that unsubscribe tokens are signed with (kept in the database's settings).
+#[derive(Clone)]
+pub struct LinkKey([u8; 32]);
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkKey(***)")
+    }
+}
+
+impl LinkKey {
+    /// A new random key.
+    pub fn generate() -> LinkKey {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        LinkKey(bytes)
+    }
+
+    /// A key from stored bytes; `None` unless exactly 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<LinkKey> {
+        bytes.try_into().ok().map(LinkKey)
+    }
+
+    /// The raw bytes, for storing.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn mac(&self, uid: &Uuid) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"fortnight/unsubscribe/v1:");
+        mac.update(uid.as_bytes());
+        mac
+    }
+
+    /// The unsubscribe token of the subscriber whose public id is `uid`.
+    pub fn unsubscribe_token(&self, uid: &Uuid) -> String {
+        let tag = self.mac(uid).finalize().into_bytes();
+        let mut bytes = [0u8; 16 + MAC_BYTES];
+        bytes[..16].copy_from_slice(uid.as_bytes());
+        bytes[16..].copy_from_slice(&tag[..MAC_BYTES]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The subscriber a token names, if this key signed it.
+    pub fn verify_unsubscribe(&self, token: &str) -> Result<Uuid, MalformedToken> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| MalformedToken)?;
+        if bytes.len() != 16 + MAC_BYTES {
+            return Err(MalformedToken);
+        }
+        let uid = Uuid::from_slice(&bytes[..16]).map_err(|_| MalformedToken)?;
+        self.mac(&uid)
+            .verify_truncated_left(&bytes[16..])
+            .map_err(|_| MalformedToken)?;
+        Ok(uid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn confirm_tokens_are_random_and_round_trip() {
+        let a = ConfirmToken::generate();
+        let b = ConfirmToken::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 43);
+        assert_eq!(ConfirmToken::parse(a.as_str()).unwrap().hash(), a.hash());
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn confirm_token_parse_rejects_other_shapes() {
+        for bad in ["", "abc", "not base64 at all!!", &"A".repeat(44), &"A".repeat(42)] {
+            assert_eq!(ConfirmToken::parse(bad), Err(MalformedToken), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unsubscribe_tokens_verify_under_their_key_only() {
+        let key = LinkKey::generate();
+        let uid = Uuid::new_v4();
+        let token = key.unsubscribe_token(&uid);
+        assert_eq!(key.verify_unsubscribe(&token), Ok(uid));
+        assert_eq!(LinkKey::generate().verify_unsubscribe(&token), Err(MalformedToken));
+    }
+
+    #[test]
+    fn a_changed_unsubscribe_token_is_refused() {
+        let key = LinkKey::generate();
+        let token = key.unsubscribe_token(&Uuid::new_v4());
+        let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        bytes[3] ^= 1;
+        assert_eq!(key.verify_unsubscribe(&URL_SAFE_NO_PAD.encode(bytes)), Err(MalformedToken));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_is_never_a_valid_unsubscribe_token(raw in "\\PC{0,64}") {
+            let key = LinkKey::generate();
+            prop_assert!(key.verify_unsubscribe(&raw).is_err());
+        }
+
+        #[test]
+        fn every_subscriber_gets_a_verifiable_token(bytes in any::<[u8; 16]>()) {
+            let key = LinkKey::generate();
+            let uid = Uuid::from_bytes(bytes);
+            prop_assert_eq!(key.verify_unsubscribe(&key.unsubscribe_token(&uid)), Ok(uid));
+        }
+    }
+}

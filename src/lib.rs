@@ -1,0 +1,13 @@
+//! Fortnight: a self-hosted newsletter backend for a publication with a steady rhythm.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod mail;
+pub mod outbox;
+pub mod render;
+pub mod store;
+pub mod telemetry;
+pub mod web;

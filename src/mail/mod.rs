@@ -1,0 +1,72 @@
+//! Outgoing mail: an SMTP server, or `.eml` files in an outbox folder when none is configured.
+
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{Config, redact_url};
+
+pub mod message;
+
+/// Where mail goes.
+#[derive(Clone)]
+pub enum Mailer {
+    /// A pooled SMTP connection set.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `.eml` files in a folder.
+    Files(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// A send that did not go through.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// Worth trying again later: 4xx replies, timeouts, refused or dropped connections.
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    /// Will never succeed as it is: 5xx replies, an unusable message.
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+impl Mailer {
+    /// Builds the transport the configuration names, saying in the log which one it is.
+    pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
+        match &config.smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("configuration: key `smtp_url`: {e}"))?
+                    .timeout(Some(std::time::Duration::from_secs(30)))
+                    .pool_config(PoolConfig::new().max_size(8))
+                    .build();
+                tracing::info!(smtp = %redact_url(url.expose_secret()), "mail goes to the SMTP server");
+                Ok(Mailer::Smtp(transport))
+            }
+            None => {
+                std::fs::create_dir_all(&config.outbox_dir).map_err(|e| {
+                    anyhow::anyhow!("configuration: key `outbox_dir`: cannot create {}: {e}", config.outbox_dir.display())
+                })?;
+                tracing::warn!(
+                    outbox_dir = %config.outbox_dir.display(),
+                    "no smtp_url configured: mail is written as .eml files to the outbox folder, not sent"
+                );
+                Ok(Mailer::Files(AsyncFileTransport::new(&config.outbox_dir)))
+            }
+        }
+    }
+
+    /// Hands one message over; `Ok` carries the server's reply (or the file written).
+    pub async fn send(&self, message: Message) -> Result<String, SendError> {
+        match self {
+            Mailer::Smtp(smtp) => match smtp.send(message).await {
+                Ok(response) => Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" "))),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
+                Err(e) => Err(SendError::Temporary(e.to_string())),
+            },
+            Mailer::Files(files) => files
+                .send(message)
+                .await
+                .map(|id| format!("written {id}.eml"))
+                .map_err(|e| SendError::Temporary(e.to_string())),
+        }
+    }
+}

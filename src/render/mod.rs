@@ -1,0 +1,142 @@
+//! Askama templates for web pages (`templates/web/`) and emails (`templates/email/`).
+
+use askama::Template;
+
+/// What every page and email knows about the publication.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The publication's name.
+    pub name: String,
+    /// The one-line pitch under the name.
+    pub pitch: String,
+    /// The site's base URL, without a trailing slash.
+    pub base_url: String,
+}
+
+/// The signup page, fresh or with a validation error and the reader's input kept.
+#[derive(Template)]
+#[template(path = "web/signup.html")]
+pub struct SignupPage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// What was wrong with the last submission.
+    pub error: Option<String>,
+    /// The email as typed.
+    pub email: &'a str,
+    /// The name as typed.
+    pub name: &'a str,
+}
+
+/// A page that tells the reader one thing, optionally with a follow-up form.
+#[derive(Template)]
+#[template(path = "web/message.html")]
+pub struct MessagePage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// The heading.
+    pub title: &'a str,
+    /// The explanation.
+    pub message: &'a str,
+    /// Show the signup form below the message (for expired links and the like).
+    pub show_signup: bool,
+    /// Always empty: the form below starts blank.
+    pub error: Option<String>,
+    /// Always empty.
+    pub email: &'a str,
+    /// Always empty.
+    pub name: &'a str,
+}
+
+impl<'a> MessagePage<'a> {
+    /// A message page, with or without the signup form under it.
+    pub fn new(publication: &'a Publication, title: &'a str, message: &'a str, show_signup: bool) -> Self {
+        MessagePage { publication, title, message, show_signup, error: None, email: "", name: "" }
+    }
+}
+
+/// The one-button page behind an unsubscribe link.
+#[derive(Template)]
+#[template(path = "web/unsubscribe.html")]
+pub struct UnsubscribePage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// Where the button posts.
+    pub action: &'a str,
+    /// The address being unsubscribed, shown so the reader knows which.
+    pub email: &'a str,
+}
+
+/// The confirmation email, HTML part.
+#[derive(Template)]
+#[template(path = "email/confirm.html")]
+pub struct ConfirmEmailHtml<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// "Hi Ada," or "Hi,".
+    pub greeting: &'a str,
+    /// The link that confirms.
+    pub confirm_url: &'a str,
+    /// The link that unsubscribes.
+    pub unsubscribe_url: &'a str,
+    /// How long the link lasts, in words.
+    pub valid_for: &'a str,
+}
+
+/// The confirmation email, plain-text part.
+#[derive(Template)]
+#[template(path = "email/confirm.txt")]
+pub struct ConfirmEmailText<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// "Hi Ada," or "Hi,".
+    pub greeting: &'a str,
+    /// The link that confirms.
+    pub confirm_url: &'a str,
+    /// The link that unsubscribes.
+    pub unsubscribe_url: &'a str,
+    /// How long the link lasts, in words.
+    pub valid_for: &'a str,
+}
+
+/// "Hi Ada," when the name is known, "Hi," otherwise.
+pub fn greeting(name: Option<&str>) -> String {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(name) => format!("Hi {name},"),
+        None => "Hi,".to_owned(),
+    }
+}
+
+/// A duration in the words an email uses: "3 days", "12 hours", "45 minutes".
+pub fn human_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 2 * 86_400 {
+        (secs / 86_400, "days")
+    } else if secs >= 2 * 3600 {
+        (secs / 3600, "hours")
+    } else {
+        ((secs / 60).max(1), "minutes")
+    };
+    let unit = if n == 1 { unit.trim_end_matches('s') } else { unit };
+    format!("{n} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greets_by_name_or_plainly() {
+        assert_eq!(greeting(Some("Ada")), "Hi Ada,");
+        assert_eq!(greeting(Some("  ")), "Hi,");
+        assert_eq!(greeting(None), "Hi,");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        use std::time::Duration;
+        assert_eq!(human_duration(Duration::from_secs(72 * 3600)), "3 days");
+        assert_eq!(human_duration(Duration::from_secs(36 * 3600)), "36 hours");
+        assert_eq!(human_duration(Duration::from_secs(10)), "1 minute");
+        assert_eq!(human_duration(Duration::from_secs(45 * 60)), "45 minutes");
+    }
+}

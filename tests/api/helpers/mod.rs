@@ -1,0 +1,192 @@
+//! The harness: `spawn_app(backend)` gives a running instance with its own database and its
+//! own SMTP capture, plus typed helpers so that a test reads as intent.
+
+mod database;
+mod smtp;
+
+use std::time::Duration;
+
+use fortnight::app::Application;
+use fortnight::clock::Clock;
+use fortnight::config::Config;
+use fortnight::store::Db;
+use fortnight::store::subscribers::{self, Subscriber};
+use fortnight::web::AppState;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+pub use database::{Backend, TestDatabase};
+pub use smtp::{CapturedMail, SmtpCapture, SmtpScript};
+
+/// Runs an async test body against SQLite and against PostgreSQL, as two tests.
+/// The PostgreSQL half skips, saying so on stderr, when `POSTGRES_TEST_URL` is unset.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::Backend::postgres_configured() {
+                    super::$name($crate::helpers::Backend::Postgres).await;
+                }
+            }
+        }
+    )+};
+}
+
+/// A running instance and the handles a test needs.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The instance's database.
+    pub db: Db,
+    /// The instance's shared state.
+    pub state: actix_web::web::Data<AppState>,
+    /// Mail the instance sent.
+    pub smtp: SmtpCapture,
+    /// A client that keeps cookies and does not follow redirects.
+    pub client: reqwest::Client,
+    /// The clock the instance reads.
+    pub clock: Clock,
+    stop: CancellationToken,
+    _database: TestDatabase,
+}
+
+/// The configuration tests start from: port 0, quick retries, generous signup limits.
+pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
+    Config {
+        database_url: SecretString::from(database.url()),
+        database_max_connections: 4,
+        bind: "127.0.0.1:0".parse().unwrap(),
+        http_workers: Some(1),
+        base_url: "https://news.example.com".parse().unwrap(),
+        smtp_url: Some(SecretString::from(format!("smtp://127.0.0.1:{smtp_port}"))),
+        publication_name: "The Test Dispatch".into(),
+        signup_rate_per_minute: 10_000,
+        signup_burst: 10_000,
+        mail_retry_base: Duration::from_millis(50),
+        mail_retry_max: Duration::from_millis(200),
+        mail_poll_interval: Duration::from_millis(50),
+        shutdown_grace: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
+
+/// An instance with the test configuration.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, Clock::System, |_| {}).await
+}
+
+/// An instance on `clock`, with the test configuration changed by `tweak`.
+pub async fn spawn_app_with(backend: Backend, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let smtp = SmtpCapture::start(SmtpScript::default());
+    let database = TestDatabase::create(backend).await;
+    let mut config = test_config(&database, smtp.port());
+    tweak(&mut config);
+    start(config, clock, smtp, database).await
+}
+
+/// Starts an instance on a prepared configuration, database and SMTP capture.
+pub async fn start(config: Config, clock: Clock, smtp: SmtpCapture, database: TestDatabase) -> TestApp {
+    fortnight::telemetry::init();
+    let app = Application::build_with_clock(config, clock.clone()).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until(stop.clone()));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    TestApp { address, db: state.db.clone(), state, smtp, client, clock, stop, _database: database }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl TestApp {
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
+    }
+
+    /// `POST path` with a form body.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client.post(format!("{}{path}", self.address)).form(fields).send().await.expect("request")
+    }
+
+    /// `POST /subscribe` with the given form fields.
+    pub async fn post_subscribe(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.post_form("/subscribe", fields).await
+    }
+
+    /// Signs `email` up through the form, expects the "check your inbox" answer, returns its body.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let response = self.post_subscribe(&[("email", email), ("name", "")]).await;
+        assert_eq!(response.status(), 200);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("Check your inbox"), "{body}");
+        body
+    }
+
+    /// Waits (up to ten seconds) until `n` messages have been captured, and returns them all.
+    pub async fn wait_for_mail(&self, n: usize) -> Vec<CapturedMail> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mail = self.smtp.messages();
+            if mail.len() >= n {
+                return mail;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "expected {n} messages, got {}", mail.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until nothing is left pending in the mail queue, so that "no more mail" holds.
+    pub async fn settle_mail(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let counts = fortnight::store::outbox::counts(&self.db).await.unwrap();
+            if counts.pending == 0 {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "mail queue did not settle: {counts:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The stored subscriber with this address.
+    pub async fn subscriber(&self, email: &str) -> Option<Subscriber> {
+        let email = fortnight::domain::SubscriberEmail::parse(email).unwrap();
+        subscribers::find_by_email(&self.db, &email).await.unwrap()
+    }
+
+    /// How many subscribers are stored.
+    pub async fn subscriber_count(&self) -> i64 {
+        database::count(&self.db, "subscribers").await
+    }
+
+    /// How many transactional emails were ever queued.
+    pub async fn outbox_count(&self) -> i64 {
+        database::count(&self.db, "mail_outbox").await
+    }
+}
+
+/// The path of the first link in `text` that contains `marker` (e.g. `/confirm/`).
+pub fn link_path(text: &str, marker: &str) -> String {
+    let start = text.find(marker).unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
+        .unwrap_or(rest.len());
+    rest[..end].to_owned()
+}

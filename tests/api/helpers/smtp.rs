@@ -1,0 +1,134 @@
+//! A real SMTP server in-process (mailin-embedded over TCP) that captures what it is sent and
+//! can be told to refuse recipients.
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
+use mailin_embedded::{Handler, Response, Server};
+
+/// How the server answers `RCPT TO`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SmtpScript {
+    /// Accept everything.
+    #[default]
+    Accept,
+    /// 451: try again later.
+    TemporaryFailure,
+    /// 550: no such mailbox.
+    PermanentFailure,
+}
+
+/// One captured message.
+#[derive(Clone, Debug)]
+pub struct CapturedMail {
+    /// Envelope recipients.
+    pub to: Vec<String>,
+    /// The raw message as received.
+    pub raw: Vec<u8>,
+}
+
+impl CapturedMail {
+    /// The parsed message.
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default().parse(&self.raw).expect("a parsable message")
+    }
+
+    /// The decoded plain-text part.
+    pub fn text(&self) -> String {
+        self.parsed().body_text(0).expect("a text part").into_owned()
+    }
+
+    /// The decoded HTML part.
+    pub fn html(&self) -> String {
+        self.parsed().body_html(0).expect("an html part").into_owned()
+    }
+
+    /// A header's raw value, trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let parsed = self.parsed();
+        parsed
+            .header_raw(name)
+            .map(|v| v.trim().to_owned())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    messages: Vec<CapturedMail>,
+    script: SmtpScript,
+}
+
+#[derive(Clone)]
+struct Capture {
+    shared: Arc<Mutex<Shared>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Capture {
+    fn rcpt(&mut self, _to: &str) -> Response {
+        match self.shared.lock().unwrap().script {
+            SmtpScript::Accept => OK,
+            SmtpScript::TemporaryFailure => INTERNAL_ERROR,
+            SmtpScript::PermanentFailure => NO_MAILBOX,
+        }
+    }
+
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mail = CapturedMail { to: std::mem::take(&mut self.to), raw: std::mem::take(&mut self.data) };
+        self.shared.lock().unwrap().messages.push(mail);
+        OK
+    }
+}
+
+/// A running capture server; it lives until the test process ends.
+#[derive(Clone)]
+pub struct SmtpCapture {
+    port: u16,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl SmtpCapture {
+    /// Starts a server on a free port.
+    pub fn start(script: SmtpScript) -> SmtpCapture {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
+    }
+
+    /// Starts a server on a listener the caller bound.
+    pub fn start_on(listener: TcpListener, script: SmtpScript) -> SmtpCapture {
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(Mutex::new(Shared { messages: Vec::new(), script }));
+        let handler = Capture { shared: shared.clone(), to: Vec::new(), data: Vec::new() };
+        let mut server = Server::new(handler);
+        server.with_name("capture.test").with_num_threads(4).with_tcp_listener(listener);
+        std::thread::spawn(move || server.serve());
+        SmtpCapture { port, shared }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Everything captured so far.
+    pub fn messages(&self) -> Vec<CapturedMail> {
+        self.shared.lock().unwrap().messages.clone()
+    }
+
+    /// Changes how recipients are answered from now on.
+    pub fn set_script(&self, script: SmtpScript) {
+        self.shared.lock().unwrap().script = script;
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real app on port 0, a real SMTP server in-process, and a fresh
+//! database per test, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod bad_input;
+mod health;
+mod mail_outage;
+mod signup;
+mod subscription;
