@@ -40,7 +40,9 @@ impl Application {
         let db = Db::connect(&config.database_url, config.database_max_connections)
             .await
             .with_context(|| format!("cannot open the database at {}", redact_url(&db_url)))?;
-        db.migrate().await.context("cannot apply database migrations")?;
+        db.migrate()
+            .await
+            .context("cannot apply database migrations")?;
         tracing::info!(database = %redact_url(&db_url), backend = ?db.backend(), "database ready");
         Self::build_on(config, db, clock).await
     }
@@ -48,9 +50,15 @@ impl Application {
     /// Builds an instance on an open, migrated database.
     pub async fn build_on(config: Config, db: Db, clock: Clock) -> anyhow::Result<Application> {
         let mailer = Mailer::from_config(&config)?;
-        let link_key = settings::link_key(&db, clock.now()).await.context("cannot read the link key")?;
-        let listener = TcpListener::bind(config.bind)
-            .with_context(|| format!("configuration: key `bind`: cannot listen on {}", config.bind))?;
+        let link_key = settings::link_key(&db, clock.now())
+            .await
+            .context("cannot read the link key")?;
+        let listener = TcpListener::bind(config.bind).with_context(|| {
+            format!(
+                "configuration: key `bind`: cannot listen on {}",
+                config.bind
+            )
+        })?;
         let port = listener.local_addr()?.port();
         let config = Arc::new(config);
         let publication = Arc::new(Publication {
@@ -66,12 +74,27 @@ impl Application {
             publication: publication.clone(),
             link_key: link_key.clone(),
             outbox_wake: wake.clone(),
-            client_ip: ClientIp { trust_forwarded: config.trust_forwarded_for },
+            client_ip: ClientIp {
+                trust_forwarded: config.trust_forwarded_for,
+            },
         });
         let server = http::server(listener, state.clone())?;
-        let sender = OutboxSender { db, mailer, config, clock, link_key, publication, wake };
+        let sender = OutboxSender {
+            db,
+            mailer,
+            config,
+            clock,
+            link_key,
+            publication,
+            wake,
+        };
         tracing::info!(port, "listening");
-        Ok(Application { port, server, sender, state })
+        Ok(Application {
+            port,
+            server,
+            sender,
+            state,
+        })
     }
 
     /// The port the server is bound to.

@@ -37,14 +37,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             tracing::info!(?config, "starting");
-            Application::build(config).await?.run_until_signalled().await
+            Application::build(config)
+                .await?
+                .run_until_signalled()
+                .await
         }
         Command::Migrate => {
             let url = redact_url(config.database_url.expose_secret());
             let db = Db::connect(&config.database_url, 1)
                 .await
                 .with_context(|| format!("cannot open the database at {url}"))?;
-            db.migrate().await.context("cannot apply database migrations")?;
+            db.migrate()
+                .await
+                .context("cannot apply database migrations")?;
             println!("migrations applied to {url}");
             Ok(())
         }

@@ -104,10 +104,15 @@ impl Config {
         let mut figment = Figment::new();
         match path {
             Some(path) if !path.exists() => {
-                return Err(ConfigError(format!("file {} does not exist", path.display())));
+                return Err(ConfigError(format!(
+                    "file {} does not exist",
+                    path.display()
+                )));
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None if Path::new("fortnight.toml").exists() => figment = figment.merge(Toml::file_exact("fortnight.toml")),
+            None if Path::new("fortnight.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("fortnight.toml"))
+            }
             None => {}
         }
         let figment = figment
@@ -122,8 +127,14 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: String| Err(ConfigError(format!("key `{key}`: {why}")));
         let db = self.database_url.expose_secret();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres:") || db.starts_with("postgresql:")) {
-            return bad("database_url", "must start with sqlite:, postgres: or postgresql:".into());
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres:")
+            || db.starts_with("postgresql:"))
+        {
+            return bad(
+                "database_url",
+                "must start with sqlite:, postgres: or postgresql:".into(),
+            );
         }
         if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.cannot_be_a_base() {
             return bad("base_url", "must be an http:// or https:// address".into());
@@ -134,18 +145,29 @@ impl Config {
         if let Some(smtp) = &self.smtp_url {
             match Url::parse(smtp.expose_secret()) {
                 Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some() => {}
-                _ => return bad("smtp_url", "must look like smtp://user:pass@host:587 or smtps://host:465".into()),
+                _ => {
+                    return bad(
+                        "smtp_url",
+                        "must look like smtp://user:pass@host:587 or smtps://host:465".into(),
+                    );
+                }
             }
         }
         if self.signup_rate_per_minute == 0 || self.signup_burst == 0 {
-            return bad("signup_rate_per_minute", "the signup limit and burst must be above zero".into());
+            return bad(
+                "signup_rate_per_minute",
+                "the signup limit and burst must be above zero".into(),
+            );
         }
         if self.mail_max_attempts == 0 {
             return bad("mail_max_attempts", "must be at least 1".into());
         }
         for origin in &self.signup_allowed_origins {
             if Url::parse(origin).is_err() {
-                return bad("signup_allowed_origins", format!("{origin:?} is not an origin like https://example.com"));
+                return bad(
+                    "signup_allowed_origins",
+                    format!("{origin:?} is not an origin like https://example.com"),
+                );
             }
         }
         Ok(())
@@ -220,9 +242,15 @@ mod tests {
     fn plain_database_url_is_honoured_unless_the_prefixed_one_is_set() {
         Jail::expect_with(|jail| {
             jail.set_env("DATABASE_URL", "postgres://plain@localhost/db");
-            assert_eq!(load().unwrap().database_url.expose_secret(), "postgres://plain@localhost/db");
+            assert_eq!(
+                load().unwrap().database_url.expose_secret(),
+                "postgres://plain@localhost/db"
+            );
             jail.set_env("FORTNIGHT_DATABASE_URL", "postgres://prefixed@localhost/db");
-            assert_eq!(load().unwrap().database_url.expose_secret(), "postgres://prefixed@localhost/db");
+            assert_eq!(
+                load().unwrap().database_url.expose_secret(),
+                "postgres://prefixed@localhost/db"
+            );
             Ok(())
         });
     }
@@ -251,7 +279,8 @@ mod tests {
                 jail.set_env(key, value);
                 let err = load().unwrap_err().to_string().to_lowercase();
                 let name = key.trim_start_matches("FORTNIGHT_").to_lowercase();
-                let named = err.contains(&name) || (name == "signup_burst" && err.contains("signup_rate_per_minute"));
+                let named = err.contains(&name)
+                    || (name == "signup_burst" && err.contains("signup_rate_per_minute"));
                 assert!(named, "{key}={value}: {err}");
                 Ok(())
             });
@@ -261,17 +290,29 @@ mod tests {
     #[test]
     fn secrets_never_appear_in_debug_output() {
         Jail::expect_with(|jail| {
-            jail.set_env("FORTNIGHT_SMTP_URL", "smtp://user:hunter2@mail.example.com:587");
-            jail.set_env("FORTNIGHT_DATABASE_URL", "postgres://app:s3cret@db.example.com/news");
+            jail.set_env(
+                "FORTNIGHT_SMTP_URL",
+                "smtp://user:hunter2@mail.example.com:587",
+            );
+            jail.set_env(
+                "FORTNIGHT_DATABASE_URL",
+                "postgres://app:s3cret@db.example.com/news",
+            );
             let shown = format!("{:?}", load().unwrap());
-            assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("s3cret"),
+                "{shown}"
+            );
             Ok(())
         });
     }
 
     #[test]
     fn logged_urls_hide_the_password() {
-        assert_eq!(redact_url("postgres://app:s3cret@db/news"), "postgres://app:***@db/news");
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db/news"),
+            "postgres://app:***@db/news"
+        );
         assert_eq!(redact_url("sqlite://fortnight.db"), "sqlite://fortnight.db");
     }
 }

@@ -100,7 +100,11 @@ mod tests {
             "ada@example.com\r\nBcc: x@y.z",
             "<ada@example.com>",
         ] {
-            assert_eq!(SubscriberEmail::parse(bad), Err(EmailError::Invalid), "{bad:?}");
+            assert_eq!(
+                SubscriberEmail::parse(bad),
+                Err(EmailError::Invalid),
+                "{bad:?}"
+            );
         }
     }
 

@@ -27,7 +27,10 @@ impl SubscriberName {
         if trimmed.chars().count() > MAX_CHARS {
             return Err(NameError::TooLong);
         }
-        if trimmed.chars().any(|c| c.is_control() || matches!(c, '<' | '>' | '"')) {
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '<' | '>' | '"'))
+        {
             return Err(NameError::Invalid);
         }
         Ok(Some(SubscriberName(trimmed.to_owned())))
@@ -52,15 +55,26 @@ mod tests {
 
     #[test]
     fn keeps_unicode_names_trimmed() {
-        let name = SubscriberName::parse_optional(Some("  Zoë Ōkubo ")).unwrap().unwrap();
+        let name = SubscriberName::parse_optional(Some("  Zoë Ōkubo "))
+            .unwrap()
+            .unwrap();
         assert_eq!(name.as_str(), "Zoë Ōkubo");
     }
 
     #[test]
     fn refuses_long_names_and_header_breakers() {
-        assert_eq!(SubscriberName::parse_optional(Some(&"a".repeat(101))), Err(NameError::TooLong));
-        assert_eq!(SubscriberName::parse_optional(Some("Ada\r\nBcc: x")), Err(NameError::Invalid));
-        assert_eq!(SubscriberName::parse_optional(Some("<script>")), Err(NameError::Invalid));
+        assert_eq!(
+            SubscriberName::parse_optional(Some(&"a".repeat(101))),
+            Err(NameError::TooLong)
+        );
+        assert_eq!(
+            SubscriberName::parse_optional(Some("Ada\r\nBcc: x")),
+            Err(NameError::Invalid)
+        );
+        assert_eq!(
+            SubscriberName::parse_optional(Some("<script>")),
+            Err(NameError::Invalid)
+        );
     }
 
     proptest! {

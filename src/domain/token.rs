@@ -132,7 +132,13 @@ mod tests {
 
     #[test]
     fn confirm_token_parse_rejects_other_shapes() {
-        for bad in ["", "abc", "not base64 at all!!", &"A".repeat(44), &"A".repeat(42)] {
+        for bad in [
+            "",
+            "abc",
+            "not base64 at all!!",
+            &"A".repeat(44),
+            &"A".repeat(42),
+        ] {
             assert_eq!(ConfirmToken::parse(bad), Err(MalformedToken), "{bad:?}");
         }
     }
@@ -143,7 +149,10 @@ mod tests {
         let uid = Uuid::new_v4();
         let token = key.unsubscribe_token(&uid);
         assert_eq!(key.verify_unsubscribe(&token), Ok(uid));
-        assert_eq!(LinkKey::generate().verify_unsubscribe(&token), Err(MalformedToken));
+        assert_eq!(
+            LinkKey::generate().verify_unsubscribe(&token),
+            Err(MalformedToken)
+        );
     }
 
     #[test]
@@ -152,7 +161,10 @@ mod tests {
         let token = key.unsubscribe_token(&Uuid::new_v4());
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
         bytes[3] ^= 1;
-        assert_eq!(key.verify_unsubscribe(&URL_SAFE_NO_PAD.encode(bytes)), Err(MalformedToken));
+        assert_eq!(
+            key.verify_unsubscribe(&URL_SAFE_NO_PAD.encode(bytes)),
+            Err(MalformedToken)
+        );
     }
 
     proptest! {

@@ -53,6 +53,8 @@ impl Email<'_> {
 
 /// A mailbox for a subscriber, with the name when there is one.
 pub fn mailbox(email: &str, name: Option<&str>) -> Result<Mailbox, BuildError> {
-    let address = email.parse().map_err(|e: lettre::address::AddressError| BuildError(e.to_string()))?;
+    let address = email
+        .parse()
+        .map_err(|e: lettre::address::AddressError| BuildError(e.to_string()))?;
     Ok(Mailbox::new(name.map(str::to_owned), address))
 }

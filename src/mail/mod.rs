@@ -43,7 +43,10 @@ impl Mailer {
             }
             None => {
                 std::fs::create_dir_all(&config.outbox_dir).map_err(|e| {
-                    anyhow::anyhow!("configuration: key `outbox_dir`: cannot create {}: {e}", config.outbox_dir.display())
+                    anyhow::anyhow!(
+                        "configuration: key `outbox_dir`: cannot create {}: {e}",
+                        config.outbox_dir.display()
+                    )
                 })?;
                 tracing::warn!(
                     outbox_dir = %config.outbox_dir.display(),
@@ -58,7 +61,11 @@ impl Mailer {
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
         match self {
             Mailer::Smtp(smtp) => match smtp.send(message).await {
-                Ok(response) => Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" "))),
+                Ok(response) => Ok(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                )),
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
                 Err(e) => Err(SendError::Temporary(e.to_string())),
             },

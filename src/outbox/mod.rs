@@ -93,33 +93,52 @@ impl OutboxSender {
     async fn deliver(&self, item: &OutboxItem) -> Outcome {
         let result = match (item.kind.as_str(), item.subscriber_id) {
             ("confirm", Some(subscriber_id)) => self.send_confirmation(subscriber_id).await,
-            (kind, _) => Err(SendError::Permanent(format!("unknown outbox kind {kind:?}"))),
+            (kind, _) => Err(SendError::Permanent(format!(
+                "unknown outbox kind {kind:?}"
+            ))),
         };
         match result {
             Ok(true) => Outcome::Sent,
             Ok(false) => Outcome::Dropped,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
-            Err(SendError::Temporary(error)) if item.attempts as u32 >= self.config.mail_max_attempts => {
-                Outcome::Failed { error: format!("gave up after {} tries: {error}", item.attempts) }
+            Err(SendError::Temporary(error))
+                if item.attempts as u32 >= self.config.mail_max_attempts =>
+            {
+                Outcome::Failed {
+                    error: format!("gave up after {} tries: {error}", item.attempts),
+                }
             }
-            Err(SendError::Temporary(error)) => Outcome::Retry { at: self.retry_at(item.attempts), error },
+            Err(SendError::Temporary(error)) => Outcome::Retry {
+                at: self.retry_at(item.attempts),
+                error,
+            },
         }
     }
 
     /// Sends a confirmation with a fresh token; `Ok(false)` when none is needed any more.
     async fn send_confirmation(&self, subscriber_id: i64) -> Result<bool, SendError> {
         let now = self.clock.now();
-        let ttl = chrono::Duration::from_std(self.config.confirm_token_ttl).unwrap_or(chrono::Duration::days(3));
+        let ttl = chrono::Duration::from_std(self.config.confirm_token_ttl)
+            .unwrap_or(chrono::Duration::days(3));
         let token = ConfirmToken::generate();
-        let subscriber = subscribers::prepare_confirmation(&self.db, subscriber_id, &token.hash(), now, now + ttl)
-            .await
-            .map_err(|e| SendError::Temporary(e.to_string()))?;
+        let subscriber = subscribers::prepare_confirmation(
+            &self.db,
+            subscriber_id,
+            &token.hash(),
+            now,
+            now + ttl,
+        )
+        .await
+        .map_err(|e| SendError::Temporary(e.to_string()))?;
         let Some(subscriber) = subscriber else {
             return Ok(false);
         };
         let base = &self.publication.base_url;
         let confirm_url = format!("{base}/confirm/{}", token.as_str());
-        let unsubscribe_url = format!("{base}/unsubscribe/{}", self.link_key.unsubscribe_token(&subscriber.uid));
+        let unsubscribe_url = format!(
+            "{base}/unsubscribe/{}",
+            self.link_key.unsubscribe_token(&subscriber.uid)
+        );
         let greeting = render::greeting(subscriber.name.as_deref());
         let valid_for = render::human_duration(self.config.confirm_token_ttl);
         let (html, text) = (
@@ -142,7 +161,8 @@ impl OutboxSender {
         );
         let html = html.map_err(|e| SendError::Permanent(e.to_string()))?;
         let text = text.map_err(|e| SendError::Permanent(e.to_string()))?;
-        let to = mailbox(&subscriber.email, subscriber.name.as_deref()).map_err(|e| SendError::Permanent(e.to_string()))?;
+        let to = mailbox(&subscriber.email, subscriber.name.as_deref())
+            .map_err(|e| SendError::Permanent(e.to_string()))?;
         let subject = format!("Confirm your subscription to {}", self.publication.name);
         let from = self.config.mail_from();
         let message = Email {

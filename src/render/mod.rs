@@ -49,8 +49,21 @@ pub struct MessagePage<'a> {
 
 impl<'a> MessagePage<'a> {
     /// A message page, with or without the signup form under it.
-    pub fn new(publication: &'a Publication, title: &'a str, message: &'a str, show_signup: bool) -> Self {
-        MessagePage { publication, title, message, show_signup, error: None, email: "", name: "" }
+    pub fn new(
+        publication: &'a Publication,
+        title: &'a str,
+        message: &'a str,
+        show_signup: bool,
+    ) -> Self {
+        MessagePage {
+            publication,
+            title,
+            message,
+            show_signup,
+            error: None,
+            email: "",
+            name: "",
+        }
     }
 }
 
@@ -116,7 +129,11 @@ pub fn human_duration(d: std::time::Duration) -> String {
     } else {
         ((secs / 60).max(1), "minutes")
     };
-    let unit = if n == 1 { unit.trim_end_matches('s') } else { unit };
+    let unit = if n == 1 {
+        unit.trim_end_matches('s')
+    } else {
+        unit
+    };
     format!("{n} {unit}")
 }
 

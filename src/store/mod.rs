@@ -136,7 +136,10 @@ impl Db {
 
     /// Answers whether the database responds to a trivial query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        with_pool!(self, read, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        with_pool!(self, read, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 

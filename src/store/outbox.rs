@@ -102,7 +102,12 @@ pub enum Outcome {
 
 /// Records the outcome of a leased email and releases its lease.
 #[tracing::instrument(skip(db))]
-pub async fn finish(db: &Db, id: i64, outcome: &Outcome, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn finish(
+    db: &Db,
+    id: i64,
+    outcome: &Outcome,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let (status, next_at, error, sent_at) = match outcome {
         Outcome::Sent => ("sent", now, None, Some(now)),
         Outcome::Dropped => ("dropped", now, None, None),

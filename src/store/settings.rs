@@ -30,6 +30,8 @@ pub async fn link_key(db: &Db, now: DateTime<Utc>) -> Result<LinkKey, StoreError
             .await
     })?;
     LinkKey::from_bytes(&stored).ok_or_else(|| {
-        StoreError::Database(sqlx::Error::Protocol("stored link key has the wrong length".into()))
+        StoreError::Database(sqlx::Error::Protocol(
+            "stored link key has the wrong length".into(),
+        ))
     })
 }

@@ -68,7 +68,11 @@ pub enum SignupOutcome {
 /// Records a signup and, where one is due, queues the confirmation email in the same
 /// transaction, so a signup is never stored without its email or the reverse.
 #[tracing::instrument(skip_all)]
-pub async fn signup(db: &Db, new: &NewSignup, now: DateTime<Utc>) -> Result<SignupOutcome, StoreError> {
+pub async fn signup(
+    db: &Db,
+    new: &NewSignup,
+    now: DateTime<Utc>,
+) -> Result<SignupOutcome, StoreError> {
     let key = new.email.key();
     let name = new.name.as_ref().map(|n| n.as_str());
     with_pool!(db, write, |pool| {
@@ -90,7 +94,9 @@ pub async fn signup(db: &Db, new: &NewSignup, now: DateTime<Utc>) -> Result<Sign
         .fetch_optional(&mut *tx)
         .await?;
         let outcome = if let Some(id) = inserted {
-            outbox::enqueue_confirmation(id, now).execute(&mut *tx).await?;
+            outbox::enqueue_confirmation(id, now)
+                .execute(&mut *tx)
+                .await?;
             SignupOutcome::Created
         } else {
             let (id, status): (i64, String) =
@@ -115,7 +121,9 @@ pub async fn signup(db: &Db, new: &NewSignup, now: DateTime<Utc>) -> Result<Sign
                 .bind(new.ip.as_deref())
                 .execute(&mut *tx)
                 .await?;
-                outbox::enqueue_confirmation(id, now).execute(&mut *tx).await?;
+                outbox::enqueue_confirmation(id, now)
+                    .execute(&mut *tx)
+                    .await?;
                 if status == "pending" {
                     SignupOutcome::ConfirmationResent
                 } else {
@@ -180,7 +188,11 @@ pub enum ConfirmOutcome {
 
 /// Spends a confirmation token and activates its pending subscriber.
 #[tracing::instrument(skip_all)]
-pub async fn confirm(db: &Db, hash: &TokenHash, now: DateTime<Utc>) -> Result<ConfirmOutcome, StoreError> {
+pub async fn confirm(
+    db: &Db,
+    hash: &TokenHash,
+    now: DateTime<Utc>,
+) -> Result<ConfirmOutcome, StoreError> {
     with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         // Spend the token only while it is unspent and unexpired.
@@ -211,11 +223,12 @@ pub async fn confirm(db: &Db, hash: &TokenHash, now: DateTime<Utc>) -> Result<Co
                 }
             }
             None => {
-                let used: Option<Option<DateTime<Utc>>> =
-                    sqlx::query_scalar("SELECT used_at FROM confirmation_tokens WHERE token_hash = $1")
-                        .bind(&hash.0[..])
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                let used: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                    "SELECT used_at FROM confirmation_tokens WHERE token_hash = $1",
+                )
+                .bind(&hash.0[..])
+                .fetch_optional(&mut *tx)
+                .await?;
                 match used {
                     None => ConfirmOutcome::Unknown,
                     Some(Some(_)) => ConfirmOutcome::AlreadyConfirmed,
@@ -241,7 +254,11 @@ pub enum UnsubscribeOutcome {
 
 /// Takes a subscriber off the list; idempotent.
 #[tracing::instrument(skip(db))]
-pub async fn unsubscribe(db: &Db, uid: &Uuid, now: DateTime<Utc>) -> Result<UnsubscribeOutcome, StoreError> {
+pub async fn unsubscribe(
+    db: &Db,
+    uid: &Uuid,
+    now: DateTime<Utc>,
+) -> Result<UnsubscribeOutcome, StoreError> {
     // Only a subscriber still on the list changes; repeating the request changes nothing.
     let changed: Option<i64> = with_pool!(db, write, |pool| {
         sqlx::query_scalar(
@@ -273,9 +290,17 @@ pub async fn find_by_uid(db: &Db, uid: &Uuid) -> Result<Option<Subscriber>, Stor
 
 /// The subscriber with this address, in any case.
 #[tracing::instrument(skip_all)]
-pub async fn find_by_email(db: &Db, email: &SubscriberEmail) -> Result<Option<Subscriber>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM subscribers WHERE email_key = $1"));
+pub async fn find_by_email(
+    db: &Db,
+    email: &SubscriberEmail,
+) -> Result<Option<Subscriber>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM subscribers WHERE email_key = $1"
+    ));
     Ok(with_pool!(db, read, |pool| {
-        sqlx::query_as(sql).bind(email.key()).fetch_optional(pool).await
+        sqlx::query_as(sql)
+            .bind(email.key())
+            .fetch_optional(pool)
+            .await
     })?)
 }

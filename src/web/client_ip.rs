@@ -2,8 +2,8 @@
 
 use std::net::IpAddr;
 
-use actix_governor::governor::clock::{Clock, DefaultClock, QuantaInstant};
 use actix_governor::governor::NotUntil;
+use actix_governor::governor::clock::{Clock, DefaultClock, QuantaInstant};
 use actix_governor::{KeyExtractor, SimpleKeyExtractionError};
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderValue};
@@ -60,10 +60,19 @@ impl KeyExtractor for ClientIp {
             .ok_or_else(|| SimpleKeyExtractionError::new("cannot tell the client address"))
     }
 
-    fn exceed_rate_limit_response(&self, negative: &NotUntil<QuantaInstant>, _: HttpResponseBuilder) -> HttpResponse {
-        let wait = negative.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
+    fn exceed_rate_limit_response(
+        &self,
+        negative: &NotUntil<QuantaInstant>,
+        _: HttpResponseBuilder,
+    ) -> HttpResponse {
+        let wait = negative
+            .wait_time_from(DefaultClock::default().now())
+            .as_secs()
+            .max(1);
         let mut response = WebError::TooManyRequests.error_response();
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         response
     }
 }

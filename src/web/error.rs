@@ -117,7 +117,9 @@ pub fn render_error_page<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         .unwrap_or_else(|| default_message(status).to_owned());
     let (req, old) = res.into_parts();
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
-        return Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, old).map_into_left_body()));
+        return Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, old).map_into_left_body(),
+        ));
     };
     let body = MessagePage::new(&state.publication, title_for(status), &message, false)
         .render()
@@ -129,7 +131,9 @@ pub fn render_error_page<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         }
     }
     let new: HttpResponse<BoxBody> = new.content_type("text/html; charset=utf-8").body(body);
-    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, new).map_into_right_body()))
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new).map_into_right_body(),
+    ))
 }
 
 fn default_message(status: StatusCode) -> &'static str {
@@ -142,17 +146,21 @@ fn default_message(status: StatusCode) -> &'static str {
 }
 
 /// Maps a failure to read a form body to a clear 4xx.
-pub fn form_error(err: actix_web::error::UrlencodedError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn form_error(
+    err: actix_web::error::UrlencodedError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::UrlencodedError as E;
     let web_error = match err {
         E::Overflow { .. } | E::UnknownLength => WebError::PayloadTooLarge,
         E::ContentType => WebError::UnsupportedMediaType(
-            "Please send the form as application/x-www-form-urlencoded (an ordinary HTML form).".into(),
+            "Please send the form as application/x-www-form-urlencoded (an ordinary HTML form)."
+                .into(),
         ),
         E::Chunked => WebError::BadRequest("Chunked form bodies are not accepted.".into()),
-        E::Parse(_) | E::Serialize(_) => {
-            WebError::BadRequest("The form could not be read: a field is malformed or repeated.".into())
-        }
+        E::Parse(_) | E::Serialize(_) => WebError::BadRequest(
+            "The form could not be read: a field is malformed or repeated.".into(),
+        ),
         other => WebError::BadRequest(format!("The form could not be read: {other}.")),
     };
     web_error.into()

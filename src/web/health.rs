@@ -13,8 +13,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ok", "database": "ok" })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database unavailable");
-            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": "error" }))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "unavailable", "database": "error" }))
         }
-        Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": "timeout" })),
+        Err(_) => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "database": "timeout" })),
     }
 }

@@ -51,7 +51,9 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>) -> std::io::Res
     let per_minute = u64::from(config.signup_rate_per_minute);
     // One limiter shared by every worker thread of this instance.
     let signup_limit = GovernorConfigBuilder::default()
-        .period(std::time::Duration::from_nanos(60_000_000_000 / per_minute.max(1)))
+        .period(std::time::Duration::from_nanos(
+            60_000_000_000 / per_minute.max(1),
+        ))
         .burst_size(config.signup_burst)
         .methods(vec![Method::POST])
         .key_extractor(state.client_ip)
@@ -63,7 +65,11 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>) -> std::io::Res
             .wrap(security_headers())
             .wrap(TracingLogger::default())
             .app_data(state.clone())
-            .app_data(web::FormConfig::default().limit(FORM_LIMIT).error_handler(error::form_error))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(FORM_LIMIT)
+                    .error_handler(error::form_error),
+            )
             .route("/", web::get().to(public::signup_page))
             .service(
                 web::resource("/subscribe")
@@ -72,10 +78,15 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>) -> std::io::Res
                     .route(web::get().to(public::subscribe_redirect)),
             )
             .route("/confirm/{token}", web::get().to(public::confirm))
-            .route("/unsubscribe/{token}", web::get().to(public::unsubscribe_page))
+            .route(
+                "/unsubscribe/{token}",
+                web::get().to(public::unsubscribe_page),
+            )
             .route("/unsubscribe/{token}", web::post().to(public::unsubscribe))
             .route("/health", web::get().to(health::health))
-            .default_service(web::to(|| async { HttpResponse::new(StatusCode::NOT_FOUND) }))
+            .default_service(web::to(|| async {
+                HttpResponse::new(StatusCode::NOT_FOUND)
+            }))
     })
     .disable_signals()
     .shutdown_timeout(config.shutdown_grace.as_secs().max(1))

@@ -28,22 +28,43 @@ pub struct SignupForm {
 
 fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, WebError> {
     let body = page.render().map_err(|e| WebError::Internal(e.into()))?;
-    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
-fn message(state: &AppState, status: StatusCode, title: &str, text: &str, show_signup: bool) -> Result<HttpResponse, WebError> {
-    html(status, MessagePage::new(&state.publication, title, text, show_signup))
+fn message(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    text: &str,
+    show_signup: bool,
+) -> Result<HttpResponse, WebError> {
+    html(
+        status,
+        MessagePage::new(&state.publication, title, text, show_signup),
+    )
 }
 
 /// `GET /`: the signup page.
 #[tracing::instrument(skip_all)]
 pub async fn signup_page(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    html(StatusCode::OK, SignupPage { publication: &state.publication, error: None, email: "", name: "" })
+    html(
+        StatusCode::OK,
+        SignupPage {
+            publication: &state.publication,
+            error: None,
+            email: "",
+            name: "",
+        },
+    )
 }
 
 /// `GET /subscribe`: someone reloaded the answer page; send them to the form.
 pub async fn subscribe_redirect() -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/"))
+        .finish()
 }
 
 /// `POST /subscribe`: records a pending subscriber and queues the confirmation email.
@@ -63,7 +84,12 @@ pub async fn subscribe(
     }
     let parsed = SubscriberEmail::parse(&form.email)
         .map_err(|e| e.to_string())
-        .and_then(|email| Ok((email, SubscriberName::parse_optional(Some(&form.name)).map_err(|e| e.to_string())?)));
+        .and_then(|email| {
+            Ok((
+                email,
+                SubscriberName::parse_optional(Some(&form.name)).map_err(|e| e.to_string())?,
+            ))
+        });
     let (email, name) = match parsed {
         Ok(ok) => ok,
         Err(error) => {
@@ -107,50 +133,126 @@ fn truncate(s: &str, max: usize) -> &str {
 /// Refuses form posts that a browser says come from another site, unless that site is listed
 /// in `signup_allowed_origins` (a publication may embed the form on its own blog).
 fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), WebError> {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(());
     };
-    let refused = || WebError::Forbidden("Signups are only accepted from this site's own form.".into());
+    let refused =
+        || WebError::Forbidden("Signups are only accepted from this site's own form.".into());
     let origin = Url::parse(origin).map_err(|_| refused())?;
     let own = &state.config.base_url;
-    let same = |u: &Url| u.scheme() == origin.scheme() && u.host() == origin.host() && u.port_or_known_default() == origin.port_or_known_default();
+    let same = |u: &Url| {
+        u.scheme() == origin.scheme()
+            && u.host() == origin.host()
+            && u.port_or_known_default() == origin.port_or_known_default()
+    };
     let host_matches = req
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| origin.host_str().is_some_and(|o| h == o || h == format!("{o}:{}", origin.port_or_known_default().unwrap_or(0))));
-    let listed = state.config.signup_allowed_origins.iter().filter_map(|o| Url::parse(o).ok()).any(|u| same(&u));
-    if same(own) || host_matches || listed { Ok(()) } else { Err(refused()) }
+        .is_some_and(|h| {
+            origin.host_str().is_some_and(|o| {
+                h == o || h == format!("{o}:{}", origin.port_or_known_default().unwrap_or(0))
+            })
+        });
+    let listed = state
+        .config
+        .signup_allowed_origins
+        .iter()
+        .filter_map(|o| Url::parse(o).ok())
+        .any(|u| same(&u));
+    if same(own) || host_matches || listed {
+        Ok(())
+    } else {
+        Err(refused())
+    }
 }
 
 /// `GET /confirm/{token}`: activates the pending subscriber the link belongs to.
 #[tracing::instrument(skip_all)]
-pub async fn confirm(state: web::Data<AppState>, token: web::Path<String>) -> Result<HttpResponse, WebError> {
+pub async fn confirm(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     let token = ConfirmToken::parse(&token).map_err(|_| {
-        WebError::BadRequest("This confirmation link is malformed. Please open the whole link from the email.".into())
+        WebError::BadRequest(
+            "This confirmation link is malformed. Please open the whole link from the email."
+                .into(),
+        )
     })?;
     let outcome = subscribers::confirm(&state.db, &token.hash(), state.clock.now()).await?;
     let name = &state.publication.name;
     match outcome {
-        ConfirmOutcome::Confirmed => message(&state, StatusCode::OK, "You are subscribed", &format!("Thank you for confirming. The next issue of {name} will reach you."), false),
-        ConfirmOutcome::AlreadyConfirmed => message(&state, StatusCode::OK, "Already confirmed", "This link was already used: your subscription is active. There is nothing more to do.", false),
-        ConfirmOutcome::NoLongerSubscribed => message(&state, StatusCode::OK, "You have unsubscribed", "You left the list after this link was sent. To come back, sign up again below.", true),
-        ConfirmOutcome::Expired => message(&state, StatusCode::GONE, "This link has expired", "Confirmation links work for a limited time. Sign up again below and we will send a fresh one.", true),
-        ConfirmOutcome::Unknown => message(&state, StatusCode::NOT_FOUND, "Link not recognised", "This confirmation link is not valid. Sign up again below to get a new one.", true),
+        ConfirmOutcome::Confirmed => message(
+            &state,
+            StatusCode::OK,
+            "You are subscribed",
+            &format!("Thank you for confirming. The next issue of {name} will reach you."),
+            false,
+        ),
+        ConfirmOutcome::AlreadyConfirmed => message(
+            &state,
+            StatusCode::OK,
+            "Already confirmed",
+            "This link was already used: your subscription is active. There is nothing more to do.",
+            false,
+        ),
+        ConfirmOutcome::NoLongerSubscribed => message(
+            &state,
+            StatusCode::OK,
+            "You have unsubscribed",
+            "You left the list after this link was sent. To come back, sign up again below.",
+            true,
+        ),
+        ConfirmOutcome::Expired => message(
+            &state,
+            StatusCode::GONE,
+            "This link has expired",
+            "Confirmation links work for a limited time. Sign up again below and we will send a fresh one.",
+            true,
+        ),
+        ConfirmOutcome::Unknown => message(
+            &state,
+            StatusCode::NOT_FOUND,
+            "Link not recognised",
+            "This confirmation link is not valid. Sign up again below to get a new one.",
+            true,
+        ),
     }
 }
 
 /// `GET /unsubscribe/{token}`: a page with one button (a GET never changes anything, so link
 /// scanners cannot unsubscribe anyone).
 #[tracing::instrument(skip_all)]
-pub async fn unsubscribe_page(state: web::Data<AppState>, token: web::Path<String>) -> Result<HttpResponse, WebError> {
+pub async fn unsubscribe_page(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     let uid = unsubscribe_uid(&state, &token)?;
     match subscribers::find_by_uid(&state.db, &uid).await? {
         None => not_on_list(&state),
-        Some(s) if matches!(s.status, crate::domain::SubscriberStatus::Unsubscribed | crate::domain::SubscriberStatus::Bounced) => unsubscribed(&state),
+        Some(s)
+            if matches!(
+                s.status,
+                crate::domain::SubscriberStatus::Unsubscribed
+                    | crate::domain::SubscriberStatus::Bounced
+            ) =>
+        {
+            unsubscribed(&state)
+        }
         Some(s) => {
             let action = format!("/unsubscribe/{}", token.as_str());
-            html(StatusCode::OK, UnsubscribePage { publication: &state.publication, action: &action, email: &s.email })
+            html(
+                StatusCode::OK,
+                UnsubscribePage {
+                    publication: &state.publication,
+                    action: &action,
+                    email: &s.email,
+                },
+            )
         }
     }
 }
@@ -158,7 +260,10 @@ pub async fn unsubscribe_page(state: web::Data<AppState>, token: web::Path<Strin
 /// `POST /unsubscribe/{token}`: unsubscribes, from the page's button or an RFC 8058 one-click
 /// post (`List-Unsubscribe=One-Click`); the body is not needed, the token is the authority.
 #[tracing::instrument(skip_all)]
-pub async fn unsubscribe(state: web::Data<AppState>, token: web::Path<String>) -> Result<HttpResponse, WebError> {
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     let uid = unsubscribe_uid(&state, &token)?;
     match subscribers::unsubscribe(&state.db, &uid, state.clock.now()).await? {
         UnsubscribeOutcome::Unsubscribed | UnsubscribeOutcome::AlreadyGone => unsubscribed(&state),
@@ -168,15 +273,26 @@ pub async fn unsubscribe(state: web::Data<AppState>, token: web::Path<String>) -
 
 fn unsubscribe_uid(state: &AppState, token: &str) -> Result<uuid::Uuid, WebError> {
     state.link_key.verify_unsubscribe(token).map_err(|_| {
-        WebError::BadRequest("This unsubscribe link is malformed. Please open the whole link from the email.".into())
+        WebError::BadRequest(
+            "This unsubscribe link is malformed. Please open the whole link from the email.".into(),
+        )
     })
 }
 
 fn unsubscribed(state: &AppState) -> Result<HttpResponse, WebError> {
-    let text = format!("You will not receive {} any more. Changed your mind? Sign up again below.", state.publication.name);
+    let text = format!(
+        "You will not receive {} any more. Changed your mind? Sign up again below.",
+        state.publication.name
+    );
     message(state, StatusCode::OK, "You are unsubscribed", &text, true)
 }
 
 fn not_on_list(state: &AppState) -> Result<HttpResponse, WebError> {
-    message(state, StatusCode::NOT_FOUND, "Not on the list", "No subscription belongs to this link any more, so nothing will be sent to it.", true)
+    message(
+        state,
+        StatusCode::NOT_FOUND,
+        "Not on the list",
+        "No subscription belongs to this link any more, so nothing will be sent to it.",
+        true,
+    )
 }

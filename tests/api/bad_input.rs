@@ -17,7 +17,10 @@ both_databases!(
 /// Asserts an HTML error page with `status` that says `says`.
 async fn assert_page(response: reqwest::Response, status: u16, says: &str) {
     assert_eq!(response.status(), status);
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     let body = response.text().await.unwrap();
     assert!(body.contains(says), "expected {says:?} in:\n{body}");
@@ -29,19 +32,36 @@ async fn invalid_signup_fields_get_400_with_the_reason_and_the_input_kept(backen
     let long_name = "n".repeat(101);
     let cases: [(&[(&str, &str)], &str); 6] = [
         (&[("name", "Ada")], "Please enter your email address."),
-        (&[("email", ""), ("name", "Ada")], "Please enter your email address."),
-        (&[("email", "not-an-address")], "does not look like an email address"),
-        (&[("email", "ada@localhost")], "does not look like an email address"),
+        (
+            &[("email", ""), ("name", "Ada")],
+            "Please enter your email address.",
+        ),
+        (
+            &[("email", "not-an-address")],
+            "does not look like an email address",
+        ),
+        (
+            &[("email", "ada@localhost")],
+            "does not look like an email address",
+        ),
         (&[("email", &long_email)], "too long"),
-        (&[("email", "ada@example.com"), ("name", &long_name)], "That name is too long"),
+        (
+            &[("email", "ada@example.com"), ("name", &long_name)],
+            "That name is too long",
+        ),
     ];
     for (fields, says) in cases {
         let response = app.post_subscribe(fields).await;
         assert_page(response, 400, says).await;
     }
-    let kept = app.post_subscribe(&[("email", "typo@@example.com"), ("name", "Ada <b>")]).await;
+    let kept = app
+        .post_subscribe(&[("email", "typo@@example.com"), ("name", "Ada <b>")])
+        .await;
     let body = kept.text().await.unwrap();
-    assert!(body.contains(r#"value="typo@@example.com""#), "the input is kept for correction");
+    assert!(
+        body.contains(r#"value="typo@@example.com""#),
+        "the input is kept for correction"
+    );
     assert!(!body.contains("<b>"), "echoed input is escaped");
     assert_eq!(app.subscriber_count().await, 0);
     assert_eq!(app.outbox_count().await, 0);
@@ -89,15 +109,40 @@ async fn malformed_bodies_get_clear_4xx_pages(backend: Backend) {
 async fn unknown_and_malformed_links_get_clear_4xx_pages(backend: Backend) {
     let app = spawn_app(backend).await;
     let well_formed_unknown = "A".repeat(43);
-    assert_page(app.get(&format!("/confirm/{well_formed_unknown}")).await, 404, "not valid").await;
+    assert_page(
+        app.get(&format!("/confirm/{well_formed_unknown}")).await,
+        404,
+        "not valid",
+    )
+    .await;
     assert_page(app.get("/confirm/not-a-token").await, 400, "malformed").await;
-    assert_page(app.get(&format!("/confirm/{}", "x".repeat(5000))).await, 400, "malformed").await;
+    assert_page(
+        app.get(&format!("/confirm/{}", "x".repeat(5000))).await,
+        400,
+        "malformed",
+    )
+    .await;
     assert_page(app.get("/unsubscribe/garbage").await, 400, "malformed").await;
-    assert_page(app.post_form("/unsubscribe/garbage", &[]).await, 400, "malformed").await;
+    assert_page(
+        app.post_form("/unsubscribe/garbage", &[]).await,
+        400,
+        "malformed",
+    )
+    .await;
     // The right shape but not signed by this installation.
     let forged = "B".repeat(43);
-    assert_page(app.get(&format!("/unsubscribe/{forged}")).await, 400, "malformed").await;
-    assert_page(app.post_form(&format!("/unsubscribe/{forged}"), &[]).await, 400, "malformed").await;
+    assert_page(
+        app.get(&format!("/unsubscribe/{forged}")).await,
+        400,
+        "malformed",
+    )
+    .await;
+    assert_page(
+        app.post_form(&format!("/unsubscribe/{forged}"), &[]).await,
+        400,
+        "malformed",
+    )
+    .await;
 }
 
 async fn a_signup_posted_from_another_site_is_refused(backend: Backend) {
@@ -127,10 +172,19 @@ async fn a_signup_posted_from_another_site_is_refused(backend: Backend) {
 async fn unknown_paths_and_methods_get_html_pages(backend: Backend) {
     let app = spawn_app(backend).await;
     assert_page(app.get("/no/such/page").await, 404, "Page not found").await;
-    let response = app.client.delete(format!("{}/", app.address)).send().await.unwrap();
+    let response = app
+        .client
+        .delete(format!("{}/", app.address))
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_client_error());
     let response = app.get("/subscribe").await;
-    assert_eq!(response.status(), 303, "a reload of the answer page goes back to the form");
+    assert_eq!(
+        response.status(),
+        303,
+        "a reload of the answer page goes back to the form"
+    );
 }
 
 async fn bad_requests_leave_an_existing_subscriber_untouched(backend: Backend) {
@@ -138,10 +192,13 @@ async fn bad_requests_leave_an_existing_subscriber_untouched(backend: Backend) {
     confirmed_reader(&app, "hal@example.com").await;
     let before = app.subscriber("hal@example.com").await.unwrap();
 
-    app.post_subscribe(&[("email", "HAL@example.com"), ("name", &"n".repeat(500))]).await;
-    app.post_subscribe(&[("email", "hal@example.com"), ("website", "bot")]).await;
+    app.post_subscribe(&[("email", "HAL@example.com"), ("name", &"n".repeat(500))])
+        .await;
+    app.post_subscribe(&[("email", "hal@example.com"), ("website", "bot")])
+        .await;
     app.get("/unsubscribe/garbage").await;
-    app.post_form(&format!("/unsubscribe/{}", "C".repeat(43)), &[]).await;
+    app.post_form(&format!("/unsubscribe/{}", "C".repeat(43)), &[])
+        .await;
 
     let after = app.subscriber("hal@example.com").await.unwrap();
     assert_eq!(after.status, SubscriberStatus::Active);
@@ -153,5 +210,10 @@ async fn bad_requests_leave_an_existing_subscriber_untouched(backend: Backend) {
 async fn confirmed_reader(app: &TestApp, email: &str) {
     app.sign_up(email).await;
     let mail = app.wait_for_mail(1).await;
-    assert_eq!(app.get(&link_path(&mail[0].text(), "/confirm/")).await.status(), 200);
+    assert_eq!(
+        app.get(&link_path(&mail[0].text(), "/confirm/"))
+            .await
+            .status(),
+        200
+    );
 }

@@ -15,7 +15,12 @@ async fn health_is_ok_while_the_database_answers_and_503_when_it_does_not(backen
     app.db.close().await;
     let response = app.get("/health").await;
     assert_eq!(response.status(), 503);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "unavailable");
 }

@@ -7,7 +7,9 @@ use fortnight::clock::Clock;
 use fortnight::store::outbox;
 
 use crate::both_databases;
-use crate::helpers::{Backend, SmtpCapture, SmtpScript, TestDatabase, link_path, spawn_app_with, start, test_config};
+use crate::helpers::{
+    Backend, SmtpCapture, SmtpScript, TestDatabase, link_path, spawn_app_with, start, test_config,
+};
 
 both_databases!(
     a_signup_while_smtp_is_down_is_mailed_once_it_is_back,
@@ -34,21 +36,39 @@ async fn a_signup_while_smtp_is_down_is_mailed_once_it_is_back(backend: Backend)
         if failed_tries.is_some() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no failed try recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed try recorded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(outbox::counts(&app.db).await.unwrap().pending, 1, "still queued, not lost");
+    assert_eq!(
+        outbox::counts(&app.db).await.unwrap().pending,
+        1,
+        "still queued, not lost"
+    );
 
-    let back = SmtpCapture::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), SmtpScript::Accept);
+    let back = SmtpCapture::start_on(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        SmtpScript::Accept,
+    );
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while back.messages().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "mail never arrived after the server came back");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mail never arrived after the server came back"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let mail = back.messages();
     assert_eq!(mail.len(), 1);
     assert_eq!(mail[0].to, vec!["ida@example.com".to_owned()]);
-    assert_eq!(app.get(&link_path(&mail[0].text(), "/confirm/")).await.status(), 200);
+    assert_eq!(
+        app.get(&link_path(&mail[0].text(), "/confirm/"))
+            .await
+            .status(),
+        200
+    );
     let counts = outbox::counts(&app.db).await.unwrap();
     assert_eq!((counts.pending, counts.sent, counts.failed), (0, 1, 0));
 }
@@ -59,7 +79,10 @@ async fn a_temporary_smtp_refusal_is_retried_until_accepted(backend: Backend) {
     app.sign_up("jo@example.com").await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while last_error(&app.db).await.is_none() {
-        assert!(tokio::time::Instant::now() < deadline, "no failed try recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed try recorded"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(last_error(&app.db).await.unwrap().contains("451"));
@@ -93,20 +116,30 @@ async fn without_smtp_mail_is_written_to_the_outbox_folder(backend: Backend) {
     .await;
     app.sign_up("lou@example.com").await;
     app.settle_mail().await;
-    let files: Vec<_> = std::fs::read_dir(&outbox_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&outbox_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].extension().unwrap(), "eml");
     let raw = std::fs::read(&files[0]).unwrap();
     let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    assert!(message.body_text(0).unwrap().contains("https://news.example.com/confirm/"));
+    assert!(
+        message
+            .body_text(0)
+            .unwrap()
+            .contains("https://news.example.com/confirm/")
+    );
     assert!(app.smtp.messages().is_empty());
 }
 
 async fn last_error(db: &fortnight::store::Db) -> Option<String> {
     fortnight::with_pool!(db, read, |pool| {
-        sqlx::query_scalar::<_, Option<String>>("SELECT last_error FROM mail_outbox ORDER BY id LIMIT 1")
-            .fetch_optional(pool)
-            .await
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT last_error FROM mail_outbox ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await
     })
     .unwrap()
     .flatten()
@@ -114,7 +147,9 @@ async fn last_error(db: &fortnight::store::Db) -> Option<String> {
 
 async fn attempts(db: &fortnight::store::Db) -> i32 {
     fortnight::with_pool!(db, read, |pool| {
-        sqlx::query_scalar::<_, i32>("SELECT attempts FROM mail_outbox ORDER BY id LIMIT 1").fetch_one(pool).await
+        sqlx::query_scalar::<_, i32>("SELECT attempts FROM mail_outbox ORDER BY id LIMIT 1")
+            .fetch_one(pool)
+            .await
     })
     .unwrap()
 }

@@ -20,19 +20,29 @@ async fn the_signup_page_offers_an_accessible_form(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app.get("/").await;
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let body = response.text().await.unwrap();
     assert!(body.contains("The Test Dispatch"));
     assert!(body.contains(r#"<form class="card" method="post" action="/subscribe""#));
     assert!(body.contains(r#"<label for="email">"#) && body.contains(r#"id="email" name="email""#));
     assert!(body.contains(r#"<label for="name">"#) && body.contains(r#"id="name" name="name""#));
-    assert!(body.contains(r#"name="website" tabindex="-1""#), "honeypot present and out of tab order");
+    assert!(
+        body.contains(r#"name="website" tabindex="-1""#),
+        "honeypot present and out of tab order"
+    );
 }
 
 async fn a_signup_stores_a_pending_subscriber_with_consent_evidence(backend: Backend) {
     let app = spawn_app(backend).await;
     let before = app.clock.now();
-    let response = app.post_subscribe(&[("email", "ada@example.com"), ("name", "Ada Lovelace")]).await;
+    let response = app
+        .post_subscribe(&[("email", "ada@example.com"), ("name", "Ada Lovelace")])
+        .await;
     assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("Check your inbox"));
 
@@ -45,9 +55,12 @@ async fn a_signup_stores_a_pending_subscriber_with_consent_evidence(backend: Bac
     assert!(ada.confirmed_at.is_none());
 }
 
-async fn a_signup_sends_one_confirmation_email_with_both_parts_and_unsubscribe_headers(backend: Backend) {
+async fn a_signup_sends_one_confirmation_email_with_both_parts_and_unsubscribe_headers(
+    backend: Backend,
+) {
     let app = spawn_app(backend).await;
-    app.post_subscribe(&[("email", "ada@example.com"), ("name", "Ada")]).await;
+    app.post_subscribe(&[("email", "ada@example.com"), ("name", "Ada")])
+        .await;
 
     let mail = app.wait_for_mail(1).await;
     assert_eq!(mail.len(), 1);
@@ -61,26 +74,52 @@ async fn a_signup_sends_one_confirmation_email_with_both_parts_and_unsubscribe_h
     assert!(text.contains("https://news.example.com/confirm/"));
     assert!(html.contains("https://news.example.com/confirm/"));
     assert_eq!(link_path(&text, "/confirm/"), link_path(&html, "/confirm/"));
-    let unsubscribe = message.header("List-Unsubscribe").expect("List-Unsubscribe");
-    assert!(unsubscribe.starts_with("<https://news.example.com/unsubscribe/"), "{unsubscribe}");
-    assert_eq!(message.header("List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
-    assert!(text.contains(&link_path(&unsubscribe, "/unsubscribe/")), "visible unsubscribe link");
+    let unsubscribe = message
+        .header("List-Unsubscribe")
+        .expect("List-Unsubscribe");
+    assert!(
+        unsubscribe.starts_with("<https://news.example.com/unsubscribe/"),
+        "{unsubscribe}"
+    );
+    assert_eq!(
+        message.header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert!(
+        text.contains(&link_path(&unsubscribe, "/unsubscribe/")),
+        "visible unsubscribe link"
+    );
     assert!(message.header("Message-ID").is_some());
 }
 
-async fn signing_up_again_while_pending_sends_a_fresh_confirmation_with_the_same_answer(backend: Backend) {
+async fn signing_up_again_while_pending_sends_a_fresh_confirmation_with_the_same_answer(
+    backend: Backend,
+) {
     let app = spawn_app(backend).await;
     let first = app.sign_up("grace@example.com").await;
     let second = app.sign_up("Grace@EXAMPLE.com").await;
-    assert_eq!(first.replace("Grace@EXAMPLE.com", "grace@example.com"), second.replace("Grace@EXAMPLE.com", "grace@example.com"));
+    assert_eq!(
+        first.replace("Grace@EXAMPLE.com", "grace@example.com"),
+        second.replace("Grace@EXAMPLE.com", "grace@example.com")
+    );
 
     let mail = app.wait_for_mail(2).await;
-    assert_eq!(app.subscriber_count().await, 1, "one subscriber whatever the case");
-    assert_ne!(link_path(&mail[0].text(), "/confirm/"), link_path(&mail[1].text(), "/confirm/"));
+    assert_eq!(
+        app.subscriber_count().await,
+        1,
+        "one subscriber whatever the case"
+    );
+    assert_ne!(
+        link_path(&mail[0].text(), "/confirm/"),
+        link_path(&mail[1].text(), "/confirm/")
+    );
     // Either link confirms.
     let response = app.get(&link_path(&mail[0].text(), "/confirm/")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(app.subscriber("grace@example.com").await.unwrap().status, SubscriberStatus::Active);
+    assert_eq!(
+        app.subscriber("grace@example.com").await.unwrap().status,
+        SubscriberStatus::Active
+    );
 }
 
 async fn signing_up_again_while_active_sends_nothing_new_with_the_same_answer(backend: Backend) {
@@ -91,20 +130,34 @@ async fn signing_up_again_while_active_sends_nothing_new_with_the_same_answer(ba
     let queued = app.outbox_count().await;
 
     let again = app.sign_up("LINUS@example.com").await;
-    assert_eq!(first.to_lowercase(), again.to_lowercase(), "the answer does not reveal that the address is known");
+    assert_eq!(
+        first.to_lowercase(),
+        again.to_lowercase(),
+        "the answer does not reveal that the address is known"
+    );
     app.settle_mail().await;
     assert_eq!(app.outbox_count().await, queued, "no new email queued");
     assert_eq!(app.smtp.messages().len(), 1);
-    assert_eq!(app.subscriber("linus@example.com").await.unwrap().status, SubscriberStatus::Active);
+    assert_eq!(
+        app.subscriber("linus@example.com").await.unwrap().status,
+        SubscriberStatus::Active
+    );
 }
 
 async fn the_honeypot_drops_the_signup_silently(backend: Backend) {
     let app = spawn_app(backend).await;
     let response = app
-        .post_subscribe(&[("email", "bot@example.com"), ("name", ""), ("website", "http://spam.example")])
+        .post_subscribe(&[
+            ("email", "bot@example.com"),
+            ("name", ""),
+            ("website", "http://spam.example"),
+        ])
         .await;
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("Check your inbox"), "bots see the usual answer");
+    assert!(
+        response.text().await.unwrap().contains("Check your inbox"),
+        "bots see the usual answer"
+    );
     assert_eq!(app.subscriber_count().await, 0);
     assert_eq!(app.outbox_count().await, 0);
 }
@@ -118,12 +171,23 @@ async fn too_many_signups_from_one_address_are_refused_with_429(backend: Backend
     for i in 0..3 {
         app.sign_up(&format!("reader{i}@example.com")).await;
     }
-    let refused = app.post_subscribe(&[("email", "reader3@example.com")]).await;
+    let refused = app
+        .post_subscribe(&[("email", "reader3@example.com")])
+        .await;
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
-    assert!(refused.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(refused.text().await.unwrap().contains("Too many requests"));
-    assert_eq!(app.subscriber_count().await, 3, "the refused signup stored nothing");
+    assert_eq!(
+        app.subscriber_count().await,
+        3,
+        "the refused signup stored nothing"
+    );
     // Pages other than the signup post are not limited.
     assert_eq!(app.get("/").await.status(), 200);
 }

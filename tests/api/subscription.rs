@@ -22,7 +22,10 @@ async fn sign_up_and_read_links(app: &TestApp, email: &str, nth_mail: usize) -> 
     app.sign_up(email).await;
     let mail = app.wait_for_mail(nth_mail).await;
     let text = mail[nth_mail - 1].text();
-    (link_path(&text, "/confirm/"), link_path(&text, "/unsubscribe/"))
+    (
+        link_path(&text, "/confirm/"),
+        link_path(&text, "/unsubscribe/"),
+    )
 }
 
 async fn a_reader_subscribes_confirms_and_unsubscribes_end_to_end(backend: Backend) {
@@ -31,7 +34,13 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_end_to_end(backend: Backe
 
     let confirmed = app.get(&confirm).await;
     assert_eq!(confirmed.status(), 200);
-    assert!(confirmed.text().await.unwrap().contains("You are subscribed"));
+    assert!(
+        confirmed
+            .text()
+            .await
+            .unwrap()
+            .contains("You are subscribed")
+    );
     let ada = app.subscriber("ada@example.com").await.unwrap();
     assert_eq!(ada.status, SubscriberStatus::Active);
     assert!(ada.confirmed_at.is_some());
@@ -39,7 +48,9 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_end_to_end(backend: Backe
     let page = app.get(&unsubscribe).await;
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
-    assert!(page.contains("ada@example.com") && page.contains(&format!(r#"action="{unsubscribe}""#)));
+    assert!(
+        page.contains("ada@example.com") && page.contains(&format!(r#"action="{unsubscribe}""#))
+    );
 
     let left = app.post_form(&unsubscribe, &[]).await;
     assert_eq!(left.status(), 200);
@@ -67,7 +78,10 @@ async fn one_click_unsubscribe_follows_rfc_8058_and_is_idempotent(backend: Backe
             .unwrap();
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(app.subscriber("bob@example.com").await.unwrap().status, SubscriberStatus::Unsubscribed);
+    assert_eq!(
+        app.subscriber("bob@example.com").await.unwrap().status,
+        SubscriberStatus::Unsubscribed
+    );
 }
 
 async fn a_used_confirmation_link_says_already_confirmed(backend: Backend) {
@@ -77,22 +91,38 @@ async fn a_used_confirmation_link_says_already_confirmed(backend: Backend) {
     let again = app.get(&confirm).await;
     assert_eq!(again.status(), 200);
     assert!(again.text().await.unwrap().contains("Already confirmed"));
-    assert_eq!(app.subscriber("cy@example.com").await.unwrap().status, SubscriberStatus::Active);
+    assert_eq!(
+        app.subscriber("cy@example.com").await.unwrap().status,
+        SubscriberStatus::Active
+    );
 }
 
 async fn an_expired_confirmation_link_gets_a_clear_page_and_changes_nothing(backend: Backend) {
     let clock = Clock::fixed(Utc::now());
-    let app = spawn_app_with(backend, clock.clone(), |c| c.confirm_token_ttl = std::time::Duration::from_secs(3600)).await;
+    let app = spawn_app_with(backend, clock.clone(), |c| {
+        c.confirm_token_ttl = std::time::Duration::from_secs(3600)
+    })
+    .await;
     let (confirm, _) = sign_up_and_read_links(&app, "dee@example.com", 1).await;
-    assert!(app.smtp.messages()[0].text().contains("works for 60 minutes"));
+    assert!(
+        app.smtp.messages()[0]
+            .text()
+            .contains("works for 60 minutes")
+    );
 
     clock.advance(Duration::hours(1) + Duration::seconds(1));
     let response = app.get(&confirm).await;
     assert_eq!(response.status(), 410);
     let body = response.text().await.unwrap();
     assert!(body.contains("This link has expired"));
-    assert!(body.contains(r#"action="/subscribe""#), "offers a fresh signup");
-    assert_eq!(app.subscriber("dee@example.com").await.unwrap().status, SubscriberStatus::Pending);
+    assert!(
+        body.contains(r#"action="/subscribe""#),
+        "offers a fresh signup"
+    );
+    assert_eq!(
+        app.subscriber("dee@example.com").await.unwrap().status,
+        SubscriberStatus::Pending
+    );
 }
 
 async fn an_unsubscribed_reader_can_subscribe_again(backend: Backend) {
@@ -100,13 +130,26 @@ async fn an_unsubscribed_reader_can_subscribe_again(backend: Backend) {
     let (confirm, unsubscribe) = sign_up_and_read_links(&app, "eve@example.com", 1).await;
     app.get(&confirm).await;
     app.post_form(&unsubscribe, &[]).await;
-    assert_eq!(app.subscriber("eve@example.com").await.unwrap().status, SubscriberStatus::Unsubscribed);
+    assert_eq!(
+        app.subscriber("eve@example.com").await.unwrap().status,
+        SubscriberStatus::Unsubscribed
+    );
 
-    let (confirm_again, unsubscribe_again) = sign_up_and_read_links(&app, "eve@example.com", 2).await;
-    assert_eq!(unsubscribe_again, unsubscribe, "the unsubscribe link of a reader never changes");
-    assert_eq!(app.subscriber("eve@example.com").await.unwrap().status, SubscriberStatus::Pending);
+    let (confirm_again, unsubscribe_again) =
+        sign_up_and_read_links(&app, "eve@example.com", 2).await;
+    assert_eq!(
+        unsubscribe_again, unsubscribe,
+        "the unsubscribe link of a reader never changes"
+    );
+    assert_eq!(
+        app.subscriber("eve@example.com").await.unwrap().status,
+        SubscriberStatus::Pending
+    );
     assert_eq!(app.get(&confirm_again).await.status(), 200);
-    assert_eq!(app.subscriber("eve@example.com").await.unwrap().status, SubscriberStatus::Active);
+    assert_eq!(
+        app.subscriber("eve@example.com").await.unwrap().status,
+        SubscriberStatus::Active
+    );
     assert_eq!(app.subscriber_count().await, 1);
 }
 
@@ -116,8 +159,17 @@ async fn a_confirmation_link_does_not_bring_back_a_reader_who_left(backend: Back
     app.post_form(&unsubscribe, &[]).await;
     let response = app.get(&confirm).await;
     assert_eq!(response.status(), 200);
-    assert!(response.text().await.unwrap().contains("You have unsubscribed"));
-    assert_eq!(app.subscriber("fay@example.com").await.unwrap().status, SubscriberStatus::Unsubscribed);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("You have unsubscribed")
+    );
+    assert_eq!(
+        app.subscriber("fay@example.com").await.unwrap().status,
+        SubscriberStatus::Unsubscribed
+    );
 }
 
 async fn the_unsubscribe_page_does_not_unsubscribe_by_itself(backend: Backend) {
@@ -127,5 +179,8 @@ async fn the_unsubscribe_page_does_not_unsubscribe_by_itself(backend: Backend) {
     for _ in 0..3 {
         assert_eq!(app.get(&unsubscribe).await.status(), 200);
     }
-    assert_eq!(app.subscriber("gus@example.com").await.unwrap().status, SubscriberStatus::Active);
+    assert_eq!(
+        app.subscriber("gus@example.com").await.unwrap().status,
+        SubscriberStatus::Active
+    );
 }

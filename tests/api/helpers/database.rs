@@ -44,19 +44,29 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("fortnight.db").display());
-                TestDatabase { url, _dir: Some(dir), pg: None }
+                TestDatabase {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
             }
             Backend::Postgres => {
                 let admin = std::env::var(PG_ENV).expect("POSTGRES_TEST_URL");
                 let name = format!("fortnight_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("PostgreSQL reachable");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
                     .unwrap();
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&name);
-                TestDatabase { url: url.to_string(), _dir: None, pg: Some((admin, name)) }
+                TestDatabase {
+                    url: url.to_string(),
+                    _dir: None,
+                    pg: Some((admin, name)),
+                }
             }
         }
     }
@@ -69,14 +79,21 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else { return };
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
         // Drop runs inside the test's runtime; a separate thread with its own runtime may block.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
                     let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
                 }
             });
         })
@@ -87,5 +104,8 @@ impl Drop for TestDatabase {
 /// Rows in `table` (a fixed table name from the tests).
 pub async fn count(db: &Db, table: &'static str) -> i64 {
     let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    with_pool!(db, read, |pool| sqlx::query_scalar(sql).fetch_one(pool).await).unwrap()
+    with_pool!(db, read, |pool| sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await)
+    .unwrap()
 }

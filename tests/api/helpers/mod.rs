@@ -11,7 +11,6 @@ use fortnight::clock::Clock;
 use fortnight::config::Config;
 use fortnight::store::Db;
 use fortnight::store::subscribers::{self, Subscriber};
-use fortnight::web::AppState;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +44,6 @@ pub struct TestApp {
     pub address: String,
     /// The instance's database.
     pub db: Db,
-    /// The instance's shared state.
-    pub state: actix_web::web::Data<AppState>,
     /// Mail the instance sent.
     pub smtp: SmtpCapture,
     /// A client that keeps cookies and does not follow redirects.
@@ -77,13 +74,27 @@ pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
     }
 }
 
+/// Logs go through the test harness's capture (shown for failing tests); `RUST_LOG` filters.
+fn init_test_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// An instance with the test configuration.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, Clock::System, |_| {}).await
 }
 
 /// An instance on `clock`, with the test configuration changed by `tweak`.
-pub async fn spawn_app_with(backend: Backend, clock: Clock, tweak: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(
+    backend: Backend,
+    clock: Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     let smtp = SmtpCapture::start(SmtpScript::default());
     let database = TestDatabase::create(backend).await;
     let mut config = test_config(&database, smtp.port());
@@ -92,9 +103,16 @@ pub async fn spawn_app_with(backend: Backend, clock: Clock, tweak: impl FnOnce(&
 }
 
 /// Starts an instance on a prepared configuration, database and SMTP capture.
-pub async fn start(config: Config, clock: Clock, smtp: SmtpCapture, database: TestDatabase) -> TestApp {
-    fortnight::telemetry::init();
-    let app = Application::build_with_clock(config, clock.clone()).await.expect("app builds");
+pub async fn start(
+    config: Config,
+    clock: Clock,
+    smtp: SmtpCapture,
+    database: TestDatabase,
+) -> TestApp {
+    init_test_logging();
+    let app = Application::build_with_clock(config, clock.clone())
+        .await
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let stop = CancellationToken::new();
@@ -104,7 +122,15 @@ pub async fn start(config: Config, clock: Clock, smtp: SmtpCapture, database: Te
         .cookie_store(true)
         .build()
         .unwrap();
-    TestApp { address, db: state.db.clone(), state, smtp, client, clock, stop, _database: database }
+    TestApp {
+        address,
+        db: state.db.clone(),
+        smtp,
+        client,
+        clock,
+        stop,
+        _database: database,
+    }
 }
 
 impl Drop for TestApp {
@@ -116,12 +142,21 @@ impl Drop for TestApp {
 impl TestApp {
     /// `GET path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.expect("request")
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// `POST path` with a form body.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.client.post(format!("{}{path}", self.address)).form(fields).send().await.expect("request")
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(fields)
+            .send()
+            .await
+            .expect("request")
     }
 
     /// `POST /subscribe` with the given form fields.
@@ -146,7 +181,11 @@ impl TestApp {
             if mail.len() >= n {
                 return mail;
             }
-            assert!(tokio::time::Instant::now() < deadline, "expected {n} messages, got {}", mail.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} messages, got {}",
+                mail.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -159,7 +198,10 @@ impl TestApp {
             if counts.pending == 0 {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "mail queue did not settle: {counts:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mail queue did not settle: {counts:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -183,7 +225,9 @@ impl TestApp {
 
 /// The path of the first link in `text` that contains `marker` (e.g. `/confirm/`).
 pub fn link_path(text: &str, marker: &str) -> String {
-    let start = text.find(marker).unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
+    let start = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} link in:\n{text}"));
     let rest = &text[start..];
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')

@@ -31,25 +31,31 @@ pub struct CapturedMail {
 impl CapturedMail {
     /// The parsed message.
     pub fn parsed(&self) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default().parse(&self.raw).expect("a parsable message")
+        mail_parser::MessageParser::default()
+            .parse(&self.raw)
+            .expect("a parsable message")
     }
 
     /// The decoded plain-text part.
     pub fn text(&self) -> String {
-        self.parsed().body_text(0).expect("a text part").into_owned()
+        self.parsed()
+            .body_text(0)
+            .expect("a text part")
+            .into_owned()
     }
 
     /// The decoded HTML part.
     pub fn html(&self) -> String {
-        self.parsed().body_html(0).expect("an html part").into_owned()
+        self.parsed()
+            .body_html(0)
+            .expect("an html part")
+            .into_owned()
     }
 
     /// A header's raw value, trimmed.
     pub fn header(&self, name: &str) -> Option<String> {
         let parsed = self.parsed();
-        parsed
-            .header_raw(name)
-            .map(|v| v.trim().to_owned())
+        parsed.header_raw(name).map(|v| v.trim().to_owned())
     }
 }
 
@@ -87,7 +93,10 @@ impl Handler for Capture {
     }
 
     fn data_end(&mut self) -> Response {
-        let mail = CapturedMail { to: std::mem::take(&mut self.to), raw: std::mem::take(&mut self.data) };
+        let mail = CapturedMail {
+            to: std::mem::take(&mut self.to),
+            raw: std::mem::take(&mut self.data),
+        };
         self.shared.lock().unwrap().messages.push(mail);
         OK
     }
@@ -109,11 +118,23 @@ impl SmtpCapture {
     /// Starts a server on a listener the caller bound.
     pub fn start_on(listener: TcpListener, script: SmtpScript) -> SmtpCapture {
         let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new(Mutex::new(Shared { messages: Vec::new(), script }));
-        let handler = Capture { shared: shared.clone(), to: Vec::new(), data: Vec::new() };
+        let shared = Arc::new(Mutex::new(Shared {
+            messages: Vec::new(),
+            script,
+        }));
+        let handler = Capture {
+            shared: shared.clone(),
+            to: Vec::new(),
+            data: Vec::new(),
+        };
         let mut server = Server::new(handler);
-        server.with_name("capture.test").with_num_threads(4).with_tcp_listener(listener);
-        std::thread::spawn(move || server.serve());
+        server
+            .with_name("capture.test")
+            .with_num_threads(4)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
         SmtpCapture { port, shared }
     }
 
