@@ -19,9 +19,7 @@ COPY --from=build /src/target/release/fortnight /usr/local/bin/fortnight
 USER fortnight
 WORKDIR /data
 VOLUME ["/data"]
-ENV FORTNIGHT_BIND=0.0.0.0:8080 \
-    FORTNIGHT_DATABASE_URL=sqlite:///data/fortnight.db \
-    FORTNIGHT_OUTBOX_DIR=/data/outbox
+ENV FORTNIGHT_BIND=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["fortnight"]
 CMD ["serve"]

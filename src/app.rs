@@ -112,8 +112,8 @@ impl Application {
         self.sender.clone()
     }
 
-    /// Serves until `stop` is cancelled, then stops taking requests, lets those in flight
-    /// and the mail being sent finish (bounded by `shutdown_grace`), and returns.
+    /// Serves until `stop` is cancelled, then stops taking requests and lets those in flight
+    /// and the mail being sent finish, together, within one `shutdown_grace`.
     pub async fn run_until(self, stop: CancellationToken) -> anyhow::Result<()> {
         let grace = self.sender.config.shutdown_grace;
         let background = CancellationToken::new();
@@ -127,13 +127,17 @@ impl Application {
             }
             _ = stop.cancelled() => {
                 tracing::info!("shutting down: no new requests; finishing work in flight");
-                handle.stop(true).await;
                 background.cancel();
+                let deadline = tokio::time::Instant::now() + grace;
+                let (_, sender) = tokio::join!(handle.stop(true), tokio::time::timeout_at(deadline, sender));
+                if sender.is_err() {
+                    tracing::warn!("mail sender did not stop within the grace period");
+                }
+                tracing::info!("stopped");
+                return Ok(());
             }
         }
-        if tokio::time::timeout(grace, sender).await.is_err() {
-            tracing::warn!("mail sender did not stop within the grace period");
-        }
+        let _ = tokio::time::timeout(grace, sender).await;
         tracing::info!("stopped");
         Ok(())
     }

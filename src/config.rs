@@ -30,8 +30,9 @@ pub struct Config {
     pub base_url: Url,
     /// The `From` of every email, e.g. `"The Fortnightly <news@example.com>"`.
     pub mail_from: String,
-    /// `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://...:465`; when unset,
-    /// mail is written as `.eml` files to `outbox_dir`.
+    /// `smtp://host:25` (plain, for a local relay), `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS) or `smtps://user:pass@host:465`; when unset, mail is written as `.eml` files
+    /// to `outbox_dir`.
     pub smtp_url: Option<SecretString>,
     /// Folder for `.eml` files when no SMTP server is configured.
     pub outbox_dir: PathBuf,
@@ -42,11 +43,15 @@ pub struct Config {
     /// How long a confirmation link stays valid.
     #[serde(with = "humantime_serde")]
     pub confirm_token_ttl: Duration,
+    /// A pending address that signs up again gets a fresh confirmation at most this often, so
+    /// nobody can flood someone else's inbox through the form.
+    #[serde(with = "humantime_serde")]
+    pub confirm_resend_interval: Duration,
     /// Signups accepted per minute from one IP address, on average.
     pub signup_rate_per_minute: u32,
     /// Signups one IP address may make in a burst before the average applies.
     pub signup_burst: u32,
-    /// Read the client address from `X-Forwarded-For` / `Forwarded` (only behind a proxy you run).
+    /// Read the client address from the last `X-Forwarded-For` entry (only behind a proxy you run).
     pub trust_forwarded_for: bool,
     /// Other sites (origins such as `https://blog.example.com`) whose pages may post the signup form.
     pub signup_allowed_origins: Vec<String>,
@@ -80,6 +85,7 @@ impl Default for Config {
             publication_name: "Fortnight".into(),
             publication_pitch: "Independent analysis, every other week.".into(),
             confirm_token_ttl: Duration::from_secs(72 * 3600),
+            confirm_resend_interval: Duration::from_secs(120),
             signup_rate_per_minute: 10,
             signup_burst: 5,
             trust_forwarded_for: false,
@@ -92,6 +98,31 @@ impl Default for Config {
         }
     }
 }
+
+/// Every key [`Config`] reads, to catch misspelt keys in `fortnight.toml`.
+const KEYS: &[&str] = &[
+    "database_url",
+    "database_max_connections",
+    "bind",
+    "http_workers",
+    "base_url",
+    "mail_from",
+    "smtp_url",
+    "outbox_dir",
+    "publication_name",
+    "publication_pitch",
+    "confirm_token_ttl",
+    "confirm_resend_interval",
+    "signup_rate_per_minute",
+    "signup_burst",
+    "trust_forwarded_for",
+    "signup_allowed_origins",
+    "mail_retry_base",
+    "mail_retry_max",
+    "mail_max_attempts",
+    "mail_poll_interval",
+    "shutdown_grace",
+];
 
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -109,9 +140,9 @@ impl Config {
                     path.display()
                 )));
             }
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            Some(path) => figment = figment.merge(checked_file(path)?),
             None if Path::new("fortnight.toml").exists() => {
-                figment = figment.merge(Toml::file_exact("fortnight.toml"))
+                figment = figment.merge(checked_file(Path::new("fortnight.toml"))?)
             }
             None => {}
         }
@@ -136,6 +167,35 @@ impl Config {
                 "must start with sqlite:, postgres: or postgresql:".into(),
             );
         }
+        if db.starts_with("sqlite::memory:") || db.contains("mode=memory") {
+            return bad(
+                "database_url",
+                "an in-memory SQLite database would lose everything on exit; use a file".into(),
+            );
+        }
+        if self.base_url.path() != "/" || self.base_url.query().is_some() {
+            return bad(
+                "base_url",
+                "must be the site's root, without a path (serve Fortnight on its own host)".into(),
+            );
+        }
+        for (key, value, max_days) in [
+            ("confirm_token_ttl", self.confirm_token_ttl, 365),
+            ("confirm_resend_interval", self.confirm_resend_interval, 1),
+            ("mail_retry_base", self.mail_retry_base, 1),
+            ("mail_retry_max", self.mail_retry_max, 7),
+            ("mail_poll_interval", self.mail_poll_interval, 1),
+            ("shutdown_grace", self.shutdown_grace, 1),
+        ] {
+            if value > Duration::from_secs(max_days * 86_400)
+                || (value.is_zero() && key != "confirm_resend_interval")
+            {
+                return bad(
+                    key,
+                    format!("must be above zero and at most {max_days} days"),
+                );
+            }
+        }
         if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.cannot_be_a_base() {
             return bad("base_url", "must be an http:// or https:// address".into());
         }
@@ -143,14 +203,25 @@ impl Config {
             return bad("mail_from", format!("not an email address ({e})"));
         }
         if let Some(smtp) = &self.smtp_url {
-            match Url::parse(smtp.expose_secret()) {
-                Ok(u) if matches!(u.scheme(), "smtp" | "smtps") && u.host().is_some() => {}
-                _ => {
-                    return bad(
-                        "smtp_url",
-                        "must look like smtp://user:pass@host:587 or smtps://host:465".into(),
-                    );
-                }
+            let Ok(url) = Url::parse(smtp.expose_secret()) else {
+                return bad(
+                    "smtp_url",
+                    "must look like smtps://user:pass@host:465".into(),
+                );
+            };
+            if !matches!(url.scheme(), "smtp" | "smtps") || url.host().is_none() {
+                return bad(
+                    "smtp_url",
+                    "must look like smtps://user:pass@host:465 or smtp://host:25".into(),
+                );
+            }
+            let tls = url.query_pairs().any(|(k, _)| k == "tls");
+            if url.scheme() == "smtp" && url.password().is_some() && !tls {
+                return bad(
+                    "smtp_url",
+                    "credentials over plain smtp:// would travel unencrypted; add ?tls=required or use smtps://"
+                        .into(),
+                );
             }
         }
         if self.signup_rate_per_minute == 0 || self.signup_burst == 0 {
@@ -182,6 +253,23 @@ impl Config {
     pub fn base(&self) -> &str {
         self.base_url.as_str().trim_end_matches('/')
     }
+}
+
+/// The settings file, refused when it holds a key Fortnight does not know (a typo would
+/// otherwise be ignored silently, e.g. a misspelt `smtp_url` sending mail to files).
+fn checked_file(path: &Path) -> Result<figment::providers::Data<Toml>, ConfigError> {
+    let file = Toml::file_exact(path);
+    let table: std::collections::BTreeMap<String, figment::value::Value> =
+        Figment::from(Toml::file_exact(path))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+    if let Some(unknown) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(ConfigError(format!(
+            "key `{unknown}` in {} is not a setting",
+            path.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// A URL with its password replaced, safe to log.
@@ -256,6 +344,30 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_key_in_the_file_is_refused_by_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file("fortnight.toml", "smtp_ulr = \"smtps://mail.example.com\"")?;
+            let err = load().unwrap_err().to_string();
+            assert!(err.contains("smtp_ulr"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_key_list_names_every_setting() {
+        let shown = format!("{:#?}", Config::default());
+        let fields: Vec<&str> = shown
+            .lines()
+            .filter(|l| l.starts_with("    ") && !l.starts_with("     "))
+            .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k))
+            .collect();
+        assert_eq!(
+            fields, KEYS,
+            "KEYS must list the fields of Config, in order"
+        );
+    }
+
+    #[test]
     fn an_explicit_config_path_must_exist() {
         Jail::expect_with(|_| {
             let err = Config::load(Some(Path::new("missing.toml"))).unwrap_err();
@@ -274,6 +386,13 @@ mod tests {
             ("FORTNIGHT_DATABASE_URL", "mysql://localhost/db"),
             ("FORTNIGHT_CONFIRM_TOKEN_TTL", "soon"),
             ("FORTNIGHT_SIGNUP_BURST", "0"),
+            (
+                "FORTNIGHT_SMTP_URL",
+                "smtp://user:pass@mail.example.com:587",
+            ),
+            ("FORTNIGHT_DATABASE_URL", "sqlite::memory:"),
+            ("FORTNIGHT_BASE_URL", "https://example.com/news/"),
+            ("FORTNIGHT_MAIL_RETRY_MAX", "30d"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);
@@ -292,7 +411,7 @@ mod tests {
         Jail::expect_with(|jail| {
             jail.set_env(
                 "FORTNIGHT_SMTP_URL",
-                "smtp://user:hunter2@mail.example.com:587",
+                "smtps://user:hunter2@mail.example.com:465",
             );
             jail.set_env(
                 "FORTNIGHT_DATABASE_URL",

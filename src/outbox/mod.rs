@@ -1,12 +1,15 @@
-//! The sender of transactional mail: drains `mail_outbox`, composing each confirmation
-//! email at send time (so its token exists only in the email), retrying temporary failures
-//! with exponential backoff and jitter.
+//! The sender of transactional mail: drains `mail_outbox` a batch at a time, composing each
+//! confirmation email at send time (so its token exists only in the email), retrying temporary
+//! failures with exponential backoff and jitter.
 
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use askama::Template;
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +21,8 @@ use crate::mail::message::{Email, mailbox};
 use crate::mail::{Mailer, SendError};
 use crate::render::{self, ConfirmEmailHtml, ConfirmEmailText, Publication};
 use crate::store::outbox::{self, OutboxItem, Outcome};
-use crate::store::{Db, StoreError, subscribers};
-use askama::Template;
+use crate::store::subscribers::{self, Subscriber};
+use crate::store::{Db, StoreError};
 
 /// Emails claimed per round.
 const BATCH: i64 = 64;
@@ -48,38 +51,76 @@ pub struct OutboxSender {
 }
 
 impl OutboxSender {
-    /// Claims one batch of due emails and sends it; returns how many were handled.
-    pub async fn drain_once(&self) -> Result<usize, StoreError> {
+    /// Claims one batch of due emails, sends it and records every outcome; returns how many
+    /// were claimed. Once `shutdown` is cancelled, emails not yet started are handed back.
+    pub async fn drain_once(&self, shutdown: &CancellationToken) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let items = outbox::claim_due(&self.db, now, now + LEASE, BATCH).await?;
-        let handled = items.len();
-        futures_util::stream::iter(items)
-            .for_each_concurrent(CONCURRENCY, |item| async move {
-                let outcome = self.deliver(&item).await;
-                if let Outcome::Retry { error, .. } | Outcome::Failed { error } = &outcome {
-                    tracing::warn!(outbox_id = item.id, attempts = item.attempts, %error, "transactional email not sent");
-                }
-                if let Err(e) = outbox::finish(&self.db, item.id, &outcome, self.clock.now()).await {
-                    // The lease runs out and the row is retried; a duplicate confirmation is harmless.
-                    tracing::error!(outbox_id = item.id, error = %e, "could not record an email's outcome");
+        let lease = now + LEASE;
+        let items = outbox::claim_due(&self.db, now, lease, BATCH).await?;
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let ttl = chrono::Duration::from_std(self.config.confirm_token_ttl)
+            .unwrap_or(chrono::Duration::days(3));
+        let work: Vec<(OutboxItem, ConfirmToken)> = items
+            .into_iter()
+            .map(|item| (item, ConfirmToken::generate()))
+            .collect();
+        let wanted: Vec<_> = work
+            .iter()
+            .filter(|(item, _)| item.kind == "confirm")
+            .filter_map(|(item, token)| item.subscriber_id.map(|id| (id, token.hash())))
+            .collect();
+        let pending: HashMap<i64, Subscriber> =
+            subscribers::prepare_confirmations(&self.db, &wanted, now, now + ttl)
+                .await?
+                .into_iter()
+                .map(|s| (s.id, s))
+                .collect();
+        let claimed = work.len();
+        let outcomes: Vec<(i64, Outcome)> = futures_util::stream::iter(work)
+            .map(|(item, token)| {
+                let pending = &pending;
+                async move {
+                    if shutdown.is_cancelled() {
+                        return (item.id, Outcome::Released);
+                    }
+                    let subscriber = item.subscriber_id.and_then(|id| pending.get(&id));
+                    let outcome = self.deliver(&item, &token, subscriber).await;
+                    if let Outcome::Retry { error, .. } | Outcome::Failed { error } = &outcome {
+                        tracing::warn!(outbox_id = item.id, attempts = item.attempts, %error, "transactional email not sent");
+                    }
+                    (item.id, outcome)
                 }
             })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
             .await;
-        Ok(handled)
+        // If this fails the lease runs out and the rows are sent again: at least once.
+        outbox::finish_batch(&self.db, &outcomes, lease, self.clock.now()).await?;
+        Ok(claimed)
     }
 
     /// Runs until `shutdown`: drains, then sleeps until woken or the poll interval passes.
-    /// A database outage is logged and retried; nothing queued is lost.
+    /// A database outage or even a panic in one round is logged and the next round tries
+    /// again; nothing queued is lost.
     pub async fn run(self, shutdown: CancellationToken) {
-        loop {
-            let handled = match self.drain_once().await {
-                Ok(n) => n,
-                Err(e) => {
+        while !shutdown.is_cancelled() {
+            let round = AssertUnwindSafe(self.drain_once(&shutdown))
+                .catch_unwind()
+                .await;
+            let claimed = match round {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::error!(error = %e, "transactional mail queue unavailable; will retry");
                     0
                 }
+                Err(_) => {
+                    tracing::error!("transactional mail round panicked; will retry");
+                    0
+                }
             };
-            if handled as i64 == BATCH && !shutdown.is_cancelled() {
+            if claimed as i64 == BATCH {
                 continue;
             }
             tokio::select! {
@@ -90,16 +131,21 @@ impl OutboxSender {
         }
     }
 
-    async fn deliver(&self, item: &OutboxItem) -> Outcome {
-        let result = match (item.kind.as_str(), item.subscriber_id) {
-            ("confirm", Some(subscriber_id)) => self.send_confirmation(subscriber_id).await,
+    async fn deliver(
+        &self,
+        item: &OutboxItem,
+        token: &ConfirmToken,
+        subscriber: Option<&Subscriber>,
+    ) -> Outcome {
+        let result = match (item.kind.as_str(), subscriber) {
+            ("confirm", Some(subscriber)) => self.send_confirmation(subscriber, token).await,
+            ("confirm", None) => return Outcome::Dropped,
             (kind, _) => Err(SendError::Permanent(format!(
                 "unknown outbox kind {kind:?}"
             ))),
         };
         match result {
-            Ok(true) => Outcome::Sent,
-            Ok(false) => Outcome::Dropped,
+            Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
             Err(SendError::Temporary(error))
                 if item.attempts as u32 >= self.config.mail_max_attempts =>
@@ -115,69 +161,53 @@ impl OutboxSender {
         }
     }
 
-    /// Sends a confirmation with a fresh token; `Ok(false)` when none is needed any more.
-    async fn send_confirmation(&self, subscriber_id: i64) -> Result<bool, SendError> {
-        let now = self.clock.now();
-        let ttl = chrono::Duration::from_std(self.config.confirm_token_ttl)
-            .unwrap_or(chrono::Duration::days(3));
-        let token = ConfirmToken::generate();
-        let subscriber = subscribers::prepare_confirmation(
-            &self.db,
-            subscriber_id,
-            &token.hash(),
-            now,
-            now + ttl,
-        )
-        .await
-        .map_err(|e| SendError::Temporary(e.to_string()))?;
-        let Some(subscriber) = subscriber else {
-            return Ok(false);
-        };
+    /// Sends one confirmation. The reader's name is left out: anyone can type any name into
+    /// the form, and the email goes to an address that has not agreed to anything yet.
+    async fn send_confirmation(
+        &self,
+        subscriber: &Subscriber,
+        token: &ConfirmToken,
+    ) -> Result<(), SendError> {
         let base = &self.publication.base_url;
         let confirm_url = format!("{base}/confirm/{}", token.as_str());
         let unsubscribe_url = format!(
             "{base}/unsubscribe/{}",
             self.link_key.unsubscribe_token(&subscriber.uid)
         );
-        let greeting = render::greeting(subscriber.name.as_deref());
+        let greeting = render::greeting(None);
         let valid_for = render::human_duration(self.config.confirm_token_ttl);
-        let (html, text) = (
-            ConfirmEmailHtml {
-                publication: &self.publication,
-                greeting: &greeting,
-                confirm_url: &confirm_url,
-                unsubscribe_url: &unsubscribe_url,
-                valid_for: &valid_for,
-            }
-            .render(),
-            ConfirmEmailText {
-                publication: &self.publication,
-                greeting: &greeting,
-                confirm_url: &confirm_url,
-                unsubscribe_url: &unsubscribe_url,
-                valid_for: &valid_for,
-            }
-            .render(),
-        );
-        let html = html.map_err(|e| SendError::Permanent(e.to_string()))?;
-        let text = text.map_err(|e| SendError::Permanent(e.to_string()))?;
-        let to = mailbox(&subscriber.email, subscriber.name.as_deref())
-            .map_err(|e| SendError::Permanent(e.to_string()))?;
-        let subject = format!("Confirm your subscription to {}", self.publication.name);
+        let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());
+        let html = ConfirmEmailHtml {
+            publication: &self.publication,
+            greeting: &greeting,
+            confirm_url: &confirm_url,
+            unsubscribe_url: &unsubscribe_url,
+            valid_for: &valid_for,
+        }
+        .render()
+        .map_err(|e| permanent(&e))?;
+        let text = ConfirmEmailText {
+            publication: &self.publication,
+            greeting: &greeting,
+            confirm_url: &confirm_url,
+            unsubscribe_url: &unsubscribe_url,
+            valid_for: &valid_for,
+        }
+        .render()
+        .map_err(|e| permanent(&e))?;
         let from = self.config.mail_from();
         let message = Email {
             from: &from,
-            to,
-            subject: &subject,
+            to: mailbox(&subscriber.email, None).map_err(|e| permanent(&e))?,
+            subject: &format!("Confirm your subscription to {}", self.publication.name),
             text,
             html,
             unsubscribe_url: &unsubscribe_url,
             id_domain: self.config.base_url.host_str().unwrap_or("localhost"),
         }
         .build()
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
-        self.mailer.send(message).await?;
-        Ok(true)
+        .map_err(|e| permanent(&e))?;
+        self.mailer.send(message).await.map(|_| ())
     }
 
     /// Exponential backoff from `mail_retry_base`, capped at `mail_retry_max`, with up to 25%

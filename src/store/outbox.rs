@@ -86,6 +86,8 @@ pub enum Outcome {
     Sent,
     /// Not needed any more (the subscriber confirmed, left or was erased).
     Dropped,
+    /// Not tried (shutdown came first): hand it back, the try not counted.
+    Released,
     /// A temporary failure: try again at the given time.
     Retry {
         /// When to try next.
@@ -100,34 +102,72 @@ pub enum Outcome {
     },
 }
 
-/// Records the outcome of a leased email and releases its lease.
-#[tracing::instrument(skip(db))]
-pub async fn finish(
+/// Records the outcomes of a leased batch and releases it, in one transaction. A row whose
+/// lease is no longer `lease` (it ran out and another sender took the row) is left alone.
+#[tracing::instrument(skip_all, fields(n = outcomes.len()))]
+pub async fn finish_batch(
     db: &Db,
-    id: i64,
-    outcome: &Outcome,
+    outcomes: &[(i64, Outcome)],
+    lease: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let (status, next_at, error, sent_at) = match outcome {
-        Outcome::Sent => ("sent", now, None, Some(now)),
-        Outcome::Dropped => ("dropped", now, None, None),
-        Outcome::Retry { at, error } => ("pending", *at, Some(error.as_str()), None),
-        Outcome::Failed { error } => ("failed", now, Some(error.as_str()), None),
+    let ids_where = |wanted: fn(&Outcome) -> bool| -> Vec<i64> {
+        outcomes
+            .iter()
+            .filter(|(_, o)| wanted(o))
+            .map(|(id, _)| *id)
+            .collect()
     };
-    // The last error is kept through later successes, for the editor to read.
+    let sent = ids_where(|o| matches!(o, Outcome::Sent));
+    let dropped = ids_where(|o| matches!(o, Outcome::Dropped));
+    let released = ids_where(|o| matches!(o, Outcome::Released));
     with_pool!(db, write, |pool| {
-        sqlx::query(
-            "UPDATE mail_outbox SET status = $2, next_attempt_at = $3, last_error = COALESCE($4, last_error), \
-             sent_at = $5, locked_until = NULL WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(next_at)
-        .bind(error)
-        .bind(sent_at)
-        .execute(pool)
-        .await
-        .map(|_| ())
+        let mut tx = pool.begin().await?;
+        // The common outcomes go in one statement each; failures are few and carry their own text.
+        for (ids, set) in [
+            (&sent, "status = 'sent'"),
+            (&dropped, "status = 'dropped'"),
+            (&released, "attempts = attempts - 1"),
+        ] {
+            if ids.is_empty() {
+                continue;
+            }
+            let mut query = sqlx::QueryBuilder::new("UPDATE mail_outbox SET locked_until = NULL, ");
+            query.push(set);
+            if std::ptr::eq(ids, &sent) {
+                query.push(", sent_at = ").push_bind(now);
+            }
+            query
+                .push(" WHERE locked_until = ")
+                .push_bind(lease)
+                .push(" AND id IN (");
+            let mut list = query.separated(", ");
+            for id in ids.iter() {
+                list.push_bind(*id);
+            }
+            query.push(")");
+            query.build().execute(&mut *tx).await?;
+        }
+        for (id, outcome) in outcomes {
+            let (status, next_at, error) = match outcome {
+                Outcome::Retry { at, error } => ("pending", *at, error),
+                Outcome::Failed { error } => ("failed", now, error),
+                _ => continue,
+            };
+            sqlx::query(
+                "UPDATE mail_outbox SET status = $2, next_attempt_at = $3, last_error = $4, locked_until = NULL \
+                 WHERE id = $1 AND locked_until = $5",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(next_at)
+            .bind(error)
+            .bind(lease)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(())
     })?;
     Ok(())
 }

@@ -59,60 +59,116 @@ pub enum SignupOutcome {
     Created,
     /// Already pending; a fresh confirmation is queued.
     ConfirmationResent,
+    /// Already pending and a confirmation was queued very recently; nothing new is queued.
+    ConfirmationRecentlySent,
     /// Already active; nothing queued.
     AlreadyActive,
     /// Had left (or bounced); back to pending with a confirmation queued.
     Resubscribed,
 }
 
-/// Records a signup and, where one is due, queues the confirmation email in the same
-/// transaction, so a signup is never stored without its email or the reverse.
+/// Records a signup and, where one is due, queues the confirmation email atomically with it,
+/// so a signup is never stored without its email or the reverse. A confirmation already
+/// queued after `resend_after` is not queued again (no flooding someone's inbox).
 #[tracing::instrument(skip_all)]
 pub async fn signup(
     db: &Db,
     new: &NewSignup,
     now: DateTime<Utc>,
+    resend_after: DateTime<Utc>,
 ) -> Result<SignupOutcome, StoreError> {
+    // An erasure racing a re-signup can remove the row between the two steps; once more settles it.
+    for _ in 0..2 {
+        if insert_new(db, new, now).await? {
+            return Ok(SignupOutcome::Created);
+        }
+        if let Some(outcome) = sign_up_again(db, new, now, resend_after).await? {
+            return Ok(outcome);
+        }
+    }
+    Err(StoreError::Database(sqlx::Error::RowNotFound))
+}
+
+/// Inserts a new pending subscriber with its confirmation email; `false` when the address
+/// (in any case) is already known.
+async fn insert_new(db: &Db, new: &NewSignup, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let key = new.email.key();
     let name = new.name.as_ref().map(|n| n.as_str());
-    with_pool!(db, write, |pool| {
+    let inserted: Option<i64> = match db {
+        // SQLite: one short transaction on the single writer.
+        Db::Sqlite { write, .. } => {
+            let mut tx = write.begin().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
+                 consent_ip, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $5, $5) \
+                 ON CONFLICT (email_key) DO NOTHING RETURNING id",
+            )
+            .bind(Uuid::new_v4())
+            .bind(new.email.as_str())
+            .bind(&key)
+            .bind(name)
+            .bind(now)
+            .bind(new.source.as_str())
+            .bind(new.ip.as_deref())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                outbox::enqueue_confirmation(id, now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            id
+        }
+        // PostgreSQL: both rows in one statement, one round trip and one commit.
+        Db::Postgres(pool) => {
+            sqlx::query_scalar(
+                "WITH new AS (INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, \
+                 consent_source, consent_ip, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $5, $5) \
+                 ON CONFLICT (email_key) DO NOTHING RETURNING id) \
+                 INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) \
+                 SELECT 'confirm', id, 'pending', 0, $5, $5 FROM new RETURNING subscriber_id",
+            )
+            .bind(Uuid::new_v4())
+            .bind(new.email.as_str())
+            .bind(&key)
+            .bind(name)
+            .bind(now)
+            .bind(new.source.as_str())
+            .bind(new.ip.as_deref())
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    Ok(inserted.is_some())
+}
+
+/// A signup for a known address: records the new consent and (re)starts double opt-in unless
+/// the subscriber is active. `None` when the row has vanished (erased meanwhile).
+async fn sign_up_again(
+    db: &Db,
+    new: &NewSignup,
+    now: DateTime<Utc>,
+    resend_after: DateTime<Utc>,
+) -> Result<Option<SignupOutcome>, StoreError> {
+    let name = new.name.as_ref().map(|n| n.as_str());
+    Ok(with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
-        // A new address becomes a pending row; an existing one (any case) is left for below.
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
-             consent_ip, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $5, $5) \
-             ON CONFLICT (email_key) DO NOTHING RETURNING id",
+        // The subscriber, and when a confirmation was last queued for them.
+        let found: Option<(i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT s.id, s.status, (SELECT MAX(o.created_at) FROM mail_outbox o \
+             WHERE o.subscriber_id = s.id AND o.kind = 'confirm') FROM subscribers s WHERE s.email_key = $1",
         )
-        .bind(Uuid::new_v4())
-        .bind(new.email.as_str())
-        .bind(&key)
-        .bind(name)
-        .bind(now)
-        .bind(new.source.as_str())
-        .bind(new.ip.as_deref())
+        .bind(new.email.key())
         .fetch_optional(&mut *tx)
         .await?;
-        let outcome = if let Some(id) = inserted {
-            outbox::enqueue_confirmation(id, now)
-                .execute(&mut *tx)
-                .await?;
-            SignupOutcome::Created
-        } else {
-            let (id, status): (i64, String) =
-                sqlx::query_as("SELECT id, status FROM subscribers WHERE email_key = $1")
-                    .bind(&key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if status == "active" {
-                SignupOutcome::AlreadyActive
-            } else {
-                // Pending, unsubscribed or bounced: consent is given again now, so record it and
-                // (re)start double opt-in. The status guard keeps a concurrent confirm intact.
+        let outcome = match found {
+            None => None,
+            Some((_, status, _)) if status == "active" => Some(SignupOutcome::AlreadyActive),
+            Some((id, status, last_queued)) => {
+                // Consent is given again now: record it. The guard keeps a concurrent confirm.
                 sqlx::query(
-                    "UPDATE subscribers SET status = 'pending', name = COALESCE($2, name), \
-                     consent_at = $3, consent_source = $4, consent_ip = $5, updated_at = $3 \
-                     WHERE id = $1 AND status <> 'active'",
+                    "UPDATE subscribers SET status = 'pending', name = COALESCE($2, name), consent_at = $3, \
+                     consent_source = $4, consent_ip = $5, updated_at = $3 WHERE id = $1 AND status <> 'active'",
                 )
                 .bind(id)
                 .bind(name)
@@ -121,54 +177,70 @@ pub async fn signup(
                 .bind(new.ip.as_deref())
                 .execute(&mut *tx)
                 .await?;
-                outbox::enqueue_confirmation(id, now)
-                    .execute(&mut *tx)
-                    .await?;
-                if status == "pending" {
-                    SignupOutcome::ConfirmationResent
+                let recently = last_queued.is_some_and(|at| at > resend_after);
+                if status == "pending" && recently {
+                    Some(SignupOutcome::ConfirmationRecentlySent)
                 } else {
-                    SignupOutcome::Resubscribed
+                    outbox::enqueue_confirmation(id, now)
+                        .execute(&mut *tx)
+                        .await?;
+                    Some(if status == "pending" {
+                        SignupOutcome::ConfirmationResent
+                    } else {
+                        SignupOutcome::Resubscribed
+                    })
                 }
             }
         };
         tx.commit().await?;
-        Ok(outcome)
-    })
+        Ok::<_, sqlx::Error>(outcome)
+    })?)
 }
 
-/// A pending subscriber about to be sent a confirmation, with the new token recorded.
-/// `None` when the subscriber is gone or no longer pending (nothing to confirm).
-#[tracing::instrument(skip(db, hash))]
-pub async fn prepare_confirmation(
+/// The subscribers among `wanted` that are still pending, with the new confirmation tokens
+/// of those recorded (only their hashes), in one transaction. Subscribers that confirmed, left
+/// or were erased since their email was queued are simply absent: nothing to confirm.
+#[tracing::instrument(skip_all, fields(n = wanted.len()))]
+pub async fn prepare_confirmations(
     db: &Db,
-    subscriber_id: i64,
-    hash: &TokenHash,
+    wanted: &[(i64, TokenHash)],
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-) -> Result<Option<Subscriber>, StoreError> {
-    with_pool!(db, write, |pool| {
+) -> Result<Vec<Subscriber>, StoreError> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
-        let found: Option<Subscriber> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM subscribers WHERE id = $1 AND status = 'pending'"
-        )))
-        .bind(subscriber_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if found.is_some() {
-            sqlx::query(
-                "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&hash.0[..])
-            .bind(subscriber_id)
-            .bind(now)
-            .bind(expires_at)
-            .execute(&mut *tx)
-            .await?;
+        let mut select = sqlx::QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE status = 'pending' AND id IN ("
+        ));
+        let mut ids = select.separated(", ");
+        for (id, _) in wanted {
+            ids.push_bind(*id);
+        }
+        select.push(")");
+        let found: Vec<Subscriber> = select.build_query_as().fetch_all(&mut *tx).await?;
+        let pending: std::collections::HashSet<i64> = found.iter().map(|s| s.id).collect();
+        let tokens: Vec<&(i64, TokenHash)> = wanted
+            .iter()
+            .filter(|(id, _)| pending.contains(id))
+            .collect();
+        if !tokens.is_empty() {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO confirmation_tokens (token_hash, subscriber_id, created_at, expires_at) ",
+            );
+            insert.push_values(tokens, |mut row, (id, hash)| {
+                row.push_bind(hash.0.to_vec())
+                    .push_bind(*id)
+                    .push_bind(now)
+                    .push_bind(expires_at);
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(found)
-    })
+        Ok::<_, sqlx::Error>(found)
+    })?)
 }
 
 /// What following a confirmation link did.
@@ -176,8 +248,10 @@ pub async fn prepare_confirmation(
 pub enum ConfirmOutcome {
     /// The subscriber is now active.
     Confirmed,
-    /// The link was already used, or the subscriber is already active.
+    /// The link was already used and the subscriber is active.
     AlreadyConfirmed,
+    /// The link was already used, and the subscriber has left (or bounced) since.
+    UsedButGone,
     /// The subscriber unsubscribed after this link was sent.
     NoLongerSubscribed,
     /// The link is past its expiry.
@@ -223,16 +297,21 @@ pub async fn confirm(
                 }
             }
             None => {
-                let used: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                    "SELECT used_at FROM confirmation_tokens WHERE token_hash = $1",
+                // Why the token could not be spent, and where its subscriber stands now.
+                let found: Option<(Option<DateTime<Utc>>, String)> = sqlx::query_as(
+                    "SELECT t.used_at, s.status FROM confirmation_tokens t \
+                     JOIN subscribers s ON s.id = t.subscriber_id WHERE t.token_hash = $1",
                 )
                 .bind(&hash.0[..])
                 .fetch_optional(&mut *tx)
                 .await?;
-                match used {
+                match found {
                     None => ConfirmOutcome::Unknown,
-                    Some(Some(_)) => ConfirmOutcome::AlreadyConfirmed,
-                    Some(None) => ConfirmOutcome::Expired,
+                    Some((Some(_), status)) if status == "active" => {
+                        ConfirmOutcome::AlreadyConfirmed
+                    }
+                    Some((Some(_), _)) => ConfirmOutcome::UsedButGone,
+                    Some((None, _)) => ConfirmOutcome::Expired,
                 }
             }
         };

@@ -11,8 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 
 use super::error::WebError;
 
-/// Finds the client address: the TCP peer, or, behind a trusted proxy, the last hop the
-/// proxy appended to `X-Forwarded-For` (earlier entries are whatever the client claimed).
+/// Finds the client address: the TCP peer, or, behind a trusted proxy, the last entry of
+/// `X-Forwarded-For` (the one the proxy appended; earlier entries are whatever the client
+/// claimed). When that last entry is not a plain IP address, the peer address is used.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp {
     /// Read `X-Forwarded-For`.
@@ -23,15 +24,14 @@ impl ClientIp {
     /// The client address of a request, if it can be told.
     pub fn of(&self, req: &HttpRequest) -> Option<IpAddr> {
         if self.trust_forwarded {
-            let forwarded = req
+            let last = req
                 .headers()
                 .get_all("x-forwarded-for")
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|ip| ip.trim().parse::<IpAddr>().ok())
                 .last();
-            if forwarded.is_some() {
-                return forwarded;
+            if let Some(ip) = last.and_then(|ip| ip.trim().parse::<IpAddr>().ok()) {
+                return Some(ip);
             }
         }
         req.peer_addr().map(|a| a.ip())
@@ -74,5 +74,59 @@ impl KeyExtractor for ClientIp {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(wait));
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn ip(trust: bool, forwarded: Option<&str>) -> Option<IpAddr> {
+        let mut req = TestRequest::default().peer_addr("10.0.0.9:5000".parse().unwrap());
+        if let Some(value) = forwarded {
+            req = req.insert_header(("x-forwarded-for", value));
+        }
+        ClientIp {
+            trust_forwarded: trust,
+        }
+        .of(&req.to_http_request())
+    }
+
+    #[test]
+    fn the_peer_address_is_used_unless_the_proxy_is_trusted() {
+        assert_eq!(
+            ip(false, Some("203.0.113.7")),
+            Some("10.0.0.9".parse().unwrap())
+        );
+        assert_eq!(ip(true, None), Some("10.0.0.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn only_the_entry_the_proxy_appended_counts() {
+        assert_eq!(
+            ip(true, Some("1.1.1.1, 203.0.113.7")),
+            Some("203.0.113.7".parse().unwrap())
+        );
+        // A client-written first entry cannot win when the last one is unparsable.
+        assert_eq!(
+            ip(true, Some("1.1.1.1, unknown")),
+            Some("10.0.0.9".parse().unwrap())
+        );
+        assert_eq!(
+            ip(true, Some("1.1.1.1, 203.0.113.7:443")),
+            Some("10.0.0.9".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_56_prefix() {
+        let a = limit_key("2001:db8:aa:bb01::1".parse().unwrap());
+        let b = limit_key("2001:db8:aa:bbff::2".parse().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(
+            limit_key("192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -108,7 +108,10 @@ pub async fn subscribe(
         source: ConsentSource::Form,
         ip: state.client_ip.of(&req).map(|ip| ip.to_string()),
     };
-    let outcome = subscribers::signup(&state.db, &signup, state.clock.now()).await?;
+    let now = state.clock.now();
+    let resend_after =
+        now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
+    let outcome = subscribers::signup(&state.db, &signup, now, resend_after).await?;
     tracing::info!(?outcome, "signup");
     state.outbox_wake.notify_one();
     check_your_inbox(&state)
@@ -131,7 +134,9 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Refuses form posts that a browser says come from another site, unless that site is listed
-/// in `signup_allowed_origins` (a publication may embed the form on its own blog).
+/// in `signup_allowed_origins` (a publication may embed the form on its own blog). Requests
+/// without `Origin` (non-browser clients) pass; an opaque `Origin: null` passes only when the
+/// browser also says the request is same-origin.
 fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), WebError> {
     let Some(origin) = req
         .headers()
@@ -140,31 +145,32 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), WebError> {
     else {
         return Ok(());
     };
+    let fetch_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if origin == "null" && matches!(fetch_site, Some("same-origin" | "none")) {
+        return Ok(());
+    }
     let refused =
         || WebError::Forbidden("Signups are only accepted from this site's own form.".into());
-    let origin = Url::parse(origin).map_err(|_| refused())?;
-    let own = &state.config.base_url;
-    let same = |u: &Url| {
-        u.scheme() == origin.scheme()
-            && u.host() == origin.host()
-            && u.port_or_known_default() == origin.port_or_known_default()
-    };
-    let host_matches = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| {
-            origin.host_str().is_some_and(|o| {
-                h == o || h == format!("{o}:{}", origin.port_or_known_default().unwrap_or(0))
-            })
-        });
-    let listed = state
-        .config
-        .signup_allowed_origins
-        .iter()
-        .filter_map(|o| Url::parse(o).ok())
-        .any(|u| same(&u));
-    if same(own) || host_matches || listed {
+    let origin = Url::parse(origin).map_err(|_| refused())?.origin();
+    let host = req.connection_info().host().to_owned();
+    let same_host = origin
+        .ascii_serialization()
+        .split_once("://")
+        .is_some_and(|(_, h)| h == host);
+    let allowed = std::iter::once(state.config.base_url.origin())
+        .chain(
+            state
+                .config
+                .signup_allowed_origins
+                .iter()
+                .filter_map(|o| Url::parse(o).ok())
+                .map(|u| u.origin()),
+        )
+        .any(|o| o == origin);
+    if allowed || same_host {
         Ok(())
     } else {
         Err(refused())
@@ -184,44 +190,50 @@ pub async fn confirm(
         )
     })?;
     let outcome = subscribers::confirm(&state.db, &token.hash(), state.clock.now()).await?;
-    let name = &state.publication.name;
-    match outcome {
-        ConfirmOutcome::Confirmed => message(
-            &state,
+    let confirmed = format!(
+        "Thank you for confirming. The next issue of {} will reach you.",
+        state.publication.name
+    );
+    let (status, title, text, show_signup) = match outcome {
+        ConfirmOutcome::Confirmed => (
             StatusCode::OK,
             "You are subscribed",
-            &format!("Thank you for confirming. The next issue of {name} will reach you."),
+            confirmed.as_str(),
             false,
         ),
-        ConfirmOutcome::AlreadyConfirmed => message(
-            &state,
+        ConfirmOutcome::AlreadyConfirmed => (
             StatusCode::OK,
             "Already confirmed",
             "This link was already used: your subscription is active. There is nothing more to do.",
             false,
         ),
-        ConfirmOutcome::NoLongerSubscribed => message(
-            &state,
+        ConfirmOutcome::UsedButGone => (
+            StatusCode::OK,
+            "Link already used",
+            "This link was already used, and the subscription has ended since. To come back, sign up again below.",
+            true,
+        ),
+        ConfirmOutcome::NoLongerSubscribed => (
             StatusCode::OK,
             "You have unsubscribed",
             "You left the list after this link was sent. To come back, sign up again below.",
             true,
         ),
-        ConfirmOutcome::Expired => message(
-            &state,
-            StatusCode::GONE,
+        // An expired link is an ordinary situation for the reader, not an error: say what to do.
+        ConfirmOutcome::Expired => (
+            StatusCode::OK,
             "This link has expired",
             "Confirmation links work for a limited time. Sign up again below and we will send a fresh one.",
             true,
         ),
-        ConfirmOutcome::Unknown => message(
-            &state,
+        ConfirmOutcome::Unknown => (
             StatusCode::NOT_FOUND,
             "Link not recognised",
             "This confirmation link is not valid. Sign up again below to get a new one.",
             true,
         ),
-    }
+    };
+    message(&state, status, title, text, show_signup)
 }
 
 /// `GET /unsubscribe/{token}`: a page with one button (a GET never changes anything, so link

@@ -15,6 +15,7 @@ both_databases!(
     an_unsubscribed_reader_can_subscribe_again,
     a_confirmation_link_does_not_bring_back_a_reader_who_left,
     the_unsubscribe_page_does_not_unsubscribe_by_itself,
+    a_used_link_of_a_reader_who_left_says_so,
 );
 
 /// Signs up and returns the paths of the confirmation and unsubscribe links of the email.
@@ -112,7 +113,11 @@ async fn an_expired_confirmation_link_gets_a_clear_page_and_changes_nothing(back
 
     clock.advance(Duration::hours(1) + Duration::seconds(1));
     let response = app.get(&confirm).await;
-    assert_eq!(response.status(), 410);
+    assert_eq!(
+        response.status(),
+        200,
+        "an expired link is a clear page, not an error"
+    );
     let body = response.text().await.unwrap();
     assert!(body.contains("This link has expired"));
     assert!(
@@ -182,5 +187,19 @@ async fn the_unsubscribe_page_does_not_unsubscribe_by_itself(backend: Backend) {
     assert_eq!(
         app.subscriber("gus@example.com").await.unwrap().status,
         SubscriberStatus::Active
+    );
+}
+
+async fn a_used_link_of_a_reader_who_left_says_so(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (confirm, unsubscribe) = sign_up_and_read_links(&app, "hep@example.com", 1).await;
+    app.get(&confirm).await;
+    app.post_form(&unsubscribe, &[]).await;
+    let response = app.get(&confirm).await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("Link already used") && !body.contains("is active"),
+        "{body}"
     );
 }

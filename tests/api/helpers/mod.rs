@@ -50,6 +50,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The clock the instance reads.
     pub clock: Clock,
+    /// The key the instance signs unsubscribe links with.
+    pub link_key: fortnight::domain::token::LinkKey,
     stop: CancellationToken,
     _database: TestDatabase,
 }
@@ -66,6 +68,7 @@ pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
         publication_name: "The Test Dispatch".into(),
         signup_rate_per_minute: 10_000,
         signup_burst: 10_000,
+        confirm_resend_interval: Duration::ZERO,
         mail_retry_base: Duration::from_millis(50),
         mail_retry_max: Duration::from_millis(200),
         mail_poll_interval: Duration::from_millis(50),
@@ -128,6 +131,7 @@ pub async fn start(
         smtp,
         client,
         clock,
+        link_key: state.link_key.clone(),
         stop,
         _database: database,
     }
