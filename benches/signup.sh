@@ -6,6 +6,8 @@
 #   DURATION=20s CONNECTIONS=64 benches/signup.sh
 #
 # Needs wrk (apt-get install wrk); PostgreSQL at $POSTGRES_BENCH_URL (default the local server).
+# Confirmation emails are sent while the load runs, to Postfix's smtp-sink on 127.0.0.1:2526
+# when it is installed (apt-get install postfix), else written to an outbox folder.
 # Every run is bounded: wrk stops after $DURATION, and the servers are stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +26,24 @@ SERVER=""
 cleanup() { [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+SINK=""
+MAIL_ENV=()
+if command -v smtp-sink >/dev/null; then
+  smtp-sink -u nobody 127.0.0.1:2526 1024 &
+  SINK=$!
+  MAIL_ENV=(FORTNIGHT_SMTP_URL=smtp://127.0.0.1:2526)
+  echo "confirmation emails go to smtp-sink on 127.0.0.1:2526"
+else
+  echo "smtp-sink not installed: confirmation emails are written to an outbox folder"
+fi
+trap 'cleanup; [ -n "$SINK" ] && kill "$SINK" 2>/dev/null' EXIT
+
 run_one() {
   local label=$1 url=$2
   FORTNIGHT_DATABASE_URL=$url FORTNIGHT_BIND=127.0.0.1:$PORT FORTNIGHT_BASE_URL=http://127.0.0.1:$PORT \
   FORTNIGHT_OUTBOX_DIR=$WORK/outbox-$label FORTNIGHT_SIGNUP_RATE_PER_MINUTE=100000000 \
   FORTNIGHT_SIGNUP_BURST=100000000 FORTNIGHT_MAIL_POLL_INTERVAL=1s RUST_LOG=warn \
-    "$BIN" serve >"$WORK/$label.log" 2>&1 &
+    env "${MAIL_ENV[@]}" "$BIN" serve >"$WORK/$label.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
   echo "== $label: GET / (ceiling)"

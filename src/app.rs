@@ -16,6 +16,7 @@ use crate::config::{Config, redact_url};
 use crate::mail::Mailer;
 use crate::outbox::OutboxSender;
 use crate::render::Publication;
+use crate::store::signup_queue::SignupQueue;
 use crate::store::{Db, settings};
 use crate::web::client_ip::ClientIp;
 use crate::web::{self as http, AppState};
@@ -77,6 +78,7 @@ impl Application {
             client_ip: ClientIp {
                 trust_forwarded: config.trust_forwarded_for,
             },
+            signups: SignupQueue::start(db.clone()),
         });
         let server = http::server(listener, state.clone())?;
         let sender = OutboxSender {

@@ -13,6 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod outbox;
 pub mod settings;
+pub mod signup_queue;
 pub mod subscribers;
 
 /// A connection pool for one of the two supported databases.
@@ -54,6 +55,9 @@ pub enum StoreError {
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A shared recorder failed on behalf of several requests (the reason is its text).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -81,6 +85,26 @@ impl Backend {
     }
 }
 
+/// Copies the SQLite write-ahead log into the database file every second from a reader
+/// connection. SQLite's automatic checkpoint would run inside whichever commit crosses the
+/// threshold and stall every writer queued behind it; a passive checkpoint here never blocks
+/// the writer, and the log restarts from the top once it has been copied.
+async fn checkpoint_wal(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if !pool.is_closed() {
+                tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+            }
+        }
+    }
+}
+
 impl Db {
     /// Opens a pool for `url`; a SQLite file is created on first use.
     pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Db, StoreError> {
@@ -93,7 +117,9 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
-                    .pragma("temp_store", "memory");
+                    .pragma("temp_store", "memory")
+                    // Checkpoints run beside the writer (below), never inside a commit.
+                    .pragma("wal_autocheckpoint", "0");
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .connect_with(options.clone())
@@ -102,6 +128,7 @@ impl Db {
                     .max_connections(max_connections.max(1))
                     .connect_with(options)
                     .await?;
+                tokio::spawn(checkpoint_wal(read.clone()));
                 Ok(Db::Sqlite { read, write })
             }
             _ => {

@@ -1,5 +1,7 @@
 //! Subscribers: signup with double opt-in, confirmation, unsubscription.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -67,89 +69,112 @@ pub enum SignupOutcome {
     Resubscribed,
 }
 
-/// Records a signup and, where one is due, queues the confirmation email atomically with it,
-/// so a signup is never stored without its email or the reverse. A confirmation already
-/// queued after `resend_after` is not queued again (no flooding someone's inbox).
-#[tracing::instrument(skip_all)]
-pub async fn signup(
+/// A signup waiting to be recorded, with the instants that govern it.
+#[derive(Debug, Clone)]
+pub struct SignupRequest {
+    /// The validated signup.
+    pub signup: NewSignup,
+    /// When it happened.
+    pub now: DateTime<Utc>,
+    /// A confirmation queued after this instant is not queued again.
+    pub resend_after: DateTime<Utc>,
+}
+
+/// Records signups and, where one is due, queues each confirmation email atomically with its
+/// subscriber, so a signup is never stored without its email or the reverse. New addresses go
+/// in together in one transaction (two statements however many there are); known addresses
+/// follow one by one. Results come back in the order of `requests`.
+#[tracing::instrument(skip_all, fields(n = requests.len()))]
+pub async fn signup_batch(
     db: &Db,
-    new: &NewSignup,
-    now: DateTime<Utc>,
-    resend_after: DateTime<Utc>,
-) -> Result<SignupOutcome, StoreError> {
+    requests: &[SignupRequest],
+) -> Result<Vec<SignupOutcome>, StoreError> {
+    let mut created = insert_new(db, requests).await?;
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for request in requests {
+        // The first request for a newly inserted address created it; any other is a repeat.
+        if created.remove(&request.signup.email.key()) {
+            outcomes.push(SignupOutcome::Created);
+        } else {
+            outcomes.push(signup(db, request).await?);
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Records one signup (see [`signup_batch`]).
+pub async fn signup(db: &Db, request: &SignupRequest) -> Result<SignupOutcome, StoreError> {
     // An erasure racing a re-signup can remove the row between the two steps; once more settles it.
     for _ in 0..2 {
-        if insert_new(db, new, now).await? {
+        if !insert_new(db, std::slice::from_ref(request))
+            .await?
+            .is_empty()
+        {
             return Ok(SignupOutcome::Created);
         }
-        if let Some(outcome) = sign_up_again(db, new, now, resend_after).await? {
+        if let Some(outcome) = sign_up_again(db, request).await? {
             return Ok(outcome);
         }
     }
     Err(StoreError::Database(sqlx::Error::RowNotFound))
 }
 
-/// Inserts a new pending subscriber with its confirmation email; `false` when the address
-/// (in any case) is already known.
-async fn insert_new(db: &Db, new: &NewSignup, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let key = new.email.key();
-    let name = new.name.as_ref().map(|n| n.as_str());
-    let inserted: Option<i64> = match db {
-        // SQLite: one short transaction on the single writer.
-        Db::Sqlite { write, .. } => {
-            let mut tx = write.begin().await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
-                 consent_ip, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $5, $5) \
-                 ON CONFLICT (email_key) DO NOTHING RETURNING id",
-            )
-            .bind(Uuid::new_v4())
-            .bind(new.email.as_str())
-            .bind(&key)
-            .bind(name)
-            .bind(now)
-            .bind(new.source.as_str())
-            .bind(new.ip.as_deref())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = id {
-                outbox::enqueue_confirmation(id, now).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            id
+/// Inserts the addresses not yet known as pending subscribers, each with its confirmation
+/// email queued, in one transaction; returns the keys of the addresses it inserted.
+async fn insert_new(db: &Db, requests: &[SignupRequest]) -> Result<HashSet<String>, StoreError> {
+    if requests.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let rows: Vec<(i64, String, DateTime<Utc>)> = with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
+             consent_ip, created_at, updated_at) ",
+        );
+        insert.push_values(requests, |mut row, r| {
+            let s = &r.signup;
+            row.push_bind(Uuid::new_v4())
+                .push_bind(s.email.as_str().to_owned())
+                .push_bind(s.email.key())
+                .push_bind(s.name.as_ref().map(|n| n.as_str().to_owned()))
+                .push("'pending'")
+                .push_bind(r.now)
+                .push_bind(s.source.as_str())
+                .push_bind(s.ip.clone())
+                .push_bind(r.now)
+                .push_bind(r.now);
+        });
+        // Known addresses (any case) are left alone here and handled one by one.
+        insert.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, email_key, created_at");
+        let rows: Vec<(i64, String, DateTime<Utc>)> =
+            insert.build_query_as().fetch_all(&mut *tx).await?;
+        if !rows.is_empty() {
+            let mut queue = sqlx::QueryBuilder::new(
+                "INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) ",
+            );
+            queue.push_values(&rows, |mut row, (id, _, at)| {
+                row.push("'confirm'")
+                    .push_bind(*id)
+                    .push("'pending'")
+                    .push("0")
+                    .push_bind(*at)
+                    .push_bind(*at);
+            });
+            queue.build().execute(&mut *tx).await?;
         }
-        // PostgreSQL: both rows in one statement, one round trip and one commit.
-        Db::Postgres(pool) => {
-            sqlx::query_scalar(
-                "WITH new AS (INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, \
-                 consent_source, consent_ip, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $5, $5) \
-                 ON CONFLICT (email_key) DO NOTHING RETURNING id) \
-                 INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) \
-                 SELECT 'confirm', id, 'pending', 0, $5, $5 FROM new RETURNING subscriber_id",
-            )
-            .bind(Uuid::new_v4())
-            .bind(new.email.as_str())
-            .bind(&key)
-            .bind(name)
-            .bind(now)
-            .bind(new.source.as_str())
-            .bind(new.ip.as_deref())
-            .fetch_optional(pool)
-            .await?
-        }
-    };
-    Ok(inserted.is_some())
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(rows)
+    })?;
+    Ok(rows.into_iter().map(|(_, key, _)| key).collect())
 }
 
 /// A signup for a known address: records the new consent and (re)starts double opt-in unless
 /// the subscriber is active. `None` when the row has vanished (erased meanwhile).
 async fn sign_up_again(
     db: &Db,
-    new: &NewSignup,
-    now: DateTime<Utc>,
-    resend_after: DateTime<Utc>,
+    request: &SignupRequest,
 ) -> Result<Option<SignupOutcome>, StoreError> {
+    let (new, now, resend_after) = (&request.signup, request.now, request.resend_after);
     let name = new.name.as_ref().map(|n| n.as_str());
     Ok(with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;

@@ -44,6 +44,8 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Tells the client address.
     pub client_ip: ClientIp,
+    /// Records signups, many to a transaction under load.
+    pub signups: crate::store::signup_queue::SignupQueue,
 }
 
 /// Starts the HTTP server on an already bound listener.

@@ -12,7 +12,9 @@ use super::error::WebError;
 use crate::domain::token::ConfirmToken;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
 use crate::render::{MessagePage, SignupPage, UnsubscribePage};
-use crate::store::subscribers::{self, ConfirmOutcome, NewSignup, UnsubscribeOutcome};
+use crate::store::subscribers::{
+    self, ConfirmOutcome, NewSignup, SignupRequest, UnsubscribeOutcome,
+};
 
 /// The signup form's fields; missing ones read as empty so the reader gets a precise message.
 #[derive(Debug, Deserialize)]
@@ -111,7 +113,12 @@ pub async fn subscribe(
     let now = state.clock.now();
     let resend_after =
         now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
-    let outcome = subscribers::signup(&state.db, &signup, now, resend_after).await?;
+    let request = SignupRequest {
+        signup,
+        now,
+        resend_after,
+    };
+    let outcome = state.signups.signup(request).await?;
     tracing::info!(?outcome, "signup");
     state.outbox_wake.notify_one();
     check_your_inbox(&state)
