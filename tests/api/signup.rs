@@ -15,6 +15,7 @@ both_databases!(
     the_honeypot_drops_the_signup_silently,
     too_many_signups_from_one_address_are_refused_with_429,
     repeated_signups_of_a_pending_address_are_not_mailed_more_than_once_per_interval,
+    concurrent_signups_are_each_recorded_once,
 );
 
 async fn the_signup_page_offers_an_accessible_form(backend: Backend) {
@@ -234,4 +235,28 @@ async fn futures_answers(app: &crate::helpers::TestApp, email: &str, n: usize) -
         answers.push(app.sign_up(email).await);
     }
     answers
+}
+
+async fn concurrent_signups_are_each_recorded_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Twenty addresses, each posted twice in different case, all at once: they share commits.
+    let posts = (0..40).map(|i| {
+        let email = if i % 2 == 0 {
+            format!("crowd{}@example.com", i / 2)
+        } else {
+            format!("CROWD{}@example.com", i / 2)
+        };
+        let app = &app;
+        async move { app.post_subscribe(&[("email", &email)]).await.status() }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(app.subscriber_count().await, 20);
+    assert_eq!(
+        app.outbox_count().await,
+        40,
+        "every signup of a pending address queues a confirmation"
+    );
+    app.settle_mail().await;
+    assert_eq!(app.smtp.messages().len(), 40);
 }

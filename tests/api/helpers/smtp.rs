@@ -128,9 +128,10 @@ impl SmtpCapture {
             data: Vec::new(),
         };
         let mut server = Server::new(handler);
+        // A thread per connection, and pooled connections stay open: room for every pool.
         server
             .with_name("capture.test")
-            .with_num_threads(4)
+            .with_num_threads(32)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
