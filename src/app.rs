@@ -18,7 +18,11 @@ use crate::outbox::OutboxSender;
 use crate::render::Publication;
 use crate::store::signup_queue::SignupQueue;
 use crate::store::{Db, settings};
+use crate::web::admin::AdminSetup;
 use crate::web::client_ip::ClientIp;
+use actix_governor::governor::{Quota, RateLimiter};
+use actix_web::cookie::Key;
+use std::num::NonZeroU32;
 use crate::web::{self as http, AppState};
 
 /// A built instance, bound to its port but not yet serving.
@@ -79,8 +83,22 @@ impl Application {
                 trust_forwarded: config.trust_forwarded_for,
             },
             signups: SignupQueue::start(db.clone()),
+            login_accounts: Arc::new(RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(config.login_rate_per_minute).unwrap_or(NonZeroU32::MIN),
+            ))),
         });
-        let server = http::server(listener, state.clone())?;
+        let session_key = match &config.secret_key {
+            Some(key) => key.expose_secret().as_bytes().to_vec(),
+            None => settings::session_key(&db, clock.now()).await.context("cannot read the session key")?,
+        };
+        let admin = AdminSetup {
+            key: Key::derive_from(&session_key),
+            secure: config.base_url.scheme() == "https",
+            ttl: config.session_ttl,
+            login_rate_per_minute: config.login_rate_per_minute,
+            client_ip: ClientIp { trust_forwarded: config.trust_forwarded_for },
+        };
+        let server = http::server(listener, state.clone(), admin)?;
         let sender = OutboxSender {
             db,
             mailer,

@@ -66,6 +66,14 @@ pub struct Config {
     /// How often the transactional mail queue is checked when nothing wakes it.
     #[serde(with = "humantime_serde")]
     pub mail_poll_interval: Duration,
+    /// Signs the admin session cookie: 64 or more characters, the same on every instance.
+    /// When unset, one is generated on first run and kept in the database.
+    pub secret_key: Option<SecretString>,
+    /// Sign-in attempts accepted per minute from one IP address (and for one account).
+    pub login_rate_per_minute: u32,
+    /// How long an admin session lasts without signing in again.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
     /// How long shutdown waits for mail in flight before exiting.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -94,6 +102,9 @@ impl Default for Config {
             mail_retry_max: Duration::from_secs(3600),
             mail_max_attempts: 12,
             mail_poll_interval: Duration::from_secs(5),
+            secret_key: None,
+            login_rate_per_minute: 5,
+            session_ttl: Duration::from_secs(12 * 3600),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -121,6 +132,9 @@ const KEYS: &[&str] = &[
     "mail_retry_max",
     "mail_max_attempts",
     "mail_poll_interval",
+    "secret_key",
+    "login_rate_per_minute",
+    "session_ttl",
     "shutdown_grace",
 ];
 
@@ -186,6 +200,7 @@ impl Config {
             ("mail_retry_max", self.mail_retry_max, 7),
             ("mail_poll_interval", self.mail_poll_interval, 1),
             ("shutdown_grace", self.shutdown_grace, 1),
+            ("session_ttl", self.session_ttl, 30),
         ] {
             if value > Duration::from_secs(max_days * 86_400)
                 || (value.is_zero() && key != "confirm_resend_interval")
@@ -229,6 +244,12 @@ impl Config {
                 "signup_rate_per_minute",
                 "the signup limit and burst must be above zero".into(),
             );
+        }
+        if self.secret_key.as_ref().is_some_and(|k| k.expose_secret().len() < 64) {
+            return bad("secret_key", "must have at least 64 characters".into());
+        }
+        if self.login_rate_per_minute == 0 {
+            return bad("login_rate_per_minute", "must be at least 1".into());
         }
         if self.mail_max_attempts == 0 {
             return bad("mail_max_attempts", "must be at least 1".into());
@@ -393,6 +414,7 @@ mod tests {
             ("FORTNIGHT_DATABASE_URL", "sqlite::memory:"),
             ("FORTNIGHT_BASE_URL", "https://example.com/news/"),
             ("FORTNIGHT_MAIL_RETRY_MAX", "30d"),
+            ("FORTNIGHT_SECRET_KEY", "too-short"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);

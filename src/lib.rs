@@ -10,4 +10,5 @@ pub mod outbox;
 pub mod render;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 pub mod web;

@@ -53,6 +53,12 @@ impl fmt::Display for SubscriberStatus {
 pub enum ConsentSource {
     /// The public signup form.
     Form,
+    /// The JSON API.
+    Api,
+    /// Added by an editor in the admin.
+    Admin,
+    /// A CSV import.
+    Import,
 }
 
 impl ConsentSource {
@@ -60,6 +66,9 @@ impl ConsentSource {
     pub fn as_str(self) -> &'static str {
         match self {
             ConsentSource::Form => "form",
+            ConsentSource::Api => "api",
+            ConsentSource::Admin => "admin",
+            ConsentSource::Import => "import",
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Askama templates for web pages (`templates/web/`) and emails (`templates/email/`).
 
+pub mod admin;
+
 use askama::Template;
 
 /// What every page and email knows about the publication.

@@ -11,9 +11,14 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+pub mod api_tokens;
+pub mod editors;
 pub mod outbox;
 pub mod settings;
 pub mod signup_queue;
+pub mod subscriber_admin;
+pub mod subscriber_export;
+pub mod subscriber_import;
 pub mod subscribers;
 
 /// A connection pool for one of the two supported databases.

@@ -38,7 +38,7 @@ pub struct Subscriber {
     pub unsubscribed_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, uid, email, name, status, consent_at, consent_source, consent_ip, \
+pub(super) const COLUMNS: &str = "id, uid, email, name, status, consent_at, consent_source, consent_ip, \
                        created_at, confirmed_at, unsubscribed_at";
 
 /// A signup request that has passed validation.

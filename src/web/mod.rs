@@ -17,6 +17,8 @@ use crate::domain::token::LinkKey;
 use crate::render::Publication;
 use crate::store::Db;
 
+pub mod admin;
+pub mod api;
 pub mod client_ip;
 pub mod error;
 mod health;
@@ -24,6 +26,15 @@ mod public;
 mod request_span;
 
 use client_ip::ClientIp;
+
+/// A rendered page with `status`.
+pub(crate) fn html(status: StatusCode, page: impl askama::Template) -> Result<HttpResponse, error::WebError> {
+    let body = page.render().map_err(|e| error::WebError::Internal(e.into()))?;
+    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
+}
+
+/// The per-IP limiter type for signups (the form and the API share one limiter).
+pub type SignupLimit = actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
 
 /// Largest form body accepted, in bytes.
 const FORM_LIMIT: usize = 16 * 1024;
@@ -44,12 +55,15 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Tells the client address.
     pub client_ip: ClientIp,
+    /// Sign-in attempts per account (the per-IP limit is a middleware).
+    pub login_accounts: Arc<actix_governor::governor::DefaultKeyedRateLimiter<String>>,
     /// Records signups, many to a transaction under load.
     pub signups: crate::store::signup_queue::SignupQueue,
 }
 
 /// Starts the HTTP server on an already bound listener.
-pub fn server(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+pub fn server(listener: TcpListener, state: web::Data<AppState>, admin: admin::AdminSetup) -> std::io::Result<Server> {
+    let login_limit = admin::login_limit(&admin);
     let config = state.config.clone();
     let per_minute = u64::from(config.signup_rate_per_minute);
     // One limiter shared by every worker thread of this instance.
@@ -87,6 +101,8 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>) -> std::io::Res
             )
             .route("/unsubscribe/{token}", web::post().to(public::unsubscribe))
             .route("/health", web::get().to(health::health))
+            .configure(|cfg| admin::configure(cfg, &admin, &login_limit))
+            .configure(|cfg| api::configure(cfg, &signup_limit))
             .default_service(web::to(|| async {
                 HttpResponse::new(StatusCode::NOT_FOUND)
             }))

@@ -3,11 +3,10 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
 use serde::Deserialize;
 use url::Url;
 
-use super::AppState;
+use super::{AppState, html};
 use super::error::WebError;
 use crate::domain::token::ConfirmToken;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
@@ -28,12 +27,6 @@ pub struct SignupForm {
     website: String,
 }
 
-fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, WebError> {
-    let body = page.render().map_err(|e| WebError::Internal(e.into()))?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body))
-}
 
 fn message(
     state: &AppState,

@@ -197,7 +197,7 @@ async fn a_signup_posted_from_another_site_is_refused(backend: Backend) {
     let same_site = app
         .client
         .post(format!("{}/subscribe", app.address))
-        .header("origin", "https://news.example.com")
+        .header("origin", "http://news.example.com")
         .form(&[("email", "reader@example.com")])
         .send()
         .await

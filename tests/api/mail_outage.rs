@@ -128,7 +128,7 @@ async fn without_smtp_mail_is_written_to_the_outbox_folder(backend: Backend) {
         message
             .body_text(0)
             .unwrap()
-            .contains("https://news.example.com/confirm/")
+            .contains("http://news.example.com/confirm/")
     );
     assert!(app.smtp.messages().is_empty());
 }

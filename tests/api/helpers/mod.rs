@@ -63,7 +63,7 @@ pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
         database_max_connections: 4,
         bind: "127.0.0.1:0".parse().unwrap(),
         http_workers: Some(1),
-        base_url: "https://news.example.com".parse().unwrap(),
+        base_url: "http://news.example.com".parse().unwrap(),
         smtp_url: Some(SecretString::from(format!("smtp://127.0.0.1:{smtp_port}"))),
         publication_name: "The Test Dispatch".into(),
         signup_rate_per_minute: 10_000,
@@ -237,4 +237,68 @@ pub fn link_path(text: &str, marker: &str) -> String {
         .find(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>')
         .unwrap_or(rest.len());
     rest[..end].to_owned()
+}
+
+/// The password every test editor gets.
+pub const EDITOR_PASSWORD: &str = "a long enough password";
+
+impl TestApp {
+    /// Creates an editor account directly in the store.
+    pub async fn create_editor(&self, email: &str) {
+        let address = fortnight::domain::SubscriberEmail::parse(email).unwrap();
+        let password = fortnight::domain::password::Password::parse(EDITOR_PASSWORD.into()).unwrap();
+        let hash = tokio::task::spawn_blocking(move || password.hash()).await.unwrap();
+        assert!(fortnight::store::editors::add(&self.db, &address, &hash, self.clock.now()).await.unwrap());
+    }
+
+    /// The CSRF token in the first form action of the page at `path`.
+    pub async fn csrf_from(&self, path: &str) -> String {
+        let page = self.get(path).await.text().await.unwrap();
+        let start = page.find("?csrf=").unwrap_or_else(|| panic!("no CSRF token on {path}:\n{page}")) + 6;
+        page[start..].split('"').next().unwrap().to_owned()
+    }
+
+    /// Posts the sign-in form.
+    pub async fn post_login(&self, email: &str, password: &str) -> reqwest::Response {
+        let csrf = self.csrf_from("/admin/login").await;
+        self.post_form(&format!("/admin/login?csrf={csrf}"), &[("email", email), ("password", password)]).await
+    }
+
+    /// Creates an editor and signs in as them.
+    pub async fn sign_in(&self) {
+        self.create_editor("editor@example.com").await;
+        let response = self.post_login("editor@example.com", EDITOR_PASSWORD).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], "/admin");
+    }
+
+    /// Posts an admin form with the session's CSRF token.
+    pub async fn admin_post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf_from("/admin").await;
+        let joiner = if path.contains('?') { '&' } else { '?' };
+        self.post_form(&format!("{path}{joiner}csrf={csrf}"), fields).await
+    }
+
+    /// A live API token.
+    pub async fn api_token(&self) -> String {
+        self.create_editor("api-owner@example.com").await;
+        let owner = fortnight::store::editors::list(&self.db).await.unwrap().remove(0);
+        fortnight::store::api_tokens::create(&self.db, "tests", owner.id, self.clock.now()).await.unwrap().1
+    }
+
+    /// A request to the API with a bearer token.
+    pub fn api(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(token)
+    }
+
+    /// Adds subscribers directly, active, named `prefix{i}@example.com`.
+    pub async fn seed_active(&self, prefix: &str, n: usize) {
+        let mut csv = String::from("email,name\n");
+        for i in 0..n {
+            csv.push_str(&format!("{prefix}{i}@example.com,Reader {i}\n"));
+        }
+        let options = fortnight::transfer::ImportOptions { consented: true, now: self.clock.now() };
+        let report = fortnight::transfer::import(&self.db, std::io::Cursor::new(csv.into_bytes()), options).await.unwrap();
+        assert_eq!(report.added_active, n as u64);
+    }
 }

@@ -1,0 +1,158 @@
+//! The command line: `serve`, `migrate`, `editor …`, `subscribers import|export`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::app::Application;
+use crate::clock::Clock;
+use crate::config::{Config, redact_url};
+use crate::domain::SubscriberEmail;
+use crate::domain::password::Password;
+use crate::store::{Db, editors};
+
+mod subscribers;
+
+/// Fortnight: a self-hosted newsletter backend for a publication with a steady rhythm.
+#[derive(Debug, Parser)]
+#[command(name = "fortnight", version, about)]
+pub struct Cli {
+    /// Settings file (default: ./fortnight.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations, then serve the site and send mail until stopped.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage the editors who sign in to the admin.
+    #[command(subcommand)]
+    Editor(EditorCommand),
+    /// Import or export subscribers as CSV.
+    #[command(subcommand)]
+    Subscribers(subscribers::SubscribersCommand),
+}
+
+/// `fortnight editor …`
+#[derive(Debug, Subcommand)]
+pub enum EditorCommand {
+    /// Add an editor; the password is asked for (or read from standard input).
+    Add {
+        /// The editor's sign-in address.
+        email: String,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the editors.
+    List,
+    /// Remove an editor; their sessions end at once.
+    Remove {
+        /// The editor's sign-in address.
+        email: String,
+    },
+    /// Set a new password for an editor.
+    Password {
+        /// The editor's sign-in address.
+        email: String,
+        /// Read the password from the first line of standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            tracing::info!(?config, "starting");
+            Application::build(config).await?.run_until_signalled().await
+        }
+        Command::Migrate => {
+            open(&config).await?;
+            println!("migrations applied to {}", redact_url(config.database_url.expose_secret()));
+            Ok(())
+        }
+        Command::Editor(command) => editor(&open(&config).await?, command).await,
+        Command::Subscribers(command) => subscribers::run(&config, &open(&config).await?, command).await,
+    }
+}
+
+/// Opens and migrates the configured database.
+async fn open(config: &Config) -> anyhow::Result<Db> {
+    let url = redact_url(config.database_url.expose_secret());
+    let db = Db::connect(&config.database_url, 2)
+        .await
+        .with_context(|| format!("cannot open the database at {url}"))?;
+    db.migrate().await.context("cannot apply database migrations")?;
+    Ok(db)
+}
+
+async fn editor(db: &Db, command: EditorCommand) -> anyhow::Result<()> {
+    let now = Clock::System.now();
+    match command {
+        EditorCommand::Add { email, password_stdin } => {
+            let email = parse_email(&email)?;
+            let hash = hashed_password(password_stdin).await?;
+            if !editors::add(db, &email, &hash, now).await? {
+                bail!("{} is already an editor (use `fortnight editor password` to change the password)", email.as_str());
+            }
+            println!("editor {} added", email.as_str());
+        }
+        EditorCommand::List => {
+            for editor in editors::list(db).await? {
+                let last = editor.last_login_at.map_or("never".to_owned(), |t| t.to_rfc3339());
+                println!("{}\tadded {}\tlast sign-in {last}", editor.email, editor.created_at.to_rfc3339());
+            }
+        }
+        EditorCommand::Remove { email } => {
+            let email = parse_email(&email)?;
+            if !editors::remove(db, &email).await? {
+                bail!("{} is not an editor", email.as_str());
+            }
+            println!("editor {} removed", email.as_str());
+        }
+        EditorCommand::Password { email, password_stdin } => {
+            let email = parse_email(&email)?;
+            let hash = hashed_password(password_stdin).await?;
+            if !editors::set_password(db, &email, &hash).await? {
+                bail!("{} is not an editor", email.as_str());
+            }
+            println!("password of {} changed", email.as_str());
+        }
+    }
+    Ok(())
+}
+
+fn parse_email(raw: &str) -> anyhow::Result<SubscriberEmail> {
+    SubscriberEmail::parse(raw).map_err(|e| anyhow::anyhow!("{raw:?}: {e}"))
+}
+
+/// Reads a password (prompt, or the first line of standard input), checks it and hashes it.
+async fn hashed_password(from_stdin: bool) -> anyhow::Result<String> {
+    let raw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again = rpassword::prompt_password("Password again: ").context("cannot read the password")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        first
+    };
+    let password = Password::parse(SecretString::from(raw)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(tokio::task::spawn_blocking(move || password.hash()).await?)
+}

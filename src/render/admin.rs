@@ -1,0 +1,120 @@
+//! Askama structs for the admin pages (`templates/web/admin/`).
+
+use askama::Template;
+
+use super::Publication;
+use crate::store::api_tokens::ApiToken;
+use crate::store::subscriber_admin::StatusCounts;
+use crate::store::subscribers::Subscriber;
+use crate::transfer::ImportReport;
+
+/// What every admin page shows around its content.
+pub struct Chrome<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// The signed-in editor's address.
+    pub editor: &'a str,
+    /// The CSRF token for form actions.
+    pub csrf: &'a str,
+    /// The message left by the previous action.
+    pub flash: Option<String>,
+}
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "web/admin/login.html")]
+pub struct LoginPage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// The CSRF token.
+    pub csrf: &'a str,
+    /// The address typed, kept after a failure.
+    pub email: &'a str,
+    /// What went wrong.
+    pub error: Option<&'a str>,
+}
+
+/// One bar of the growth chart.
+pub struct Bar {
+    /// The day (YYYY-MM-DD).
+    pub day: String,
+    /// New subscribers that day.
+    pub count: i64,
+    /// Left edge, in chart units.
+    pub x: usize,
+    /// Height, in chart units.
+    pub height: i64,
+}
+
+/// The dashboard.
+#[derive(Template)]
+#[template(path = "web/admin/dashboard.html")]
+pub struct DashboardPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// Subscribers by status.
+    pub counts: StatusCounts,
+    /// New subscribers per day, for the last 90 days.
+    pub bars: Vec<Bar>,
+    /// The largest daily count (the chart's scale).
+    pub peak: i64,
+}
+
+/// The subscriber list.
+#[derive(Template)]
+#[template(path = "web/admin/subscribers.html")]
+pub struct SubscribersPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// This page.
+    pub items: Vec<Subscriber>,
+    /// The status filter, as given.
+    pub status: &'a str,
+    /// The search text, as given.
+    pub q: &'a str,
+    /// Query string for the next (older) page.
+    pub older: Option<String>,
+    /// Query string for the previous (newer) page.
+    pub newer: Option<String>,
+    /// Query string of the current filter (for the export link).
+    pub filter_query: String,
+}
+
+/// One subscriber and their history.
+#[derive(Template)]
+#[template(path = "web/admin/subscriber.html")]
+pub struct SubscriberPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The subscriber.
+    pub s: Subscriber,
+}
+
+/// The import form, and the report of the last import.
+#[derive(Template)]
+#[template(path = "web/admin/import.html")]
+pub struct ImportPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The report, after an upload.
+    pub report: Option<ImportReport>,
+    /// Why the file was refused, if it was.
+    pub error: Option<String>,
+}
+
+/// The API tokens.
+#[derive(Template)]
+#[template(path = "web/admin/tokens.html")]
+pub struct TokensPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// Every token.
+    pub tokens: Vec<ApiToken>,
+    /// A token just created, shown this once.
+    pub created: Option<String>,
+}
+
+/// A time for the editor, or a dash.
+pub fn when(at: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "—".into())
+}

@@ -1,0 +1,249 @@
+//! Subscribers as the editor manages them: lists with filters and keyset pages, counts,
+//! additions, changes and erasure.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::subscribers::{COLUMNS, Subscriber};
+use super::{Db, StoreError, outbox};
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::with_pool;
+
+/// Which subscribers a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this status.
+    pub status: Option<SubscriberStatus>,
+    /// Only addresses or names containing this text (any case).
+    pub search: Option<String>,
+}
+
+/// Where a page starts, by subscriber id (newest first).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Cursor {
+    /// The newest subscribers.
+    #[default]
+    First,
+    /// Subscribers older than this id.
+    Before(i64),
+    /// Subscribers newer than this id (the page before).
+    After(i64),
+}
+
+/// One page of subscribers, newest first, with the ids to continue from.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The subscribers.
+    pub items: Vec<Subscriber>,
+    /// Pass as `Before` for the next (older) page, if there is one.
+    pub older: Option<i64>,
+    /// Pass as `After` for the previous (newer) page, if there is one.
+    pub newer: Option<i64>,
+}
+
+/// `%text%` for LIKE, with LIKE's own wildcards in `text` taken literally.
+fn like_pattern(text: &str) -> String {
+    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Appends the filter's conditions (` AND ...`) to a query.
+pub(super) fn push_filter<DB>(query: &mut sqlx::QueryBuilder<DB>, filter: &Filter)
+where
+    DB: sqlx::Database,
+    &'static str: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if let Some(status) = filter.status {
+        query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(search);
+        query.push(" AND (email_key LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+        query.push(" OR lower(name) LIKE ").push_bind(pattern).push(" ESCAPE '\\')");
+    }
+}
+
+/// A page of subscribers. Keyset pagination on the primary key: page 10,000 costs what page
+/// 1 costs. Searching scans, stopping as soon as the page is full.
+#[tracing::instrument(skip(db))]
+pub async fn list(db: &Db, filter: &Filter, cursor: Cursor, limit: i64) -> Result<Page, StoreError> {
+    let limit = limit.clamp(1, 500);
+    let mut items: Vec<Subscriber> = with_pool!(db, read, |pool| {
+        let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM subscribers WHERE 1 = 1"));
+        push_filter(&mut query, filter);
+        match cursor {
+            Cursor::First => query.push(" ORDER BY id DESC"),
+            Cursor::Before(id) => query.push(" AND id < ").push_bind(id).push(" ORDER BY id DESC"),
+            Cursor::After(id) => query.push(" AND id > ").push_bind(id).push(" ORDER BY id ASC"),
+        };
+        // One more than asked tells whether another page follows.
+        query.push(" LIMIT ").push_bind(limit + 1);
+        query.build_query_as().fetch_all(pool).await
+    })?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    if matches!(cursor, Cursor::After(_)) {
+        items.reverse();
+    }
+    let (first, last) = (items.first().map(|s| s.id), items.last().map(|s| s.id));
+    let (older, newer) = match cursor {
+        Cursor::First => (last.filter(|_| more), None),
+        Cursor::Before(_) => (last.filter(|_| more), first),
+        Cursor::After(_) => (last, first.filter(|_| more)),
+    };
+    Ok(Page { items, older, newer })
+}
+
+/// Subscribers by status.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StatusCounts {
+    /// Waiting for confirmation.
+    pub pending: i64,
+    /// Receiving issues.
+    pub active: i64,
+    /// Left.
+    pub unsubscribed: i64,
+    /// Undeliverable.
+    pub bounced: i64,
+}
+
+/// Counts subscribers by status (an index-only scan of `(status, id)`).
+#[tracing::instrument(skip(db))]
+pub async fn counts(db: &Db) -> Result<StatusCounts, StoreError> {
+    let rows: Vec<(String, i64)> = with_pool!(db, read, |pool| {
+        sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status").fetch_all(pool).await
+    })?;
+    let mut counts = StatusCounts::default();
+    for (status, n) in rows {
+        match SubscriberStatus::try_from(status) {
+            Ok(SubscriberStatus::Pending) => counts.pending = n,
+            Ok(SubscriberStatus::Active) => counts.active = n,
+            Ok(SubscriberStatus::Unsubscribed) => counts.unsubscribed = n,
+            Ok(SubscriberStatus::Bounced) => counts.bounced = n,
+            Err(_) => {}
+        }
+    }
+    Ok(counts)
+}
+
+/// New subscribers per day since `since` (UTC days, oldest first), for the growth chart.
+#[tracing::instrument(skip(db))]
+pub async fn signups_per_day(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(match db {
+        // SQLite keeps times as RFC 3339 text: the first ten characters are the UTC day.
+        Db::Sqlite { read, .. } => {
+            sqlx::query_as(
+                "SELECT substr(created_at, 1, 10) AS day, COUNT(*) FROM subscribers \
+                 WHERE created_at >= $1 GROUP BY day ORDER BY day",
+            )
+            .bind(since)
+            .fetch_all(read)
+            .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(
+                "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COUNT(*) FROM subscribers \
+                 WHERE created_at >= $1 GROUP BY day ORDER BY day",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }
+    })
+}
+
+/// The subscriber with this id.
+#[tracing::instrument(skip(db))]
+pub async fn get(db: &Db, id: i64) -> Result<Option<Subscriber>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1"));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
+}
+
+/// What adding a subscriber by hand did.
+#[derive(Debug, Clone)]
+pub enum Added {
+    /// Added; pending with a confirmation queued, or active when consent was stated.
+    New(Subscriber),
+    /// The address is already on the list (any status); nothing changed.
+    Exists(Subscriber),
+}
+
+/// Adds one subscriber: active at once when the editor states prior consent, otherwise
+/// pending with a confirmation email queued in the same transaction.
+#[tracing::instrument(skip_all)]
+pub async fn add(
+    db: &Db,
+    email: &SubscriberEmail,
+    name: Option<&SubscriberName>,
+    source: ConsentSource,
+    consented: bool,
+    now: DateTime<Utc>,
+) -> Result<Added, StoreError> {
+    let status = if consented { SubscriberStatus::Active } else { SubscriberStatus::Pending };
+    let confirmed_at = consented.then_some(now);
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
+         created_at, confirmed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8, $6) \
+         ON CONFLICT (email_key) DO NOTHING RETURNING {COLUMNS}"
+    ));
+    let inserted: Option<Subscriber> = with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let row: Option<Subscriber> = sqlx::query_as(sql)
+            .bind(Uuid::new_v4())
+            .bind(email.as_str())
+            .bind(email.key())
+            .bind(name.map(|n| n.as_str()))
+            .bind(status.as_str())
+            .bind(now)
+            .bind(source.as_str())
+            .bind(confirmed_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(s) = row.as_ref().filter(|s| s.status == SubscriberStatus::Pending) {
+            outbox::enqueue_confirmation(s.id, now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    })?;
+    match inserted {
+        Some(s) => Ok(Added::New(s)),
+        None => {
+            let existing = super::subscribers::find_by_email(db, email).await?;
+            existing.map(Added::Exists).ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+        }
+    }
+}
+
+/// Sets or clears a subscriber's name; `None` when there is no such subscriber.
+#[tracing::instrument(skip(db, name))]
+pub async fn rename(db: &Db, id: i64, name: Option<&SubscriberName>, now: DateTime<Utc>) -> Result<Option<Subscriber>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
+    ));
+    Ok(with_pool!(db, write, |pool| {
+        sqlx::query_as(sql).bind(id).bind(name.map(|n| n.as_str())).bind(now).fetch_optional(pool).await
+    })?)
+}
+
+/// Unsubscribes a subscriber on the editor's word; `None` when there is no such subscriber.
+/// One who already left, or bounced, stays as they are.
+#[tracing::instrument(skip(db))]
+pub async fn unsubscribe(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Option<Subscriber>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE subscribers SET status = CASE WHEN status IN ('pending', 'active') THEN 'unsubscribed' ELSE status END, \
+         unsubscribed_at = CASE WHEN status IN ('pending', 'active') THEN $2 ELSE unsubscribed_at END, \
+         updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
+    ));
+    Ok(with_pool!(db, write, |pool| sqlx::query_as(sql).bind(id).bind(now).fetch_optional(pool).await)?)
+}
+
+/// Erases a subscriber (GDPR): the row goes, and with it (by cascade) their confirmation
+/// tokens and queued emails; nothing personal is kept. `false` when there was no such subscriber.
+#[tracing::instrument(skip(db))]
+pub async fn erase(db: &Db, id: i64) -> Result<bool, StoreError> {
+    let gone: Option<i64> = with_pool!(db, write, |pool| {
+        sqlx::query_scalar("DELETE FROM subscribers WHERE id = $1 RETURNING id").bind(id).fetch_optional(pool).await
+    })?;
+    Ok(gone.is_some())
+}

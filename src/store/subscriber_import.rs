@@ -1,0 +1,95 @@
+//! Bulk insertion of imported subscribers.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Db, StoreError};
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::with_pool;
+
+/// One valid row of an import.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    /// The address.
+    pub email: SubscriberEmail,
+    /// The name, if given.
+    pub name: Option<SubscriberName>,
+    /// The status to arrive with.
+    pub status: SubscriberStatus,
+    /// When they originally signed up, if the file says.
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+/// New subscribers one batch added, by status.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Added {
+    /// Active.
+    pub active: u64,
+    /// Pending, each with a confirmation email queued.
+    pub pending: u64,
+    /// Unsubscribed or bounced.
+    pub inactive: u64,
+}
+
+impl Added {
+    /// All new subscribers.
+    pub fn total(&self) -> u64 {
+        self.active + self.pending + self.inactive
+    }
+}
+
+/// Inserts one batch in one transaction. Addresses already on the list, or repeated in the
+/// batch, are left as they are (an import never resubscribes anyone); pending newcomers get a
+/// confirmation email queued in the same transaction.
+#[tracing::instrument(skip_all, fields(n = rows.len()))]
+pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<Added, StoreError> {
+    if rows.is_empty() {
+        return Ok(Added::default());
+    }
+    let inserted: Vec<(i64, String)> = with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
+             created_at, confirmed_at, unsubscribed_at, updated_at) ",
+        );
+        insert.push_values(rows, |mut b, row| {
+            let created = row.created_at.unwrap_or(now);
+            let active = row.status == SubscriberStatus::Active;
+            let gone = matches!(row.status, SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced);
+            b.push_bind(Uuid::new_v4())
+                .push_bind(row.email.as_str().to_owned())
+                .push_bind(row.email.key())
+                .push_bind(row.name.as_ref().map(|n| n.as_str().to_owned()))
+                .push_bind(row.status.as_str())
+                .push_bind(created)
+                .push_bind(ConsentSource::Import.as_str())
+                .push_bind(created)
+                .push_bind(active.then_some(now))
+                .push_bind(gone.then_some(now))
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, status");
+        let inserted: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+        let pending: Vec<i64> = inserted.iter().filter(|(_, s)| s == "pending").map(|(id, _)| *id).collect();
+        if !pending.is_empty() {
+            let mut queue = sqlx::QueryBuilder::new(
+                "INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) ",
+            );
+            queue.push_values(&pending, |mut b, id| {
+                b.push("'confirm'").push_bind(*id).push("'pending'").push("0").push_bind(now).push_bind(now);
+            });
+            queue.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(inserted)
+    })?;
+    let mut added = Added::default();
+    for (_, status) in inserted {
+        match status.as_str() {
+            "active" => added.active += 1,
+            "pending" => added.pending += 1,
+            _ => added.inactive += 1,
+        }
+    }
+    Ok(added)
+}

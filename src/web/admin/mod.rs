@@ -1,0 +1,128 @@
+//! The editor's admin under `/admin`: every page and action behind sign-in and a CSRF token.
+
+use actix_governor::{Governor, GovernorConfigBuilder};
+use actix_session::SessionMiddleware;
+use actix_session::config::PersistentSession;
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::http::Method;
+use actix_web::middleware::from_fn;
+use actix_web::{Route, web};
+
+use super::client_ip::ClientIp;
+
+mod context;
+mod dashboard;
+mod guard;
+mod login;
+mod subscribers;
+mod tokens;
+mod transfer;
+
+pub use context::AdminContext;
+
+/// Every signed-in route: (method, path under `/admin`, handler). The router is built from
+/// this list and the tests walk the same list, so no route escapes the sign-in check.
+fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
+    vec![
+        (Method::GET, "", web::get().to(dashboard::show)),
+        (Method::GET, "/subscribers", web::get().to(subscribers::list)),
+        (Method::POST, "/subscribers", web::post().to(subscribers::add)),
+        (Method::GET, "/subscribers/{id}", web::get().to(subscribers::show)),
+        (Method::POST, "/subscribers/{id}/unsubscribe", web::post().to(subscribers::unsubscribe)),
+        (Method::POST, "/subscribers/{id}/erase", web::post().to(subscribers::erase)),
+        (Method::GET, "/import", web::get().to(transfer::import_form)),
+        (Method::POST, "/import", web::post().to(transfer::import)),
+        (Method::GET, "/export", web::get().to(transfer::export)),
+        (Method::GET, "/tokens", web::get().to(tokens::list)),
+        (Method::POST, "/tokens", web::post().to(tokens::create)),
+        (Method::POST, "/tokens/{id}/revoke", web::post().to(tokens::revoke)),
+        (Method::POST, "/logout", web::post().to(login::logout)),
+    ]
+}
+
+/// The method and full path of every signed-in admin route.
+pub fn route_table() -> Vec<(Method, String)> {
+    signed_in_routes().into_iter().map(|(m, p, _)| (m, format!("/admin{p}"))).collect()
+}
+
+/// Settings the admin scope needs, made once per instance and shared by its workers.
+#[derive(Clone)]
+pub struct AdminSetup {
+    /// Signs the session cookie.
+    pub key: Key,
+    /// Sets `Secure` on the cookie (the site is served over https).
+    pub secure: bool,
+    /// Session lifetime.
+    pub ttl: std::time::Duration,
+    /// Sign-ins per minute per IP.
+    pub login_rate_per_minute: u32,
+    /// Tells the client address.
+    pub client_ip: ClientIp,
+}
+
+/// Registers `/admin` on an app: the sign-in page (CSRF-checked, rate-limited per IP) and
+/// everything else behind [`guard::require_editor`], all inside the session middleware.
+pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: &LoginLimit) {
+    let mut signed_in = web::scope("").wrap(from_fn(guard::require_editor));
+    for (_, path, route) in signed_in_routes() {
+        signed_in = signed_in.route(path, route);
+    }
+    let session = SessionMiddleware::builder(CookieSessionStore::default(), setup.key.clone())
+        .cookie_name("fortnight_admin".into())
+        .cookie_secure(setup.secure)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Strict)
+        .cookie_path("/admin".into())
+        .session_lifecycle(
+            PersistentSession::default()
+                .session_ttl(actix_web::cookie::time::Duration::seconds(setup.ttl.as_secs() as i64)),
+        )
+        .build();
+    cfg.service(
+        web::scope("/admin")
+            .service(
+                web::resource("/login")
+                    .wrap(from_fn(guard::require_csrf))
+                    .wrap(Governor::new(login_limit))
+                    .route(web::get().to(login::form))
+                    .route(web::post().to(login::submit)),
+            )
+            .service(signed_in)
+            .wrap(session),
+    );
+}
+
+/// The per-IP limiter type for sign-in posts.
+pub type LoginLimit = actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
+
+/// The per-IP limiter for sign-in posts.
+pub fn login_limit(setup: &AdminSetup) -> LoginLimit {
+    let per_minute = u64::from(setup.login_rate_per_minute.max(1));
+    GovernorConfigBuilder::default()
+        .period(std::time::Duration::from_nanos(60_000_000_000 / per_minute))
+        .burst_size(setup.login_rate_per_minute.max(1))
+        .methods(vec![Method::POST])
+        .key_extractor(setup.client_ip)
+        .finish()
+        .expect("non-zero limits")
+}
+
+/// The frame of a signed-in page.
+fn chrome<'a>(
+    state: &'a crate::web::AppState,
+    ctx: &'a AdminContext,
+    session: &actix_session::Session,
+) -> crate::render::admin::Chrome<'a> {
+    crate::render::admin::Chrome {
+        publication: &state.publication,
+        editor: &ctx.editor.email,
+        csrf: &ctx.csrf,
+        flash: context::take_flash(session),
+    }
+}
+
+/// A 303 to `location`, the answer to every successful admin form.
+fn see_other(location: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, location)).finish()
+}

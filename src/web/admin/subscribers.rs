@@ -1,0 +1,160 @@
+//! The subscriber list, one subscriber, and what the editor can do to them.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::context::flash;
+use super::{AdminContext, chrome, see_other};
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::render::admin::{SubscriberPage, SubscribersPage};
+use crate::store::subscriber_admin::{self, Added, Cursor, Filter};
+use crate::web::error::WebError;
+use crate::web::{AppState, html};
+
+/// Rows per page.
+const PER_PAGE: i64 = 50;
+
+/// The list's query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    before: Option<i64>,
+    after: Option<i64>,
+}
+
+/// Reads a status filter; empty means any.
+pub fn parse_status(raw: &str) -> Result<Option<SubscriberStatus>, WebError> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    SubscriberStatus::try_from(raw.to_lowercase())
+        .map(Some)
+        .map_err(|_| WebError::BadRequest(format!("Unknown status {raw:?}: use active, pending, unsubscribed or bounced.")))
+}
+
+impl ListQuery {
+    /// The filter this query selects.
+    pub fn filter(&self) -> Result<Filter, WebError> {
+        if self.q.chars().count() > 254 {
+            return Err(WebError::BadRequest("The search text is too long (254 characters at most).".into()));
+        }
+        Ok(Filter { status: parse_status(&self.status)?, search: Some(self.q.clone()).filter(|q| !q.trim().is_empty()) })
+    }
+
+    fn with(&self, key: &str, id: i64) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("q", &self.q).append_pair("status", &self.status).append_pair(key, &id.to_string());
+        query.finish()
+    }
+}
+
+/// `GET /admin/subscribers`.
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, WebError> {
+    let filter = query.filter()?;
+    let cursor = match (query.before, query.after) {
+        (Some(id), _) => Cursor::Before(id),
+        (None, Some(id)) => Cursor::After(id),
+        (None, None) => Cursor::First,
+    };
+    let page = subscriber_admin::list(&state.db, &filter, cursor, PER_PAGE).await?;
+    let filter_query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("q", &query.q)
+        .append_pair("status", &query.status)
+        .finish();
+    html(
+        StatusCode::OK,
+        SubscribersPage {
+            chrome: chrome(&state, &ctx, &session),
+            items: page.items,
+            status: &query.status,
+            q: &query.q,
+            older: page.older.map(|id| query.with("before", id)),
+            newer: page.newer.map(|id| query.with("after", id)),
+            filter_query,
+        },
+    )
+}
+
+/// The add form.
+#[derive(Debug, Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    consented: String,
+}
+
+/// `POST /admin/subscribers`: adds one address.
+pub async fn add(
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<AddForm>,
+) -> Result<HttpResponse, WebError> {
+    let email = SubscriberEmail::parse(&form.email).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let name = SubscriberName::parse_optional(Some(&form.name)).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let consented = form.consented == "yes";
+    let now = state.clock.now();
+    let added = subscriber_admin::add(&state.db, &email, name.as_ref(), ConsentSource::Admin, consented, now).await?;
+    let (subscriber, message) = match added {
+        Added::New(s) if consented => (s, format!("{} was added as active.", email.as_str())),
+        Added::New(s) => {
+            state.outbox_wake.notify_one();
+            (s, format!("{} was added; a confirmation email is on its way.", email.as_str()))
+        }
+        Added::Exists(s) => (s, format!("{} is already on the list ({}); nothing changed.", email.as_str(), "see below")),
+    };
+    flash(&session, message);
+    Ok(see_other(&format!("/admin/subscribers/{}", subscriber.id)))
+}
+
+/// `GET /admin/subscribers/{id}`.
+pub async fn show(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let s = subscriber_admin::get(&state.db, parse_id(&id)?).await?.ok_or_else(not_found)?;
+    html(StatusCode::OK, SubscriberPage { chrome: chrome(&state, &ctx, &session), s })
+}
+
+/// `POST /admin/subscribers/{id}/unsubscribe`.
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let s = subscriber_admin::unsubscribe(&state.db, parse_id(&id)?, state.clock.now()).await?.ok_or_else(not_found)?;
+    flash(&session, format!("{} is unsubscribed.", s.email));
+    Ok(see_other(&format!("/admin/subscribers/{}", s.id)))
+}
+
+/// `POST /admin/subscribers/{id}/erase`.
+pub async fn erase(state: web::Data<AppState>, session: Session, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+    if !subscriber_admin::erase(&state.db, parse_id(&id)?).await? {
+        return Err(not_found());
+    }
+    flash(&session, "The subscriber was erased, with their history.");
+    Ok(see_other("/admin/subscribers"))
+}
+
+/// A subscriber id from a path.
+pub fn parse_id(raw: &str) -> Result<i64, WebError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| WebError::BadRequest(format!("{raw:?} is not a subscriber id.")))
+}
+
+fn not_found() -> WebError {
+    WebError::NotFound("There is no such subscriber (they may have been erased).".into())
+}

@@ -1,0 +1,56 @@
+//! API tokens: create (shown once), list, revoke.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::context::flash;
+use super::{AdminContext, chrome, see_other};
+use crate::render::admin::TokensPage;
+use crate::store::api_tokens;
+use crate::web::error::WebError;
+use crate::web::{AppState, html};
+
+/// `GET /admin/tokens`.
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+) -> Result<HttpResponse, WebError> {
+    let tokens = api_tokens::list(&state.db).await?;
+    html(StatusCode::OK, TokensPage { chrome: chrome(&state, &ctx, &session), tokens, created: None })
+}
+
+/// The create form.
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /admin/tokens`: the new token is on this answer and nowhere else.
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    form: web::Form<CreateForm>,
+) -> Result<HttpResponse, WebError> {
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(WebError::BadRequest("Give the token a name of 1 to 100 characters.".into()));
+    }
+    let (_, token) = api_tokens::create(&state.db, name, ctx.editor.id, state.clock.now()).await?;
+    let tokens = api_tokens::list(&state.db).await?;
+    html(StatusCode::CREATED, TokensPage { chrome: chrome(&state, &ctx, &session), tokens, created: Some(token) })
+}
+
+/// `POST /admin/tokens/{id}/revoke`.
+pub async fn revoke(state: web::Data<AppState>, session: Session, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let id = super::subscribers::parse_id(&id)?;
+    if !api_tokens::revoke(&state.db, id, state.clock.now()).await? {
+        return Err(WebError::NotFound("There is no such live token.".into()));
+    }
+    flash(&session, "The token was revoked; requests using it are refused from now on.");
+    Ok(see_other("/admin/tokens"))
+}

@@ -1,0 +1,119 @@
+//! The JSON API under `/api/v1`: bearer tokens, subscribers, and its OpenAPI document.
+
+use actix_governor::Governor;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, Route, web};
+use utoipa::OpenApi;
+
+use super::AppState;
+
+pub mod error;
+mod subscribers;
+
+pub use error::ApiError;
+
+/// Largest JSON body accepted, in bytes.
+const JSON_LIMIT: usize = 16 * 1024;
+
+/// Every API route: (method, path under `/api/v1`, handler). The router is built from this
+/// list; the tests walk it for the token check and compare it with the OpenAPI document.
+fn routes() -> Vec<(Method, &'static str, Route)> {
+    vec![
+        (Method::GET, "/subscribers/{id}", web::get().to(subscribers::get)),
+        (Method::PATCH, "/subscribers/{id}", web::patch().to(subscribers::update)),
+        (Method::DELETE, "/subscribers/{id}", web::delete().to(subscribers::erase)),
+        (Method::POST, "/subscribers/{id}/unsubscribe", web::post().to(subscribers::unsubscribe)),
+        (Method::GET, "/openapi.json", web::get().to(openapi)),
+    ]
+}
+
+/// The method and full path of every API route, `/subscribers` (listed and created under
+/// the signup limit, registered apart) included.
+pub fn route_table() -> Vec<(Method, String)> {
+    let mut table = vec![(Method::GET, "/api/v1/subscribers".to_owned()), (Method::POST, "/api/v1/subscribers".to_owned())];
+    table.extend(routes().into_iter().map(|(m, p, _)| (m, format!("/api/v1{p}"))));
+    table
+}
+
+/// Registers `/api/v1`. Creating subscribers shares the signup form's per-IP limit.
+pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::SignupLimit) {
+    let mut scope = web::scope("/api/v1")
+        .wrap(actix_web::middleware::from_fn(require_token))
+        .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .service(
+            web::resource("/subscribers")
+                .wrap(Governor::new(signup_limit))
+                .route(web::post().to(subscribers::create))
+                .route(web::get().to(subscribers::list)),
+        );
+    for (_, path, route) in routes() {
+        scope = scope.route(path, route);
+    }
+    cfg.service(scope.default_service(web::to(|| async {
+        ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "No such API endpoint.").error_response()
+    })));
+}
+
+/// Refuses any request without a live bearer token (401 JSON).
+async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let live = match (token, state) {
+        (Some(token), Some(state)) => {
+            crate::store::api_tokens::authenticate(&state.db, &token, state.clock.now()).await.map_err(ApiError::from)?
+        }
+        _ => None,
+    };
+    if live.is_none() {
+        let refused: HttpResponse = ApiError::unauthorized().error_response();
+        return Ok(req.into_response(refused).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The OpenAPI 3 document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Fortnight API", description = "Manage the subscribers of a Fortnight publication."),
+    paths(
+        subscribers::list,
+        subscribers::create,
+        subscribers::get,
+        subscribers::update,
+        subscribers::erase,
+        subscribers::unsubscribe,
+        openapi
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// `GET /api/v1/openapi.json`: this API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "The OpenAPI document")))]
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

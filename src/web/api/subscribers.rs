@@ -1,0 +1,198 @@
+//! `/api/v1/subscribers`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiError;
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::store::subscriber_admin::{self, Added, Cursor, Filter};
+use crate::store::subscribers::{NewSignup, SignupRequest, Subscriber};
+use crate::web::AppState;
+
+/// A subscriber as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberJson {
+    id: i64,
+    email: String,
+    name: Option<String>,
+    /// pending, active, unsubscribed or bounced.
+    status: String,
+    created_at: DateTime<Utc>,
+    consent_at: DateTime<Utc>,
+    consent_source: String,
+    confirmed_at: Option<DateTime<Utc>>,
+    unsubscribed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Subscriber> for SubscriberJson {
+    fn from(s: Subscriber) -> Self {
+        SubscriberJson {
+            id: s.id,
+            email: s.email,
+            name: s.name,
+            status: s.status.as_str().to_owned(),
+            created_at: s.created_at,
+            consent_at: s.consent_at,
+            consent_source: s.consent_source,
+            confirmed_at: s.confirmed_at,
+            unsubscribed_at: s.unsubscribed_at,
+        }
+    }
+}
+
+/// One subscriber.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberEnvelope {
+    data: SubscriberJson,
+}
+
+/// A page of subscribers, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberPage {
+    data: Vec<SubscriberJson>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<i64>,
+}
+
+/// Filters and paging for the list.
+#[derive(Deserialize, IntoParams)]
+pub struct ListParams {
+    /// Only this status: pending, active, unsubscribed or bounced.
+    status: Option<String>,
+    /// Only addresses or names containing this text.
+    q: Option<String>,
+    /// Only subscribers older than this id (from `next_before`).
+    before: Option<i64>,
+    /// Page size, 1 to 500 (default 100).
+    limit: Option<i64>,
+}
+
+/// A new subscriber.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateSubscriber {
+    email: String,
+    name: Option<String>,
+    /// The person already agreed to receive the publication: add as active. Otherwise they
+    /// are sent a confirmation email and stay pending until they click it.
+    #[serde(default)]
+    consented: bool,
+}
+
+/// A change to a subscriber.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateSubscriber {
+    /// The new name; null or empty clears it.
+    name: Option<String>,
+}
+
+fn email(raw: &str) -> Result<SubscriberEmail, ApiError> {
+    SubscriberEmail::parse(raw).map_err(|e| ApiError::invalid("invalid_email", e.to_string()))
+}
+
+fn name(raw: Option<&str>) -> Result<Option<SubscriberName>, ApiError> {
+    SubscriberName::parse_optional(raw).map_err(|e| ApiError::invalid("invalid_name", e.to_string()))
+}
+
+fn id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not a subscriber id")))
+}
+
+fn missing() -> ApiError {
+    ApiError::not_found("No subscriber has this id.")
+}
+
+/// List subscribers, newest first, with keyset pagination.
+#[utoipa::path(get, path = "/api/v1/subscribers", params(ListParams),
+    responses((status = 200, body = SubscriberPage), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+pub async fn list(state: web::Data<AppState>, params: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+    let status = params
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| SubscriberStatus::try_from(s.to_lowercase()))
+        .transpose()
+        .map_err(|_| ApiError::invalid("invalid_status", "status must be pending, active, unsubscribed or bounced"))?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 500"));
+    }
+    if params.q.as_deref().is_some_and(|q| q.chars().count() > 254) {
+        return Err(ApiError::invalid("invalid_query", "q must have at most 254 characters"));
+    }
+    let cursor = params.before.map_or(Cursor::First, Cursor::Before);
+    let page = subscriber_admin::list(&state.db, &Filter { status, search: params.q.clone() }, cursor, limit).await?;
+    Ok(HttpResponse::Ok().json(SubscriberPage { data: page.items.into_iter().map(Into::into).collect(), next_before: page.older }))
+}
+
+/// Add a subscriber: active when `consented`, otherwise pending with a confirmation email
+/// (double opt-in, under the signup form's per-IP limit).
+#[utoipa::path(post, path = "/api/v1/subscribers", request_body = CreateSubscriber,
+    responses((status = 201, description = "Added as active", body = SubscriberEnvelope),
+              (status = 202, description = "Pending: a confirmation email is on its way", body = SubscriberEnvelope),
+              (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+              (status = 409, description = "Already on the list", body = super::error::ErrorBody),
+              (status = 429, description = "Too many signups from this address")))]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CreateSubscriber>,
+) -> Result<HttpResponse, ApiError> {
+    let address = email(&body.email)?;
+    let name = name(body.name.as_deref())?;
+    let now = state.clock.now();
+    if body.consented {
+        return match subscriber_admin::add(&state.db, &address, name.as_ref(), ConsentSource::Api, true, now).await? {
+            Added::New(s) => Ok(HttpResponse::Created().json(SubscriberEnvelope { data: s.into() })),
+            Added::Exists(_) => Err(ApiError::new(StatusCode::CONFLICT, "exists", "This address is already on the list.")),
+        };
+    }
+    let resend_after = now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
+    let signup = NewSignup { email: address.clone(), name, source: ConsentSource::Api, ip: state.client_ip.of(&req).map(|ip| ip.to_string()) };
+    state.signups.signup(SignupRequest { signup, now, resend_after }).await?;
+    state.outbox_wake.notify_one();
+    let stored = crate::store::subscribers::find_by_email(&state.db, &address).await?.ok_or_else(missing)?;
+    Ok(HttpResponse::Accepted().json(SubscriberEnvelope { data: stored.into() }))
+}
+
+/// One subscriber.
+#[utoipa::path(get, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")),
+    responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let s = subscriber_admin::get(&state.db, id(&path)?).await?.ok_or_else(missing)?;
+    Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
+}
+
+/// Change a subscriber's name.
+#[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")), request_body = UpdateSubscriber,
+    responses((status = 200, body = SubscriberEnvelope), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+pub async fn update(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<UpdateSubscriber>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id(&path)?;
+    let name = name(body.name.as_deref())?;
+    let s = subscriber_admin::rename(&state.db, id, name.as_ref(), state.clock.now()).await?.ok_or_else(missing)?;
+    Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
+}
+
+/// Unsubscribe a subscriber (idempotent).
+#[utoipa::path(post, path = "/api/v1/subscribers/{id}/unsubscribe", params(("id" = i64, Path, description = "Subscriber id")),
+    responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+pub async fn unsubscribe(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let s = subscriber_admin::unsubscribe(&state.db, id(&path)?, state.clock.now()).await?.ok_or_else(missing)?;
+    Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
+}
+
+/// Erase a subscriber and their history (GDPR).
+#[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")),
+    responses((status = 204, description = "Erased"), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+pub async fn erase(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    if !subscriber_admin::erase(&state.db, id(&path)?).await? {
+        return Err(missing());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
