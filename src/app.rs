@@ -20,10 +20,10 @@ use crate::store::signup_queue::SignupQueue;
 use crate::store::{Db, settings};
 use crate::web::admin::AdminSetup;
 use crate::web::client_ip::ClientIp;
+use crate::web::{self as http, AppState};
 use actix_governor::governor::{Quota, RateLimiter};
 use actix_web::cookie::Key;
 use std::num::NonZeroU32;
-use crate::web::{self as http, AppState};
 
 /// A built instance, bound to its port but not yet serving.
 pub struct Application {
@@ -89,14 +89,18 @@ impl Application {
         });
         let session_key = match &config.secret_key {
             Some(key) => key.expose_secret().as_bytes().to_vec(),
-            None => settings::session_key(&db, clock.now()).await.context("cannot read the session key")?,
+            None => settings::session_key(&db, clock.now())
+                .await
+                .context("cannot read the session key")?,
         };
         let admin = AdminSetup {
             key: Key::derive_from(&session_key),
             secure: config.base_url.scheme() == "https",
             ttl: config.session_ttl,
             login_rate_per_minute: config.login_rate_per_minute,
-            client_ip: ClientIp { trust_forwarded: config.trust_forwarded_for },
+            client_ip: ClientIp {
+                trust_forwarded: config.trust_forwarded_for,
+            },
         };
         let server = http::server(listener, state.clone(), admin)?;
         let sender = OutboxSender {

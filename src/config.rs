@@ -245,7 +245,11 @@ impl Config {
                 "the signup limit and burst must be above zero".into(),
             );
         }
-        if self.secret_key.as_ref().is_some_and(|k| k.expose_secret().len() < 64) {
+        if self
+            .secret_key
+            .as_ref()
+            .is_some_and(|k| k.expose_secret().len() < 64)
+        {
             return bad("secret_key", "must have at least 64 characters".into());
         }
         if self.login_rate_per_minute == 0 {

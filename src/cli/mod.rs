@@ -77,15 +77,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             tracing::info!(?config, "starting");
-            Application::build(config).await?.run_until_signalled().await
+            Application::build(config)
+                .await?
+                .run_until_signalled()
+                .await
         }
         Command::Migrate => {
             open(&config).await?;
-            println!("migrations applied to {}", redact_url(config.database_url.expose_secret()));
+            println!(
+                "migrations applied to {}",
+                redact_url(config.database_url.expose_secret())
+            );
             Ok(())
         }
         Command::Editor(command) => editor(&open(&config).await?, command).await,
-        Command::Subscribers(command) => subscribers::run(&config, &open(&config).await?, command).await,
+        Command::Subscribers(command) => {
+            subscribers::run(&config, &open(&config).await?, command).await
+        }
     }
 }
 
@@ -95,25 +103,39 @@ async fn open(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&config.database_url, 2)
         .await
         .with_context(|| format!("cannot open the database at {url}"))?;
-    db.migrate().await.context("cannot apply database migrations")?;
+    db.migrate()
+        .await
+        .context("cannot apply database migrations")?;
     Ok(db)
 }
 
 async fn editor(db: &Db, command: EditorCommand) -> anyhow::Result<()> {
     let now = Clock::System.now();
     match command {
-        EditorCommand::Add { email, password_stdin } => {
+        EditorCommand::Add {
+            email,
+            password_stdin,
+        } => {
             let email = parse_email(&email)?;
             let hash = hashed_password(password_stdin).await?;
             if !editors::add(db, &email, &hash, now).await? {
-                bail!("{} is already an editor (use `fortnight editor password` to change the password)", email.as_str());
+                bail!(
+                    "{} is already an editor (use `fortnight editor password` to change the password)",
+                    email.as_str()
+                );
             }
             println!("editor {} added", email.as_str());
         }
         EditorCommand::List => {
             for editor in editors::list(db).await? {
-                let last = editor.last_login_at.map_or("never".to_owned(), |t| t.to_rfc3339());
-                println!("{}\tadded {}\tlast sign-in {last}", editor.email, editor.created_at.to_rfc3339());
+                let last = editor
+                    .last_login_at
+                    .map_or("never".to_owned(), |t| t.to_rfc3339());
+                println!(
+                    "{}\tadded {}\tlast sign-in {last}",
+                    editor.email,
+                    editor.created_at.to_rfc3339()
+                );
             }
         }
         EditorCommand::Remove { email } => {
@@ -123,7 +145,10 @@ async fn editor(db: &Db, command: EditorCommand) -> anyhow::Result<()> {
             }
             println!("editor {} removed", email.as_str());
         }
-        EditorCommand::Password { email, password_stdin } => {
+        EditorCommand::Password {
+            email,
+            password_stdin,
+        } => {
             let email = parse_email(&email)?;
             let hash = hashed_password(password_stdin).await?;
             if !editors::set_password(db, &email, &hash).await? {
@@ -143,11 +168,15 @@ fn parse_email(raw: &str) -> anyhow::Result<SubscriberEmail> {
 async fn hashed_password(from_stdin: bool) -> anyhow::Result<String> {
     let raw = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else {
         let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
-        let again = rpassword::prompt_password("Password again: ").context("cannot read the password")?;
+        let again =
+            rpassword::prompt_password("Password again: ").context("cannot read the password")?;
         if first != again {
             bail!("the two passwords differ");
         }

@@ -41,15 +41,21 @@ pub enum SubscribersCommand {
 pub async fn run(_config: &Config, db: &Db, command: SubscribersCommand) -> anyhow::Result<()> {
     match command {
         SubscribersCommand::Import { file, consented } => {
-            let handle = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let handle = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
             // Drawn only on a terminal; hidden when output is redirected.
             let bar = ProgressBar::new(size).with_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .expect("valid template"),
+                ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template"),
             );
             let reader = bar.wrap_read(handle);
-            let options = ImportOptions { consented, now: Clock::System.now() };
+            let options = ImportOptions {
+                consented,
+                now: Clock::System.now(),
+            };
             let result = import(db, reader, options).await;
             bar.finish_and_clear();
             match result {
@@ -66,15 +72,24 @@ pub async fn run(_config: &Config, db: &Db, command: SubscribersCommand) -> anyh
         }
         SubscribersCommand::Export { status, output } => {
             let status = status
-                .map(|s| SubscriberStatus::try_from(s.to_lowercase()).map_err(|e| anyhow::anyhow!(e)))
+                .map(|s| {
+                    SubscriberStatus::try_from(s.to_lowercase()).map_err(|e| anyhow::anyhow!(e))
+                })
                 .transpose()?;
             let mut out: Box<dyn Write> = match &output {
                 Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let mut export = ExportStream::new(db.clone(), Filter { status, search: None });
+            let mut export = ExportStream::new(
+                db.clone(),
+                Filter {
+                    status,
+                    search: None,
+                },
+            );
             while let Some(chunk) = export.next_chunk().await? {
                 out.write_all(&chunk)?;
             }
@@ -88,12 +103,20 @@ fn print_report(report: &ImportReport) {
     println!(
         "{} rows read: {} added as active, {} added as pending (confirmation sent), {} added as unsubscribed or bounced, \
          {} duplicates merged, {} invalid",
-        report.rows, report.added_active, report.added_pending, report.added_inactive, report.duplicates, report.invalid
+        report.rows,
+        report.added_active,
+        report.added_pending,
+        report.added_inactive,
+        report.duplicates,
+        report.invalid
     );
     for problem in &report.problems {
         println!("  line {}: {}", problem.line, problem.reason);
     }
     if report.invalid as usize > report.problems.len() {
-        println!("  … and {} more invalid rows", report.invalid as usize - report.problems.len());
+        println!(
+            "  … and {} more invalid rows",
+            report.invalid as usize - report.problems.len()
+        );
     }
 }

@@ -1,8 +1,8 @@
 //! Editor passwords: a length rule, and argon2id hashing (PHC strings) off the async threads.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Fewest characters a password may have.
@@ -51,7 +51,11 @@ impl Password {
 /// Whether `candidate` matches the PHC string `hash`. CPU-heavy: call it from a blocking thread.
 pub fn verify(candidate: &SecretString, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(candidate.expose_secret().as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(candidate.expose_secret().as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -68,8 +72,14 @@ mod tests {
 
     #[test]
     fn short_and_overlong_passwords_are_refused() {
-        assert_eq!(Password::parse("short".into()).err(), Some(PasswordError::TooShort));
-        assert_eq!(Password::parse("x".repeat(1025).into()).err(), Some(PasswordError::TooLong));
+        assert_eq!(
+            Password::parse("short".into()).err(),
+            Some(PasswordError::TooShort)
+        );
+        assert_eq!(
+            Password::parse("x".repeat(1025).into()).err(),
+            Some(PasswordError::TooLong)
+        );
     }
 
     #[test]

@@ -116,5 +116,6 @@ pub struct TokensPage<'a> {
 
 /// A time for the editor, or a dash.
 pub fn when(at: &Option<chrono::DateTime<chrono::Utc>>) -> String {
-    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "—".into())
+    at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| "—".into())
 }

@@ -35,7 +35,12 @@ fn hash(token: &str) -> Vec<u8> {
 
 /// Creates a token and returns it with the only copy of its text.
 #[tracing::instrument(skip(db))]
-pub async fn create(db: &Db, name: &str, editor_id: i64, now: DateTime<Utc>) -> Result<(ApiToken, String), StoreError> {
+pub async fn create(
+    db: &Db,
+    name: &str,
+    editor_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(ApiToken, String), StoreError> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let token = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -82,7 +87,11 @@ pub async fn revoke(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool, StoreE
 
 /// The live token with this text, if any; records the use.
 #[tracing::instrument(skip_all)]
-pub async fn authenticate(db: &Db, token: &str, now: DateTime<Utc>) -> Result<Option<ApiToken>, StoreError> {
+pub async fn authenticate(
+    db: &Db,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ApiToken>, StoreError> {
     if !token.starts_with(PREFIX) || token.len() > 100 {
         return Ok(None);
     }

@@ -21,7 +21,12 @@ pub struct Editor {
 
 /// Adds an editor; `false` when the address already has an account.
 #[tracing::instrument(skip(db, password_hash))]
-pub async fn add(db: &Db, email: &SubscriberEmail, password_hash: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn add(
+    db: &Db,
+    email: &SubscriberEmail,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let id: Option<i64> = with_pool!(db, write, |pool| {
         sqlx::query_scalar(
             "INSERT INTO editors (email, email_key, password_hash, created_at) VALUES ($1, $2, $3, $4) \
@@ -41,9 +46,11 @@ pub async fn add(db: &Db, email: &SubscriberEmail, password_hash: &str, now: Dat
 #[tracing::instrument(skip(db))]
 pub async fn list(db: &Db) -> Result<Vec<Editor>, StoreError> {
     Ok(with_pool!(db, read, |pool| {
-        sqlx::query_as("SELECT id, email, created_at, last_login_at FROM editors ORDER BY email_key")
-            .fetch_all(pool)
-            .await
+        sqlx::query_as(
+            "SELECT id, email, created_at, last_login_at FROM editors ORDER BY email_key",
+        )
+        .fetch_all(pool)
+        .await
     })?)
 }
 
@@ -60,7 +67,10 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Editor>, StoreError> {
 
 /// The id and password hash of the editor with this address, for signing in.
 #[tracing::instrument(skip_all)]
-pub async fn credentials(db: &Db, email: &SubscriberEmail) -> Result<Option<(i64, String)>, StoreError> {
+pub async fn credentials(
+    db: &Db,
+    email: &SubscriberEmail,
+) -> Result<Option<(i64, String)>, StoreError> {
     Ok(with_pool!(db, read, |pool| {
         sqlx::query_as("SELECT id, password_hash FROM editors WHERE email_key = $1")
             .bind(email.key())
@@ -71,13 +81,19 @@ pub async fn credentials(db: &Db, email: &SubscriberEmail) -> Result<Option<(i64
 
 /// Replaces an editor's password hash; `false` when there is no such editor.
 #[tracing::instrument(skip(db, password_hash))]
-pub async fn set_password(db: &Db, email: &SubscriberEmail, password_hash: &str) -> Result<bool, StoreError> {
+pub async fn set_password(
+    db: &Db,
+    email: &SubscriberEmail,
+    password_hash: &str,
+) -> Result<bool, StoreError> {
     let changed: Option<i64> = with_pool!(db, write, |pool| {
-        sqlx::query_scalar("UPDATE editors SET password_hash = $2 WHERE email_key = $1 RETURNING id")
-            .bind(email.key())
-            .bind(password_hash)
-            .fetch_optional(pool)
-            .await
+        sqlx::query_scalar(
+            "UPDATE editors SET password_hash = $2 WHERE email_key = $1 RETURNING id",
+        )
+        .bind(email.key())
+        .bind(password_hash)
+        .fetch_optional(pool)
+        .await
     })?;
     Ok(changed.is_some())
 }

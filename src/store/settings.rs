@@ -14,7 +14,9 @@ const SESSION_KEY: &str = "session_key";
 pub async fn link_key(db: &Db, now: DateTime<Utc>) -> Result<LinkKey, StoreError> {
     let stored = shared_secret(db, LINK_KEY, LinkKey::generate().as_bytes(), now).await?;
     LinkKey::from_bytes(&stored).ok_or_else(|| {
-        StoreError::Database(sqlx::Error::Protocol("stored link key has the wrong length".into()))
+        StoreError::Database(sqlx::Error::Protocol(
+            "stored link key has the wrong length".into(),
+        ))
     })
 }
 
@@ -28,7 +30,12 @@ pub async fn session_key(db: &Db, now: DateTime<Utc>) -> Result<Vec<u8>, StoreEr
 /// The value stored under `key`, storing `fresh` first if there is none. The first caller
 /// wins; the others' fresh values are discarded by DO NOTHING.
 #[tracing::instrument(skip(db, fresh))]
-async fn shared_secret(db: &Db, key: &str, fresh: &[u8], now: DateTime<Utc>) -> Result<Vec<u8>, StoreError> {
+async fn shared_secret(
+    db: &Db,
+    key: &str,
+    fresh: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, StoreError> {
     with_pool!(db, write, |pool| {
         sqlx::query("INSERT INTO settings (key, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
             .bind(key)
@@ -39,6 +46,9 @@ async fn shared_secret(db: &Db, key: &str, fresh: &[u8], now: DateTime<Utc>) -> 
             .map(|_| ())
     })?;
     Ok(with_pool!(db, write, |pool| {
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(pool).await
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(pool)
+            .await
     })?)
 }

@@ -43,7 +43,11 @@ pub struct Page {
 
 /// `%text%` for LIKE, with LIKE's own wildcards in `text` taken literally.
 fn like_pattern(text: &str) -> String {
-    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     format!("%{escaped}%")
 }
 
@@ -57,25 +61,48 @@ where
     if let Some(status) = filter.status {
         query.push(" AND status = ").push_bind(status.as_str());
     }
-    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(search) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let pattern = like_pattern(search);
-        query.push(" AND (email_key LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
-        query.push(" OR lower(name) LIKE ").push_bind(pattern).push(" ESCAPE '\\')");
+        query
+            .push(" AND (email_key LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\'");
+        query
+            .push(" OR lower(name) LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\')");
     }
 }
 
 /// A page of subscribers. Keyset pagination on the primary key: page 10,000 costs what page
 /// 1 costs. Searching scans, stopping as soon as the page is full.
 #[tracing::instrument(skip(db))]
-pub async fn list(db: &Db, filter: &Filter, cursor: Cursor, limit: i64) -> Result<Page, StoreError> {
+pub async fn list(
+    db: &Db,
+    filter: &Filter,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Page, StoreError> {
     let limit = limit.clamp(1, 500);
     let mut items: Vec<Subscriber> = with_pool!(db, read, |pool| {
-        let mut query = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM subscribers WHERE 1 = 1"));
+        let mut query =
+            sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM subscribers WHERE 1 = 1"));
         push_filter(&mut query, filter);
         match cursor {
             Cursor::First => query.push(" ORDER BY id DESC"),
-            Cursor::Before(id) => query.push(" AND id < ").push_bind(id).push(" ORDER BY id DESC"),
-            Cursor::After(id) => query.push(" AND id > ").push_bind(id).push(" ORDER BY id ASC"),
+            Cursor::Before(id) => query
+                .push(" AND id < ")
+                .push_bind(id)
+                .push(" ORDER BY id DESC"),
+            Cursor::After(id) => query
+                .push(" AND id > ")
+                .push_bind(id)
+                .push(" ORDER BY id ASC"),
         };
         // One more than asked tells whether another page follows.
         query.push(" LIMIT ").push_bind(limit + 1);
@@ -92,7 +119,11 @@ pub async fn list(db: &Db, filter: &Filter, cursor: Cursor, limit: i64) -> Resul
         Cursor::Before(_) => (last.filter(|_| more), first),
         Cursor::After(_) => (last, first.filter(|_| more)),
     };
-    Ok(Page { items, older, newer })
+    Ok(Page {
+        items,
+        older,
+        newer,
+    })
 }
 
 /// Subscribers by status.
@@ -112,7 +143,9 @@ pub struct StatusCounts {
 #[tracing::instrument(skip(db))]
 pub async fn counts(db: &Db) -> Result<StatusCounts, StoreError> {
     let rows: Vec<(String, i64)> = with_pool!(db, read, |pool| {
-        sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status").fetch_all(pool).await
+        sqlx::query_as("SELECT status, COUNT(*) FROM subscribers GROUP BY status")
+            .fetch_all(pool)
+            .await
     })?;
     let mut counts = StatusCounts::default();
     for (status, n) in rows {
@@ -129,7 +162,10 @@ pub async fn counts(db: &Db) -> Result<StatusCounts, StoreError> {
 
 /// New subscribers per day since `since` (UTC days, oldest first), for the growth chart.
 #[tracing::instrument(skip(db))]
-pub async fn signups_per_day(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn signups_per_day(
+    db: &Db,
+    since: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(match db {
         // SQLite keeps times as RFC 3339 text: the first ten characters are the UTC day.
         Db::Sqlite { read, .. } => {
@@ -157,7 +193,10 @@ pub async fn signups_per_day(db: &Db, since: DateTime<Utc>) -> Result<Vec<(Strin
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, id: i64) -> Result<Option<Subscriber>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1"));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// What adding a subscriber by hand did.
@@ -180,7 +219,11 @@ pub async fn add(
     consented: bool,
     now: DateTime<Utc>,
 ) -> Result<Added, StoreError> {
-    let status = if consented { SubscriberStatus::Active } else { SubscriberStatus::Pending };
+    let status = if consented {
+        SubscriberStatus::Active
+    } else {
+        SubscriberStatus::Pending
+    };
     let confirmed_at = consented.then_some(now);
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
@@ -200,8 +243,13 @@ pub async fn add(
             .bind(confirmed_at)
             .fetch_optional(&mut *tx)
             .await?;
-        if let Some(s) = row.as_ref().filter(|s| s.status == SubscriberStatus::Pending) {
-            outbox::enqueue_confirmation(s.id, now).execute(&mut *tx).await?;
+        if let Some(s) = row
+            .as_ref()
+            .filter(|s| s.status == SubscriberStatus::Pending)
+        {
+            outbox::enqueue_confirmation(s.id, now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(row)
@@ -210,32 +258,52 @@ pub async fn add(
         Some(s) => Ok(Added::New(s)),
         None => {
             let existing = super::subscribers::find_by_email(db, email).await?;
-            existing.map(Added::Exists).ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+            existing
+                .map(Added::Exists)
+                .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
         }
     }
 }
 
 /// Sets or clears a subscriber's name; `None` when there is no such subscriber.
 #[tracing::instrument(skip(db, name))]
-pub async fn rename(db: &Db, id: i64, name: Option<&SubscriberName>, now: DateTime<Utc>) -> Result<Option<Subscriber>, StoreError> {
+pub async fn rename(
+    db: &Db,
+    id: i64,
+    name: Option<&SubscriberName>,
+    now: DateTime<Utc>,
+) -> Result<Option<Subscriber>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "UPDATE subscribers SET name = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}"
     ));
     Ok(with_pool!(db, write, |pool| {
-        sqlx::query_as(sql).bind(id).bind(name.map(|n| n.as_str())).bind(now).fetch_optional(pool).await
+        sqlx::query_as(sql)
+            .bind(id)
+            .bind(name.map(|n| n.as_str()))
+            .bind(now)
+            .fetch_optional(pool)
+            .await
     })?)
 }
 
 /// Unsubscribes a subscriber on the editor's word; `None` when there is no such subscriber.
 /// One who already left, or bounced, stays as they are.
 #[tracing::instrument(skip(db))]
-pub async fn unsubscribe(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Option<Subscriber>, StoreError> {
+pub async fn unsubscribe(
+    db: &Db,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Subscriber>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!(
         "UPDATE subscribers SET status = CASE WHEN status IN ('pending', 'active') THEN 'unsubscribed' ELSE status END, \
          unsubscribed_at = CASE WHEN status IN ('pending', 'active') THEN $2 ELSE unsubscribed_at END, \
          updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
     ));
-    Ok(with_pool!(db, write, |pool| sqlx::query_as(sql).bind(id).bind(now).fetch_optional(pool).await)?)
+    Ok(with_pool!(db, write, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// Erases a subscriber (GDPR): the row goes, and with it (by cascade) their confirmation
@@ -243,7 +311,10 @@ pub async fn unsubscribe(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Option<
 #[tracing::instrument(skip(db))]
 pub async fn erase(db: &Db, id: i64) -> Result<bool, StoreError> {
     let gone: Option<i64> = with_pool!(db, write, |pool| {
-        sqlx::query_scalar("DELETE FROM subscribers WHERE id = $1 RETURNING id").bind(id).fetch_optional(pool).await
+        sqlx::query_scalar("DELETE FROM subscribers WHERE id = $1 RETURNING id")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
     })?;
     Ok(gone.is_some())
 }

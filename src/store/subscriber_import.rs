@@ -55,7 +55,10 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
         insert.push_values(rows, |mut b, row| {
             let created = row.created_at.unwrap_or(now);
             let active = row.status == SubscriberStatus::Active;
-            let gone = matches!(row.status, SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced);
+            let gone = matches!(
+                row.status,
+                SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
+            );
             b.push_bind(Uuid::new_v4())
                 .push_bind(row.email.as_str().to_owned())
                 .push_bind(row.email.key())
@@ -70,13 +73,22 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
         });
         insert.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, status");
         let inserted: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
-        let pending: Vec<i64> = inserted.iter().filter(|(_, s)| s == "pending").map(|(id, _)| *id).collect();
+        let pending: Vec<i64> = inserted
+            .iter()
+            .filter(|(_, s)| s == "pending")
+            .map(|(id, _)| *id)
+            .collect();
         if !pending.is_empty() {
             let mut queue = sqlx::QueryBuilder::new(
                 "INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) ",
             );
             queue.push_values(&pending, |mut b, id| {
-                b.push("'confirm'").push_bind(*id).push("'pending'").push("0").push_bind(now).push_bind(now);
+                b.push("'confirm'")
+                    .push_bind(*id)
+                    .push("'pending'")
+                    .push("0")
+                    .push_bind(now)
+                    .push_bind(now);
             });
             queue.build().execute(&mut *tx).await?;
         }

@@ -5,7 +5,15 @@ use crate::store::subscribers::Subscriber;
 use crate::store::{Db, StoreError, subscriber_export};
 
 /// The header line of every export (also what import reads back).
-pub const HEADER: &[&str] = &["email", "name", "status", "created", "confirmed", "unsubscribed", "consent_source"];
+pub const HEADER: &[&str] = &[
+    "email",
+    "name",
+    "status",
+    "created",
+    "confirmed",
+    "unsubscribed",
+    "consent_source",
+];
 
 /// Rows fetched per round trip.
 const PAGE: i64 = 5000;
@@ -22,7 +30,13 @@ pub struct ExportStream {
 impl ExportStream {
     /// An export of the subscribers `filter` selects.
     pub fn new(db: Db, filter: Filter) -> ExportStream {
-        ExportStream { db, filter, after: 0, header_sent: false, done: false }
+        ExportStream {
+            db,
+            filter,
+            after: 0,
+            header_sent: false,
+            done: false,
+        }
     }
 
     /// The next piece of CSV, or `None` when the export is complete.
@@ -43,12 +57,15 @@ impl ExportStream {
         for s in &page {
             out.write_record(record(s)).map_err(csv_error)?;
         }
-        out.into_inner().map(Some).map_err(|e| csv_error(e.into_error().into()))
+        out.into_inner()
+            .map(Some)
+            .map_err(|e| csv_error(e.into_error().into()))
     }
 }
 
 fn record(s: &Subscriber) -> [String; 7] {
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
+    let time =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     [
         s.email.clone(),
         s.name.clone().unwrap_or_default(),

@@ -76,7 +76,11 @@ enum Parsed {
 
 /// Imports a CSV with a header row naming at least `email` (and optionally `name`, `status`,
 /// `created` or `created_at`). Addresses already on the list are left as they are.
-pub async fn import<R: Read + Send + 'static>(db: &Db, reader: R, options: ImportOptions) -> Result<ImportReport, ImportError> {
+pub async fn import<R: Read + Send + 'static>(
+    db: &Db,
+    reader: R,
+    options: ImportOptions,
+) -> Result<ImportReport, ImportError> {
     let (sender, mut receiver) = mpsc::channel(2);
     let parser = tokio::task::spawn_blocking(move || parse(reader, options, sender));
     let mut report = ImportReport::default();
@@ -85,7 +89,13 @@ pub async fn import<R: Read + Send + 'static>(db: &Db, reader: R, options: Impor
             Parsed::Fatal(1, reason) => return Err(ImportError::Malformed(reason)),
             Parsed::Fatal(line, reason) => {
                 // Past the header, an unreadable stretch ends the file: report it, keep what came before.
-                note(&mut report, RowProblem { line, reason: format!("the file cannot be read from here on: {reason}") });
+                note(
+                    &mut report,
+                    RowProblem {
+                        line,
+                        reason: format!("the file cannot be read from here on: {reason}"),
+                    },
+                );
                 break;
             }
             Parsed::Rows(rows, problems, read) => (rows, problems, read),
@@ -101,7 +111,12 @@ pub async fn import<R: Read + Send + 'static>(db: &Db, reader: R, options: Impor
                 report.added_inactive += added.inactive;
                 report.duplicates += rows.len() as u64 - added.total();
             }
-            Err(error) => return Err(ImportError::Store { report: Box::new(report), error }),
+            Err(error) => {
+                return Err(ImportError::Store {
+                    report: Box::new(report),
+                    error,
+                });
+            }
         }
     }
     drop(receiver);
@@ -125,7 +140,11 @@ struct Columns {
 }
 
 fn columns(header: &csv::StringRecord) -> Result<Columns, String> {
-    let find = |names: &[&str]| header.iter().position(|h| names.contains(&h.trim().to_lowercase().as_str()));
+    let find = |names: &[&str]| {
+        header
+            .iter()
+            .position(|h| names.contains(&h.trim().to_lowercase().as_str()))
+    };
     let email = find(&["email", "email address", "e-mail"]).ok_or_else(|| {
         "The file has no `email` column. The first line must name the columns, e.g. `email,name,status,created`."
             .to_owned()
@@ -139,11 +158,17 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, String> {
 }
 
 fn parse<R: Read>(reader: R, options: ImportOptions, sender: mpsc::Sender<Parsed>) {
-    let mut csv = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
     let columns = match csv.headers().map_err(|e| e.to_string()).and_then(columns) {
         Ok(columns) => columns,
         Err(reason) => {
-            let _ = sender.blocking_send(Parsed::Fatal(1, format!("The file cannot be read as CSV: {reason}")));
+            let _ = sender.blocking_send(Parsed::Fatal(
+                1,
+                format!("The file cannot be read as CSV: {reason}"),
+            ));
             return;
         }
     };
@@ -163,16 +188,27 @@ fn parse<R: Read>(reader: R, options: ImportOptions, sender: mpsc::Sender<Parsed
             }
             Err(e) if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) => {
                 read += 1;
-                problems.push(RowProblem { line, reason: "the row is not valid UTF-8 text".into() });
+                problems.push(RowProblem {
+                    line,
+                    reason: "the row is not valid UTF-8 text".into(),
+                });
             }
             Err(e) => {
-                let _ = sender.blocking_send(Parsed::Rows(std::mem::take(&mut rows), std::mem::take(&mut problems), read));
+                let _ = sender.blocking_send(Parsed::Rows(
+                    std::mem::take(&mut rows),
+                    std::mem::take(&mut problems),
+                    read,
+                ));
                 let _ = sender.blocking_send(Parsed::Fatal(line.max(2), e.to_string()));
                 return;
             }
         }
         if rows.len() + problems.len() >= BATCH {
-            let batch = Parsed::Rows(std::mem::take(&mut rows), std::mem::take(&mut problems), std::mem::take(&mut read));
+            let batch = Parsed::Rows(
+                std::mem::take(&mut rows),
+                std::mem::take(&mut problems),
+                std::mem::take(&mut read),
+            );
             if sender.blocking_send(batch).is_err() {
                 return;
             }
@@ -181,24 +217,44 @@ fn parse<R: Read>(reader: R, options: ImportOptions, sender: mpsc::Sender<Parsed
     let _ = sender.blocking_send(Parsed::Rows(rows, problems, read));
 }
 
-fn row(record: &csv::StringRecord, columns: &Columns, options: ImportOptions) -> Result<ImportRow, String> {
+fn row(
+    record: &csv::StringRecord,
+    columns: &Columns,
+    options: ImportOptions,
+) -> Result<ImportRow, String> {
     let field = |i: Option<usize>| i.and_then(|i| record.get(i)).filter(|v| !v.is_empty());
-    let email = SubscriberEmail::parse(field(Some(columns.email)).unwrap_or("")).map_err(|e| format!("email: {e}"))?;
-    let name = SubscriberName::parse_optional(field(columns.name)).map_err(|e| format!("name: {e}"))?;
+    let email = SubscriberEmail::parse(field(Some(columns.email)).unwrap_or(""))
+        .map_err(|e| format!("email: {e}"))?;
+    let name =
+        SubscriberName::parse_optional(field(columns.name)).map_err(|e| format!("name: {e}"))?;
     let listed = match field(columns.status).map(str::to_lowercase).as_deref() {
         None | Some("active" | "subscribed" | "confirmed" | "enabled") => SubscriberStatus::Active,
         Some("pending" | "unconfirmed") => SubscriberStatus::Pending,
-        Some("unsubscribed" | "unsubscribe" | "optout" | "opted out" | "blocklisted") => SubscriberStatus::Unsubscribed,
+        Some("unsubscribed" | "unsubscribe" | "optout" | "opted out" | "blocklisted") => {
+            SubscriberStatus::Unsubscribed
+        }
         Some("bounced" | "cleaned" | "bounce") => SubscriberStatus::Bounced,
-        Some(other) => return Err(format!("status: {other:?} is not active, pending, unsubscribed or bounced")),
+        Some(other) => {
+            return Err(format!(
+                "status: {other:?} is not active, pending, unsubscribed or bounced"
+            ));
+        }
     };
     // Only the editor's statement of prior consent makes anyone active without confirming.
     let status = match listed {
         SubscriberStatus::Active if !options.consented => SubscriberStatus::Pending,
         other => other,
     };
-    let created_at = field(columns.created).map(parse_date).transpose().map_err(|e| format!("created: {e}"))?;
-    Ok(ImportRow { email, name, status, created_at })
+    let created_at = field(columns.created)
+        .map(parse_date)
+        .transpose()
+        .map_err(|e| format!("created: {e}"))?;
+    Ok(ImportRow {
+        email,
+        name,
+        status,
+        created_at,
+    })
 }
 
 fn parse_date(raw: &str) -> Result<DateTime<Utc>, String> {

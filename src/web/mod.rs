@@ -28,13 +28,21 @@ mod request_span;
 use client_ip::ClientIp;
 
 /// A rendered page with `status`.
-pub(crate) fn html(status: StatusCode, page: impl askama::Template) -> Result<HttpResponse, error::WebError> {
-    let body = page.render().map_err(|e| error::WebError::Internal(e.into()))?;
-    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
+pub(crate) fn html(
+    status: StatusCode,
+    page: impl askama::Template,
+) -> Result<HttpResponse, error::WebError> {
+    let body = page
+        .render()
+        .map_err(|e| error::WebError::Internal(e.into()))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
 }
 
 /// The per-IP limiter type for signups (the form and the API share one limiter).
-pub type SignupLimit = actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
+pub type SignupLimit =
+    actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
 
 /// Largest form body accepted, in bytes.
 const FORM_LIMIT: usize = 16 * 1024;
@@ -62,7 +70,11 @@ pub struct AppState {
 }
 
 /// Starts the HTTP server on an already bound listener.
-pub fn server(listener: TcpListener, state: web::Data<AppState>, admin: admin::AdminSetup) -> std::io::Result<Server> {
+pub fn server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    admin: admin::AdminSetup,
+) -> std::io::Result<Server> {
     let login_limit = admin::login_limit(&admin);
     let config = state.config.clone();
     let per_minute = u64::from(config.signup_rate_per_minute);

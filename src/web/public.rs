@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use url::Url;
 
-use super::{AppState, html};
 use super::error::WebError;
+use super::{AppState, html};
 use crate::domain::token::ConfirmToken;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
 use crate::render::{MessagePage, SignupPage, UnsubscribePage};
@@ -26,7 +26,6 @@ pub struct SignupForm {
     #[serde(default)]
     website: String,
 }
-
 
 fn message(
     state: &AppState,

@@ -24,28 +24,48 @@ async fn an_editor_signs_in_and_sees_the_dashboard(backend: Backend) {
     app.create_editor("editor@example.com").await;
     let response = app.post_login("Editor@Example.com", EDITOR_PASSWORD).await;
     assert_eq!(response.status(), 303);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let dashboard = app.get("/admin").await;
     assert_eq!(dashboard.status(), 200);
     let body = dashboard.text().await.unwrap();
     assert!(body.contains("<span>Active</span><b>3</b>"), "{body}");
     assert!(body.contains("<svg"), "the growth chart");
-    let editor = fortnight::store::editors::list(&app.db).await.unwrap().remove(0);
+    let editor = fortnight::store::editors::list(&app.db)
+        .await
+        .unwrap()
+        .remove(0);
     assert!(editor.last_login_at.is_some());
 }
 
 async fn a_wrong_password_and_an_unknown_address_get_the_same_answer(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_editor("editor@example.com").await;
-    let wrong_password = app.post_login("editor@example.com", "not the password at all").await;
+    let wrong_password = app
+        .post_login("editor@example.com", "not the password at all")
+        .await;
     assert_eq!(wrong_password.status(), 401);
     let a = wrong_password.text().await.unwrap();
     let unknown = app.post_login("nobody@example.com", EDITOR_PASSWORD).await;
     assert_eq!(unknown.status(), 401);
     let b = unknown.text().await.unwrap();
-    let strip = |page: &str, email: &str| page.replace(email, "").split("?csrf=").next().unwrap().to_owned();
-    assert_eq!(strip(&a, "editor@example.com"), strip(&b, "nobody@example.com"));
+    let strip = |page: &str, email: &str| {
+        page.replace(email, "")
+            .split("?csrf=")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        strip(&a, "editor@example.com"),
+        strip(&b, "nobody@example.com")
+    );
     assert!(a.contains("The email address or the password is not right."));
     assert_eq!(app.get("/admin").await.status(), 303, "still signed out");
 }
@@ -54,10 +74,19 @@ async fn sign_in_attempts_are_rate_limited(backend: Backend) {
     let app = spawn_app_with(backend, Clock::System, |c| c.login_rate_per_minute = 2).await;
     app.create_editor("editor@example.com").await;
     for _ in 0..2 {
-        assert_eq!(app.post_login("editor@example.com", "wrong password here").await.status(), 401);
+        assert_eq!(
+            app.post_login("editor@example.com", "wrong password here")
+                .await
+                .status(),
+            401
+        );
     }
     let limited = app.post_login("editor@example.com", EDITOR_PASSWORD).await;
-    assert_eq!(limited.status(), 429, "even the right password waits once the limit is hit");
+    assert_eq!(
+        limited.status(),
+        429,
+        "even the right password waits once the limit is hit"
+    );
     assert_eq!(app.get("/admin").await.status(), 303);
 }
 
@@ -69,12 +98,28 @@ async fn every_admin_route_sends_anonymous_visitors_to_sign_in(backend: Backend)
     for (method, path) in routes {
         let path = path.replace("{id}", "1");
         let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
-        let response = app.client.request(method.clone(), format!("{}{path}", app.address)).send().await.unwrap();
+        let response = app
+            .client
+            .request(method.clone(), format!("{}{path}", app.address))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 303, "{method} {path}");
-        assert_eq!(response.headers()["location"], "/admin/login", "{method} {path}");
+        assert_eq!(
+            response.headers()["location"],
+            "/admin/login",
+            "{method} {path}"
+        );
     }
-    assert_eq!(app.subscriber_count().await, 1, "no anonymous request changed anything");
-    assert_eq!(app.subscriber("anon0@example.com").await.unwrap().status, SubscriberStatus::Active);
+    assert_eq!(
+        app.subscriber_count().await,
+        1,
+        "no anonymous request changed anything"
+    );
+    assert_eq!(
+        app.subscriber("anon0@example.com").await.unwrap().status,
+        SubscriberStatus::Active
+    );
 }
 
 async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(backend: Backend) {
@@ -83,10 +128,20 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(ba
     app.sign_in().await;
     let id = app.subscriber("keep0@example.com").await.unwrap().id;
     let erase = format!("/admin/subscribers/{id}/erase");
-    for path in [erase.clone(), format!("{erase}?csrf="), format!("{erase}?csrf=forged-token")] {
+    for path in [
+        erase.clone(),
+        format!("{erase}?csrf="),
+        format!("{erase}?csrf=forged-token"),
+    ] {
         let response = app.post_form(&path, &[]).await;
         assert_eq!(response.status(), 403, "{path}");
-        assert!(response.text().await.unwrap().contains("did not come from this site"));
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("did not come from this site")
+        );
     }
     // The right token from another site's page is refused too.
     let csrf = app.csrf_from("/admin").await;
@@ -98,7 +153,15 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(ba
         .await
         .unwrap();
     assert_eq!(cross.status(), 403);
-    let login_without_token = app.post_form("/admin/login", &[("email", "editor@example.com"), ("password", EDITOR_PASSWORD)]).await;
+    let login_without_token = app
+        .post_form(
+            "/admin/login",
+            &[
+                ("email", "editor@example.com"),
+                ("password", EDITOR_PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(login_without_token.status(), 403);
     assert_eq!(app.subscriber_count().await, 1, "nothing was erased");
     let done = app.admin_post(&erase, &[]).await;
@@ -117,8 +180,16 @@ async fn signing_out_or_losing_the_account_ends_the_session(backend: Backend) {
     assert_eq!(response.status(), 303);
     assert_eq!(app.get("/admin").await.status(), 200);
     let email = fortnight::domain::SubscriberEmail::parse("editor@example.com").unwrap();
-    assert!(fortnight::store::editors::remove(&app.db, &email).await.unwrap());
-    assert_eq!(app.get("/admin").await.status(), 303, "a removed editor's session ends");
+    assert!(
+        fortnight::store::editors::remove(&app.db, &email)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        app.get("/admin").await.status(),
+        303,
+        "a removed editor's session ends"
+    );
 }
 
 async fn the_editor_searches_filters_and_pages_through_subscribers(backend: Backend) {
@@ -126,59 +197,170 @@ async fn the_editor_searches_filters_and_pages_through_subscribers(backend: Back
     app.seed_active("page", 120).await;
     app.sign_in().await;
     let first = app.get("/admin/subscribers").await.text().await.unwrap();
-    assert!(first.contains("page119@example.com") && !first.contains("page69@example.com"), "newest first, 50 a page");
-    let older = first.split("/admin/subscribers?").find(|s| s.contains("before=")).unwrap().split('"').next().unwrap().replace("&#38;", "&").replace("&amp;", "&");
-    let second = app.get(&format!("/admin/subscribers?{older}")).await.text().await.unwrap();
+    assert!(
+        first.contains("page119@example.com") && !first.contains("page69@example.com"),
+        "newest first, 50 a page"
+    );
+    let older = first
+        .split("/admin/subscribers?")
+        .find(|s| s.contains("before="))
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let second = app
+        .get(&format!("/admin/subscribers?{older}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(second.contains("page69@example.com") && !second.contains("page119@example.com"));
     assert!(second.contains("Newer"), "a way back");
 
-    let found = app.get("/admin/subscribers?q=PAGE7").await.text().await.unwrap();
-    assert!(found.contains("page7@example.com") && found.contains("page77@example.com") && !found.contains("page8@example.com"));
-    let by_name = app.get("/admin/subscribers?q=reader%2011").await.text().await.unwrap();
+    let found = app
+        .get("/admin/subscribers?q=PAGE7")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        found.contains("page7@example.com")
+            && found.contains("page77@example.com")
+            && !found.contains("page8@example.com")
+    );
+    let by_name = app
+        .get("/admin/subscribers?q=reader%2011")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(by_name.contains("page11@example.com") && by_name.contains("page110@example.com"));
-    let wildcard = app.get("/admin/subscribers?q=%25").await.text().await.unwrap();
-    assert!(wildcard.contains("No subscribers match"), "LIKE wildcards are taken literally");
-    let pending = app.get("/admin/subscribers?status=pending").await.text().await.unwrap();
+    let wildcard = app
+        .get("/admin/subscribers?q=%25")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        wildcard.contains("No subscribers match"),
+        "LIKE wildcards are taken literally"
+    );
+    let pending = app
+        .get("/admin/subscribers?status=pending")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(pending.contains("No subscribers match"));
-    assert_eq!(app.get("/admin/subscribers?status=nonsense").await.status(), 400);
+    assert_eq!(
+        app.get("/admin/subscribers?status=nonsense").await.status(),
+        400
+    );
     assert_eq!(app.get("/admin/subscribers?before=abc").await.status(), 400);
 }
 
 async fn the_editor_adds_unsubscribes_and_erases_subscribers(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in().await;
-    let added = app.admin_post("/admin/subscribers", &[("email", "ann@example.com"), ("name", "Ann"), ("consented", "yes")]).await;
+    let added = app
+        .admin_post(
+            "/admin/subscribers",
+            &[
+                ("email", "ann@example.com"),
+                ("name", "Ann"),
+                ("consented", "yes"),
+            ],
+        )
+        .await;
     assert_eq!(added.status(), 303);
     let ann = app.subscriber("ann@example.com").await.unwrap();
-    assert_eq!((ann.status, ann.consent_source.as_str()), (SubscriberStatus::Active, "admin"));
-    let page = app.get(&format!("/admin/subscribers/{}", ann.id)).await.text().await.unwrap();
-    assert!(page.contains("was added as active") && page.contains("via admin"), "flash and history");
+    assert_eq!(
+        (ann.status, ann.consent_source.as_str()),
+        (SubscriberStatus::Active, "admin")
+    );
+    let page = app
+        .get(&format!("/admin/subscribers/{}", ann.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("was added as active") && page.contains("via admin"),
+        "flash and history"
+    );
 
-    app.admin_post("/admin/subscribers", &[("email", "ben@example.com"), ("name", "")]).await;
-    assert_eq!(app.subscriber("ben@example.com").await.unwrap().status, SubscriberStatus::Pending);
-    assert_eq!(app.wait_for_mail(1).await[0].to, vec!["ben@example.com".to_owned()], "a confirmation goes out");
-    let bad = app.admin_post("/admin/subscribers", &[("email", "not an address")]).await;
+    app.admin_post(
+        "/admin/subscribers",
+        &[("email", "ben@example.com"), ("name", "")],
+    )
+    .await;
+    assert_eq!(
+        app.subscriber("ben@example.com").await.unwrap().status,
+        SubscriberStatus::Pending
+    );
+    assert_eq!(
+        app.wait_for_mail(1).await[0].to,
+        vec!["ben@example.com".to_owned()],
+        "a confirmation goes out"
+    );
+    let bad = app
+        .admin_post("/admin/subscribers", &[("email", "not an address")])
+        .await;
     assert_eq!(bad.status(), 400);
 
-    app.admin_post(&format!("/admin/subscribers/{}/unsubscribe", ann.id), &[]).await;
-    assert_eq!(app.subscriber("ann@example.com").await.unwrap().status, SubscriberStatus::Unsubscribed);
+    app.admin_post(&format!("/admin/subscribers/{}/unsubscribe", ann.id), &[])
+        .await;
+    assert_eq!(
+        app.subscriber("ann@example.com").await.unwrap().status,
+        SubscriberStatus::Unsubscribed
+    );
 
     let ben = app.subscriber("ben@example.com").await.unwrap();
-    assert_eq!(app.admin_post(&format!("/admin/subscribers/{}/erase", ben.id), &[]).await.status(), 303);
+    assert_eq!(
+        app.admin_post(&format!("/admin/subscribers/{}/erase", ben.id), &[])
+            .await
+            .status(),
+        303
+    );
     assert!(app.subscriber("ben@example.com").await.is_none());
-    assert_eq!(count(&app, "confirmation_tokens").await + count(&app, "mail_outbox").await, 0, "their tokens and mail went too");
-    assert_eq!(app.get(&format!("/admin/subscribers/{}", ben.id)).await.status(), 404);
-    assert_eq!(app.admin_post("/admin/subscribers/999999/erase", &[]).await.status(), 404);
+    assert_eq!(
+        count(&app, "confirmation_tokens").await + count(&app, "mail_outbox").await,
+        0,
+        "their tokens and mail went too"
+    );
+    assert_eq!(
+        app.get(&format!("/admin/subscribers/{}", ben.id))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        app.admin_post("/admin/subscribers/999999/erase", &[])
+            .await
+            .status(),
+        404
+    );
 }
 
 async fn the_session_cookie_is_secure_on_an_https_site(backend: Backend) {
-    let app = spawn_app_with(backend, Clock::System, |c| c.base_url = "https://news.example.com".parse().unwrap()).await;
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.base_url = "https://news.example.com".parse().unwrap()
+    })
+    .await;
     let response = app.get("/admin/login").await;
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cookie.contains("Secure"), "{cookie}");
 }
 
 async fn count(app: &TestApp, table: &'static str) -> i64 {
     let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await).unwrap()
+    fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await)
+    .unwrap()
 }

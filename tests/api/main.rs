@@ -4,8 +4,10 @@
 mod helpers;
 
 mod admin;
+mod api_v1;
 mod bad_input;
 mod health;
 mod mail_outage;
 mod signup;
 mod subscription;
+mod transfer;

@@ -29,8 +29,21 @@ pub async fn show(
         .filter_map(|(day, count)| {
             let date = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok()?;
             let index = (date - start).num_days().clamp(0, DAYS as i64) as usize;
-            Some(Bar { day, count, x: index * 10, height: (count * 130 / peak).max(1) })
+            Some(Bar {
+                day,
+                count,
+                x: index * 10,
+                height: (count * 130 / peak).max(1),
+            })
         })
         .collect();
-    html(StatusCode::OK, DashboardPage { chrome: chrome(&state, &ctx, &session), counts, bars, peak })
+    html(
+        StatusCode::OK,
+        DashboardPage {
+            chrome: chrome(&state, &ctx, &session),
+            counts,
+            bars,
+            peak,
+        },
+    )
 }

@@ -26,9 +26,16 @@ fn check_csrf(req: &ServiceRequest, session: &Session) -> Result<(), WebError> {
         return Ok(());
     }
     let refused = || {
-        WebError::Forbidden("This form has expired or did not come from this site. Reload the page and try again.".into())
+        WebError::Forbidden(
+            "This form has expired or did not come from this site. Reload the page and try again."
+                .into(),
+        )
     };
-    if let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    if let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
         let host = req.connection_info().host().to_owned();
         let same = url::Url::parse(origin)
             .ok()
@@ -45,7 +52,11 @@ fn check_csrf(req: &ServiceRequest, session: &Session) -> Result<(), WebError> {
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.into_owned());
     match (context::stored_csrf(session), given) {
-        (Some(expected), Some(given)) if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) => Ok(()),
+        (Some(expected), Some(given))
+            if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) =>
+        {
+            Ok(())
+        }
         _ => Err(refused()),
     }
 }
@@ -76,7 +87,9 @@ pub async fn require_editor(
     let Some(editor) = editor else {
         // Never signed in, signed out, or the account was removed: start over.
         session.purge();
-        let to_login = HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin/login")).finish();
+        let to_login = HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/admin/login"))
+            .finish();
         return Ok(req.into_response(to_login).map_into_right_body());
     };
     check_csrf(&req, &session)?;

@@ -30,7 +30,15 @@ pub async fn form(state: web::Data<AppState>, session: Session) -> Result<HttpRe
         return Ok(see_other("/admin"));
     }
     let csrf = context::csrf_token(&session);
-    html(StatusCode::OK, LoginPage { publication: &state.publication, csrf: &csrf, email: "", error: None })
+    html(
+        StatusCode::OK,
+        LoginPage {
+            publication: &state.publication,
+            csrf: &csrf,
+            email: "",
+            error: None,
+        },
+    )
 }
 
 /// `POST /admin/login`: the same answer whether the address or the password was wrong, and
@@ -44,29 +52,47 @@ pub async fn submit(
     let refuse = |status: StatusCode, error: &str| {
         let csrf = context::csrf_token(&session);
         let shown: String = email.chars().take(254).collect();
-        html(status, LoginPage { publication: &state.publication, csrf: &csrf, email: &shown, error: Some(error) })
+        html(
+            status,
+            LoginPage {
+                publication: &state.publication,
+                csrf: &csrf,
+                email: &shown,
+                error: Some(error),
+            },
+        )
     };
     let key = email.trim().to_lowercase();
     if state.login_accounts.check_key(&key).is_err() {
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many sign-in attempts. Wait a minute and try again.");
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts. Wait a minute and try again.",
+        );
     }
     let found = match SubscriberEmail::parse(&email) {
         Ok(address) => editors::credentials(&state.db, &address).await?,
         Err(_) => None,
     };
-    let (id, hash) = found.map_or((None, password::decoy_hash().to_owned()), |(id, hash)| (Some(id), hash));
+    let (id, hash) = found.map_or((None, password::decoy_hash().to_owned()), |(id, hash)| {
+        (Some(id), hash)
+    });
     let candidate = SecretString::from(password);
     let matches = web::block(move || password::verify(&candidate, &hash))
         .await
         .map_err(|e| WebError::Internal(e.into()))?;
     let Some(id) = id.filter(|_| matches) else {
         tracing::info!("sign-in refused");
-        return refuse(StatusCode::UNAUTHORIZED, "The email address or the password is not right.");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "The email address or the password is not right.",
+        );
     };
     // A fresh session on sign-in: nothing chosen before it (fixation) survives.
     session.renew();
     session.clear();
-    session.insert(EDITOR, id).map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
+    session
+        .insert(EDITOR, id)
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
     editors::touch_login(&state.db, id, state.clock.now()).await?;
     tracing::info!(editor = id, "signed in");
     Ok(see_other("/admin"))

@@ -26,24 +26,51 @@ pub use context::AdminContext;
 fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
     vec![
         (Method::GET, "", web::get().to(dashboard::show)),
-        (Method::GET, "/subscribers", web::get().to(subscribers::list)),
-        (Method::POST, "/subscribers", web::post().to(subscribers::add)),
-        (Method::GET, "/subscribers/{id}", web::get().to(subscribers::show)),
-        (Method::POST, "/subscribers/{id}/unsubscribe", web::post().to(subscribers::unsubscribe)),
-        (Method::POST, "/subscribers/{id}/erase", web::post().to(subscribers::erase)),
+        (
+            Method::GET,
+            "/subscribers",
+            web::get().to(subscribers::list),
+        ),
+        (
+            Method::POST,
+            "/subscribers",
+            web::post().to(subscribers::add),
+        ),
+        (
+            Method::GET,
+            "/subscribers/{id}",
+            web::get().to(subscribers::show),
+        ),
+        (
+            Method::POST,
+            "/subscribers/{id}/unsubscribe",
+            web::post().to(subscribers::unsubscribe),
+        ),
+        (
+            Method::POST,
+            "/subscribers/{id}/erase",
+            web::post().to(subscribers::erase),
+        ),
         (Method::GET, "/import", web::get().to(transfer::import_form)),
         (Method::POST, "/import", web::post().to(transfer::import)),
         (Method::GET, "/export", web::get().to(transfer::export)),
         (Method::GET, "/tokens", web::get().to(tokens::list)),
         (Method::POST, "/tokens", web::post().to(tokens::create)),
-        (Method::POST, "/tokens/{id}/revoke", web::post().to(tokens::revoke)),
+        (
+            Method::POST,
+            "/tokens/{id}/revoke",
+            web::post().to(tokens::revoke),
+        ),
         (Method::POST, "/logout", web::post().to(login::logout)),
     ]
 }
 
 /// The method and full path of every signed-in admin route.
 pub fn route_table() -> Vec<(Method, String)> {
-    signed_in_routes().into_iter().map(|(m, p, _)| (m, format!("/admin{p}"))).collect()
+    signed_in_routes()
+        .into_iter()
+        .map(|(m, p, _)| (m, format!("/admin{p}")))
+        .collect()
 }
 
 /// Settings the admin scope needs, made once per instance and shared by its workers.
@@ -74,10 +101,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: 
         .cookie_http_only(true)
         .cookie_same_site(SameSite::Strict)
         .cookie_path("/admin".into())
-        .session_lifecycle(
-            PersistentSession::default()
-                .session_ttl(actix_web::cookie::time::Duration::seconds(setup.ttl.as_secs() as i64)),
-        )
+        .session_lifecycle(PersistentSession::default().session_ttl(
+            actix_web::cookie::time::Duration::seconds(setup.ttl.as_secs() as i64),
+        ))
         .build();
     cfg.service(
         web::scope("/admin")
@@ -94,7 +120,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: 
 }
 
 /// The per-IP limiter type for sign-in posts.
-pub type LoginLimit = actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
+pub type LoginLimit =
+    actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
 
 /// The per-IP limiter for sign-in posts.
 pub fn login_limit(setup: &AdminSetup) -> LoginLimit {
@@ -124,5 +151,7 @@ fn chrome<'a>(
 
 /// A 303 to `location`, the answer to every successful admin form.
 fn see_other(location: &str) -> actix_web::HttpResponse {
-    actix_web::HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, location)).finish()
+    actix_web::HttpResponse::SeeOther()
+        .insert_header((actix_web::http::header::LOCATION, location))
+        .finish()
 }

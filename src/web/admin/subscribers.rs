@@ -34,21 +34,33 @@ pub fn parse_status(raw: &str) -> Result<Option<SubscriberStatus>, WebError> {
     }
     SubscriberStatus::try_from(raw.to_lowercase())
         .map(Some)
-        .map_err(|_| WebError::BadRequest(format!("Unknown status {raw:?}: use active, pending, unsubscribed or bounced.")))
+        .map_err(|_| {
+            WebError::BadRequest(format!(
+                "Unknown status {raw:?}: use active, pending, unsubscribed or bounced."
+            ))
+        })
 }
 
 impl ListQuery {
     /// The filter this query selects.
     pub fn filter(&self) -> Result<Filter, WebError> {
         if self.q.chars().count() > 254 {
-            return Err(WebError::BadRequest("The search text is too long (254 characters at most).".into()));
+            return Err(WebError::BadRequest(
+                "The search text is too long (254 characters at most).".into(),
+            ));
         }
-        Ok(Filter { status: parse_status(&self.status)?, search: Some(self.q.clone()).filter(|q| !q.trim().is_empty()) })
+        Ok(Filter {
+            status: parse_status(&self.status)?,
+            search: Some(self.q.clone()).filter(|q| !q.trim().is_empty()),
+        })
     }
 
     fn with(&self, key: &str, id: i64) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query.append_pair("q", &self.q).append_pair("status", &self.status).append_pair(key, &id.to_string());
+        query
+            .append_pair("q", &self.q)
+            .append_pair("status", &self.status)
+            .append_pair(key, &id.to_string());
         query.finish()
     }
 }
@@ -102,18 +114,41 @@ pub async fn add(
     session: Session,
     form: web::Form<AddForm>,
 ) -> Result<HttpResponse, WebError> {
-    let email = SubscriberEmail::parse(&form.email).map_err(|e| WebError::BadRequest(e.to_string()))?;
-    let name = SubscriberName::parse_optional(Some(&form.name)).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let email =
+        SubscriberEmail::parse(&form.email).map_err(|e| WebError::BadRequest(e.to_string()))?;
+    let name = SubscriberName::parse_optional(Some(&form.name))
+        .map_err(|e| WebError::BadRequest(e.to_string()))?;
     let consented = form.consented == "yes";
     let now = state.clock.now();
-    let added = subscriber_admin::add(&state.db, &email, name.as_ref(), ConsentSource::Admin, consented, now).await?;
+    let added = subscriber_admin::add(
+        &state.db,
+        &email,
+        name.as_ref(),
+        ConsentSource::Admin,
+        consented,
+        now,
+    )
+    .await?;
     let (subscriber, message) = match added {
         Added::New(s) if consented => (s, format!("{} was added as active.", email.as_str())),
         Added::New(s) => {
             state.outbox_wake.notify_one();
-            (s, format!("{} was added; a confirmation email is on its way.", email.as_str()))
+            (
+                s,
+                format!(
+                    "{} was added; a confirmation email is on its way.",
+                    email.as_str()
+                ),
+            )
         }
-        Added::Exists(s) => (s, format!("{} is already on the list ({}); nothing changed.", email.as_str(), "see below")),
+        Added::Exists(s) => (
+            s,
+            format!(
+                "{} is already on the list ({}); nothing changed.",
+                email.as_str(),
+                "see below"
+            ),
+        ),
     };
     flash(&session, message);
     Ok(see_other(&format!("/admin/subscribers/{}", subscriber.id)))
@@ -126,8 +161,16 @@ pub async fn show(
     session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let s = subscriber_admin::get(&state.db, parse_id(&id)?).await?.ok_or_else(not_found)?;
-    html(StatusCode::OK, SubscriberPage { chrome: chrome(&state, &ctx, &session), s })
+    let s = subscriber_admin::get(&state.db, parse_id(&id)?)
+        .await?
+        .ok_or_else(not_found)?;
+    html(
+        StatusCode::OK,
+        SubscriberPage {
+            chrome: chrome(&state, &ctx, &session),
+            s,
+        },
+    )
 }
 
 /// `POST /admin/subscribers/{id}/unsubscribe`.
@@ -136,13 +179,19 @@ pub async fn unsubscribe(
     session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let s = subscriber_admin::unsubscribe(&state.db, parse_id(&id)?, state.clock.now()).await?.ok_or_else(not_found)?;
+    let s = subscriber_admin::unsubscribe(&state.db, parse_id(&id)?, state.clock.now())
+        .await?
+        .ok_or_else(not_found)?;
     flash(&session, format!("{} is unsubscribed.", s.email));
     Ok(see_other(&format!("/admin/subscribers/{}", s.id)))
 }
 
 /// `POST /admin/subscribers/{id}/erase`.
-pub async fn erase(state: web::Data<AppState>, session: Session, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+pub async fn erase(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     if !subscriber_admin::erase(&state.db, parse_id(&id)?).await? {
         return Err(not_found());
     }
@@ -152,7 +201,10 @@ pub async fn erase(state: web::Data<AppState>, session: Session, id: web::Path<S
 
 /// A subscriber id from a path.
 pub fn parse_id(raw: &str) -> Result<i64, WebError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| WebError::BadRequest(format!("{raw:?} is not a subscriber id.")))
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| WebError::BadRequest(format!("{raw:?} is not a subscriber id.")))
 }
 
 fn not_found() -> WebError {

@@ -19,7 +19,14 @@ pub async fn list(
     session: Session,
 ) -> Result<HttpResponse, WebError> {
     let tokens = api_tokens::list(&state.db).await?;
-    html(StatusCode::OK, TokensPage { chrome: chrome(&state, &ctx, &session), tokens, created: None })
+    html(
+        StatusCode::OK,
+        TokensPage {
+            chrome: chrome(&state, &ctx, &session),
+            tokens,
+            created: None,
+        },
+    )
 }
 
 /// The create form.
@@ -38,19 +45,35 @@ pub async fn create(
 ) -> Result<HttpResponse, WebError> {
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(WebError::BadRequest("Give the token a name of 1 to 100 characters.".into()));
+        return Err(WebError::BadRequest(
+            "Give the token a name of 1 to 100 characters.".into(),
+        ));
     }
     let (_, token) = api_tokens::create(&state.db, name, ctx.editor.id, state.clock.now()).await?;
     let tokens = api_tokens::list(&state.db).await?;
-    html(StatusCode::CREATED, TokensPage { chrome: chrome(&state, &ctx, &session), tokens, created: Some(token) })
+    html(
+        StatusCode::CREATED,
+        TokensPage {
+            chrome: chrome(&state, &ctx, &session),
+            tokens,
+            created: Some(token),
+        },
+    )
 }
 
 /// `POST /admin/tokens/{id}/revoke`.
-pub async fn revoke(state: web::Data<AppState>, session: Session, id: web::Path<String>) -> Result<HttpResponse, WebError> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
     let id = super::subscribers::parse_id(&id)?;
     if !api_tokens::revoke(&state.db, id, state.clock.now()).await? {
         return Err(WebError::NotFound("There is no such live token.".into()));
     }
-    flash(&session, "The token was revoked; requests using it are refused from now on.");
+    flash(
+        &session,
+        "The token was revoked; requests using it are refused from now on.",
+    );
     Ok(see_other("/admin/tokens"))
 }

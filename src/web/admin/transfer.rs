@@ -25,7 +25,14 @@ pub async fn import_form(
     ctx: web::ReqData<AdminContext>,
     session: Session,
 ) -> Result<HttpResponse, WebError> {
-    html(StatusCode::OK, ImportPage { chrome: chrome(&state, &ctx, &session), report: None, error: None })
+    html(
+        StatusCode::OK,
+        ImportPage {
+            chrome: chrome(&state, &ctx, &session),
+            report: None,
+            error: None,
+        },
+    )
 }
 
 /// `POST /admin/import`: the upload is spooled to a temporary file (memory stays flat), then
@@ -39,18 +46,22 @@ pub async fn import(
     let mut spool: Option<std::fs::File> = None;
     let mut consented = false;
     while let Some(field) = form.next().await {
-        let mut field = field.map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?;
+        let mut field = field
+            .map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?;
         match field.name() {
             Some("file") => {
                 let mut file = tempfile::tempfile().map_err(|e| WebError::Internal(e.into()))?;
                 let mut size = 0u64;
                 while let Some(chunk) = field.next().await {
-                    let chunk = chunk.map_err(|e| WebError::BadRequest(format!("The upload was cut short: {e}")))?;
+                    let chunk = chunk.map_err(|e| {
+                        WebError::BadRequest(format!("The upload was cut short: {e}"))
+                    })?;
                     size += chunk.len() as u64;
                     if size > MAX_UPLOAD {
                         return Err(WebError::PayloadTooLarge);
                     }
-                    file.write_all(&chunk).map_err(|e| WebError::Internal(e.into()))?;
+                    file.write_all(&chunk)
+                        .map_err(|e| WebError::Internal(e.into()))?;
                 }
                 spool = Some(file);
             }
@@ -67,10 +78,17 @@ pub async fn import(
         return Err(WebError::BadRequest("Choose a CSV file to import.".into()));
     };
     std::io::Seek::rewind(&mut file).map_err(|e| WebError::Internal(e.into()))?;
-    let options = ImportOptions { consented, now: state.clock.now() };
+    let options = ImportOptions {
+        consented,
+        now: state.clock.now(),
+    };
     let (report, error, status) = match run_import(&state.db, file, options).await {
         Ok(report) => (Some(report), None, StatusCode::OK),
-        Err(ImportError::Malformed(reason)) => (None, Some(format!("Nothing was imported. {reason}")), StatusCode::BAD_REQUEST),
+        Err(ImportError::Malformed(reason)) => (
+            None,
+            Some(format!("Nothing was imported. {reason}")),
+            StatusCode::BAD_REQUEST,
+        ),
         Err(ImportError::Store { report, error }) => {
             tracing::error!(%error, "import interrupted");
             (Some(*report), Some("The import stopped part-way because the database failed; the report shows what was imported.".into()), StatusCode::SERVICE_UNAVAILABLE)
@@ -79,11 +97,21 @@ pub async fn import(
     if report.as_ref().is_some_and(|r| r.added_pending > 0) {
         state.outbox_wake.notify_one();
     }
-    html(status, ImportPage { chrome: chrome(&state, &ctx, &session), report, error })
+    html(
+        status,
+        ImportPage {
+            chrome: chrome(&state, &ctx, &session),
+            report,
+            error,
+        },
+    )
 }
 
 /// `GET /admin/export`: the filtered list as CSV, streamed a page at a time.
-pub async fn export(state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, WebError> {
+pub async fn export(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, WebError> {
     let filter = query.filter()?;
     let stream = ExportStream::new(state.db.clone(), filter);
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
@@ -98,6 +126,9 @@ pub async fn export(state: web::Data<AppState>, query: web::Query<ListQuery>) ->
     });
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "text/csv; charset=utf-8"))
-        .insert_header((CONTENT_DISPOSITION, "attachment; filename=\"subscribers.csv\""))
+        .insert_header((
+            CONTENT_DISPOSITION,
+            "attachment; filename=\"subscribers.csv\"",
+        ))
         .streaming(body))
 }

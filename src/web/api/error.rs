@@ -31,7 +31,11 @@ pub(crate) struct ErrorDetail {
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// 400 with a code.
@@ -57,7 +61,11 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         tracing::error!(%error, "API request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong on our side; try again.")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Something went wrong on our side; try again.",
+        )
     }
 }
 
@@ -71,28 +79,48 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        response.json(ErrorBody { error: ErrorDetail { code: self.code, message: self.message.clone() } })
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message.clone(),
+            },
+        })
     }
 }
 
 /// Maps a JSON body that cannot be read to a 4xx.
-pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let error = match err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "The body is too large.")
-        }
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "The body is too large.",
+        ),
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Send the body as application/json.",
         ),
-        other => ApiError::invalid("invalid_json", format!("The body is not the JSON expected: {other}")),
+        other => ApiError::invalid(
+            "invalid_json",
+            format!("The body is not the JSON expected: {other}"),
+        ),
     };
     error.into()
 }
 
 /// Maps a query string that cannot be read to a 400.
-pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
-    ApiError::invalid("invalid_query", format!("The query string is not valid: {err}")).into()
+pub fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::invalid(
+        "invalid_query",
+        format!("The query string is not valid: {err}"),
+    )
+    .into()
 }

@@ -22,10 +22,26 @@ const JSON_LIMIT: usize = 16 * 1024;
 /// list; the tests walk it for the token check and compare it with the OpenAPI document.
 fn routes() -> Vec<(Method, &'static str, Route)> {
     vec![
-        (Method::GET, "/subscribers/{id}", web::get().to(subscribers::get)),
-        (Method::PATCH, "/subscribers/{id}", web::patch().to(subscribers::update)),
-        (Method::DELETE, "/subscribers/{id}", web::delete().to(subscribers::erase)),
-        (Method::POST, "/subscribers/{id}/unsubscribe", web::post().to(subscribers::unsubscribe)),
+        (
+            Method::GET,
+            "/subscribers/{id}",
+            web::get().to(subscribers::get),
+        ),
+        (
+            Method::PATCH,
+            "/subscribers/{id}",
+            web::patch().to(subscribers::update),
+        ),
+        (
+            Method::DELETE,
+            "/subscribers/{id}",
+            web::delete().to(subscribers::erase),
+        ),
+        (
+            Method::POST,
+            "/subscribers/{id}/unsubscribe",
+            web::post().to(subscribers::unsubscribe),
+        ),
         (Method::GET, "/openapi.json", web::get().to(openapi)),
     ]
 }
@@ -33,8 +49,15 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
 /// The method and full path of every API route, `/subscribers` (listed and created under
 /// the signup limit, registered apart) included.
 pub fn route_table() -> Vec<(Method, String)> {
-    let mut table = vec![(Method::GET, "/api/v1/subscribers".to_owned()), (Method::POST, "/api/v1/subscribers".to_owned())];
-    table.extend(routes().into_iter().map(|(m, p, _)| (m, format!("/api/v1{p}"))));
+    let mut table = vec![
+        (Method::GET, "/api/v1/subscribers".to_owned()),
+        (Method::POST, "/api/v1/subscribers".to_owned()),
+    ];
+    table.extend(
+        routes()
+            .into_iter()
+            .map(|(m, p, _)| (m, format!("/api/v1{p}"))),
+    );
     table
 }
 
@@ -42,7 +65,11 @@ pub fn route_table() -> Vec<(Method, String)> {
 pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::SignupLimit) {
     let mut scope = web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(require_token))
-        .app_data(web::JsonConfig::default().limit(JSON_LIMIT).error_handler(error::json_error))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(JSON_LIMIT)
+                .error_handler(error::json_error),
+        )
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .service(
             web::resource("/subscribers")
@@ -54,7 +81,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::SignupLimit
         scope = scope.route(path, route);
     }
     cfg.service(scope.default_service(web::to(|| async {
-        ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "not_found", "No such API endpoint.").error_response()
+        ApiError::new(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found",
+            "No such API endpoint.",
+        )
+        .error_response()
     })));
 }
 
@@ -73,7 +105,9 @@ async fn require_token(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let live = match (token, state) {
         (Some(token), Some(state)) => {
-            crate::store::api_tokens::authenticate(&state.db, &token, state.clock.now()).await.map_err(ApiError::from)?
+            crate::store::api_tokens::authenticate(&state.db, &token, state.clock.now())
+                .await
+                .map_err(ApiError::from)?
         }
         _ => None,
     };
@@ -105,10 +139,18 @@ struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
         let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        doc.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
     }
 }
 

@@ -93,11 +93,15 @@ fn email(raw: &str) -> Result<SubscriberEmail, ApiError> {
 }
 
 fn name(raw: Option<&str>) -> Result<Option<SubscriberName>, ApiError> {
-    SubscriberName::parse_optional(raw).map_err(|e| ApiError::invalid("invalid_name", e.to_string()))
+    SubscriberName::parse_optional(raw)
+        .map_err(|e| ApiError::invalid("invalid_name", e.to_string()))
 }
 
 fn id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not a subscriber id")))
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not a subscriber id")))
 }
 
 fn missing() -> ApiError {
@@ -107,24 +111,50 @@ fn missing() -> ApiError {
 /// List subscribers, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/api/v1/subscribers", params(ListParams),
     responses((status = 200, body = SubscriberPage), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
-pub async fn list(state: web::Data<AppState>, params: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     let status = params
         .status
         .as_deref()
         .filter(|s| !s.is_empty())
         .map(|s| SubscriberStatus::try_from(s.to_lowercase()))
         .transpose()
-        .map_err(|_| ApiError::invalid("invalid_status", "status must be pending, active, unsubscribed or bounced"))?;
+        .map_err(|_| {
+            ApiError::invalid(
+                "invalid_status",
+                "status must be pending, active, unsubscribed or bounced",
+            )
+        })?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 500"));
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit must be between 1 and 500",
+        ));
     }
     if params.q.as_deref().is_some_and(|q| q.chars().count() > 254) {
-        return Err(ApiError::invalid("invalid_query", "q must have at most 254 characters"));
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "q must have at most 254 characters",
+        ));
     }
     let cursor = params.before.map_or(Cursor::First, Cursor::Before);
-    let page = subscriber_admin::list(&state.db, &Filter { status, search: params.q.clone() }, cursor, limit).await?;
-    Ok(HttpResponse::Ok().json(SubscriberPage { data: page.items.into_iter().map(Into::into).collect(), next_before: page.older }))
+    let page = subscriber_admin::list(
+        &state.db,
+        &Filter {
+            status,
+            search: params.q.clone(),
+        },
+        cursor,
+        limit,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(SubscriberPage {
+        data: page.items.into_iter().map(Into::into).collect(),
+        next_before: page.older,
+    }))
 }
 
 /// Add a subscriber: active when `consented`, otherwise pending with a confirmation email
@@ -144,24 +174,61 @@ pub async fn create(
     let name = name(body.name.as_deref())?;
     let now = state.clock.now();
     if body.consented {
-        return match subscriber_admin::add(&state.db, &address, name.as_ref(), ConsentSource::Api, true, now).await? {
-            Added::New(s) => Ok(HttpResponse::Created().json(SubscriberEnvelope { data: s.into() })),
-            Added::Exists(_) => Err(ApiError::new(StatusCode::CONFLICT, "exists", "This address is already on the list.")),
+        return match subscriber_admin::add(
+            &state.db,
+            &address,
+            name.as_ref(),
+            ConsentSource::Api,
+            true,
+            now,
+        )
+        .await?
+        {
+            Added::New(s) => {
+                Ok(HttpResponse::Created().json(SubscriberEnvelope { data: s.into() }))
+            }
+            Added::Exists(_) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                "This address is already on the list.",
+            )),
         };
     }
-    let resend_after = now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
-    let signup = NewSignup { email: address.clone(), name, source: ConsentSource::Api, ip: state.client_ip.of(&req).map(|ip| ip.to_string()) };
-    state.signups.signup(SignupRequest { signup, now, resend_after }).await?;
+    let resend_after =
+        now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
+    let signup = NewSignup {
+        email: address.clone(),
+        name,
+        source: ConsentSource::Api,
+        ip: state.client_ip.of(&req).map(|ip| ip.to_string()),
+    };
+    state
+        .signups
+        .signup(SignupRequest {
+            signup,
+            now,
+            resend_after,
+        })
+        .await?;
     state.outbox_wake.notify_one();
-    let stored = crate::store::subscribers::find_by_email(&state.db, &address).await?.ok_or_else(missing)?;
-    Ok(HttpResponse::Accepted().json(SubscriberEnvelope { data: stored.into() }))
+    let stored = crate::store::subscribers::find_by_email(&state.db, &address)
+        .await?
+        .ok_or_else(missing)?;
+    Ok(HttpResponse::Accepted().json(SubscriberEnvelope {
+        data: stored.into(),
+    }))
 }
 
 /// One subscriber.
 #[utoipa::path(get, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")),
     responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
-pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let s = subscriber_admin::get(&state.db, id(&path)?).await?.ok_or_else(missing)?;
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let s = subscriber_admin::get(&state.db, id(&path)?)
+        .await?
+        .ok_or_else(missing)?;
     Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
 }
 
@@ -175,22 +242,32 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     let name = name(body.name.as_deref())?;
-    let s = subscriber_admin::rename(&state.db, id, name.as_ref(), state.clock.now()).await?.ok_or_else(missing)?;
+    let s = subscriber_admin::rename(&state.db, id, name.as_ref(), state.clock.now())
+        .await?
+        .ok_or_else(missing)?;
     Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
 }
 
 /// Unsubscribe a subscriber (idempotent).
 #[utoipa::path(post, path = "/api/v1/subscribers/{id}/unsubscribe", params(("id" = i64, Path, description = "Subscriber id")),
     responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
-pub async fn unsubscribe(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let s = subscriber_admin::unsubscribe(&state.db, id(&path)?, state.clock.now()).await?.ok_or_else(missing)?;
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let s = subscriber_admin::unsubscribe(&state.db, id(&path)?, state.clock.now())
+        .await?
+        .ok_or_else(missing)?;
     Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
 }
 
 /// Erase a subscriber and their history (GDPR).
 #[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")),
     responses((status = 204, description = "Erased"), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
-pub async fn erase(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn erase(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     if !subscriber_admin::erase(&state.db, id(&path)?).await? {
         return Err(missing());
     }

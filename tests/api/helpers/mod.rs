@@ -50,6 +50,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// The clock the instance reads.
     pub clock: Clock,
+    /// The URL of the instance's database.
+    pub database_url: String,
     /// The key the instance signs unsubscribe links with.
     pub link_key: fortnight::domain::token::LinkKey,
     stop: CancellationToken,
@@ -132,6 +134,7 @@ pub async fn start(
         client,
         clock,
         link_key: state.link_key.clone(),
+        database_url: database.url(),
         stop,
         _database: database,
     }
@@ -246,22 +249,36 @@ impl TestApp {
     /// Creates an editor account directly in the store.
     pub async fn create_editor(&self, email: &str) {
         let address = fortnight::domain::SubscriberEmail::parse(email).unwrap();
-        let password = fortnight::domain::password::Password::parse(EDITOR_PASSWORD.into()).unwrap();
-        let hash = tokio::task::spawn_blocking(move || password.hash()).await.unwrap();
-        assert!(fortnight::store::editors::add(&self.db, &address, &hash, self.clock.now()).await.unwrap());
+        let password =
+            fortnight::domain::password::Password::parse(EDITOR_PASSWORD.into()).unwrap();
+        let hash = tokio::task::spawn_blocking(move || password.hash())
+            .await
+            .unwrap();
+        assert!(
+            fortnight::store::editors::add(&self.db, &address, &hash, self.clock.now())
+                .await
+                .unwrap()
+        );
     }
 
     /// The CSRF token in the first form action of the page at `path`.
     pub async fn csrf_from(&self, path: &str) -> String {
         let page = self.get(path).await.text().await.unwrap();
-        let start = page.find("?csrf=").unwrap_or_else(|| panic!("no CSRF token on {path}:\n{page}")) + 6;
+        let start = page
+            .find("?csrf=")
+            .unwrap_or_else(|| panic!("no CSRF token on {path}:\n{page}"))
+            + 6;
         page[start..].split('"').next().unwrap().to_owned()
     }
 
     /// Posts the sign-in form.
     pub async fn post_login(&self, email: &str, password: &str) -> reqwest::Response {
         let csrf = self.csrf_from("/admin/login").await;
-        self.post_form(&format!("/admin/login?csrf={csrf}"), &[("email", email), ("password", password)]).await
+        self.post_form(
+            &format!("/admin/login?csrf={csrf}"),
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 
     /// Creates an editor and signs in as them.
@@ -276,19 +293,28 @@ impl TestApp {
     pub async fn admin_post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let csrf = self.csrf_from("/admin").await;
         let joiner = if path.contains('?') { '&' } else { '?' };
-        self.post_form(&format!("{path}{joiner}csrf={csrf}"), fields).await
+        self.post_form(&format!("{path}{joiner}csrf={csrf}"), fields)
+            .await
     }
 
     /// A live API token.
     pub async fn api_token(&self) -> String {
         self.create_editor("api-owner@example.com").await;
-        let owner = fortnight::store::editors::list(&self.db).await.unwrap().remove(0);
-        fortnight::store::api_tokens::create(&self.db, "tests", owner.id, self.clock.now()).await.unwrap().1
+        let owner = fortnight::store::editors::list(&self.db)
+            .await
+            .unwrap()
+            .remove(0);
+        fortnight::store::api_tokens::create(&self.db, "tests", owner.id, self.clock.now())
+            .await
+            .unwrap()
+            .1
     }
 
     /// A request to the API with a bearer token.
     pub fn api(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.address)).bearer_auth(token)
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token)
     }
 
     /// Adds subscribers directly, active, named `prefix{i}@example.com`.
@@ -297,8 +323,14 @@ impl TestApp {
         for i in 0..n {
             csv.push_str(&format!("{prefix}{i}@example.com,Reader {i}\n"));
         }
-        let options = fortnight::transfer::ImportOptions { consented: true, now: self.clock.now() };
-        let report = fortnight::transfer::import(&self.db, std::io::Cursor::new(csv.into_bytes()), options).await.unwrap();
+        let options = fortnight::transfer::ImportOptions {
+            consented: true,
+            now: self.clock.now(),
+        };
+        let report =
+            fortnight::transfer::import(&self.db, std::io::Cursor::new(csv.into_bytes()), options)
+                .await
+                .unwrap();
         assert_eq!(report.added_active, n as u64);
     }
 }
