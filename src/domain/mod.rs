@@ -6,6 +6,6 @@ mod subscriber_email;
 mod subscriber_name;
 pub mod token;
 
-pub use subscriber::{ConsentSource, SubscriberStatus};
+pub use subscriber::{ConsentSource, SubscriberStatus, new_uid};
 pub use subscriber_email::{EmailError, SubscriberEmail};
 pub use subscriber_name::{NameError, SubscriberName};

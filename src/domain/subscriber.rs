@@ -72,3 +72,10 @@ impl ConsentSource {
         }
     }
 }
+
+/// A new subscriber's public id. Time-ordered (UUIDv7), so a bulk import appends to the
+/// id's index instead of scattering writes over it; unsubscribe links rest on the MAC, not on
+/// the id being unguessable.
+pub fn new_uid() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}

@@ -93,16 +93,28 @@ impl Backend {
 /// Copies the SQLite write-ahead log into the database file every second from a reader
 /// connection. SQLite's automatic checkpoint would run inside whichever commit crosses the
 /// threshold and stall every writer queued behind it; a passive checkpoint here never blocks
-/// the writer, and the log restarts from the top once it has been copied.
+/// the writer, and the log restarts from the top once it has been copied. Under writes that
+/// never pause the log could still grow, so past `WAL_LIMIT_PAGES` a truncating checkpoint
+/// (which briefly waits for the writer) bounds it.
 async fn checkpoint_wal(pool: SqlitePool) {
+    const WAL_LIMIT_PAGES: i64 = 32_768;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !pool.is_closed() {
         tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
+        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
+            .await;
+        let result = match passive {
+            Ok((_, log_pages, _)) if log_pages > WAL_LIMIT_PAGES => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+            }
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = result {
             if !pool.is_closed() {
                 tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
             }
@@ -125,9 +137,10 @@ impl Db {
                     .pragma("temp_store", "memory")
                     // Checkpoints run beside the writer (below), never inside a commit.
                     .pragma("wal_autocheckpoint", "0");
+                // The one writer gets a 64 MiB page cache: bulk imports touch every index.
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
-                    .connect_with(options.clone())
+                    .connect_with(options.clone().pragma("cache_size", "-65536"))
                     .await?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(1))

@@ -2,7 +2,6 @@
 //! additions, changes and erasure.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::subscribers::{COLUMNS, Subscriber};
 use super::{Db, StoreError, outbox};
@@ -233,7 +232,7 @@ pub async fn add(
     let inserted: Option<Subscriber> = with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         let row: Option<Subscriber> = sqlx::query_as(sql)
-            .bind(Uuid::new_v4())
+            .bind(crate::domain::new_uid())
             .bind(email.as_str())
             .bind(email.key())
             .bind(name.map(|n| n.as_str()))

@@ -1,7 +1,6 @@
 //! Bulk insertion of imported subscribers.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{Db, StoreError};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
@@ -59,7 +58,7 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
                 row.status,
                 SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
             );
-            b.push_bind(Uuid::new_v4())
+            b.push_bind(crate::domain::new_uid())
                 .push_bind(row.email.as_str().to_owned())
                 .push_bind(row.email.key())
                 .push_bind(row.name.as_ref().map(|n| n.as_str().to_owned()))

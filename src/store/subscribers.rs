@@ -133,7 +133,7 @@ async fn insert_new(db: &Db, requests: &[SignupRequest]) -> Result<HashSet<Strin
         );
         insert.push_values(requests, |mut row, r| {
             let s = &r.signup;
-            row.push_bind(Uuid::new_v4())
+            row.push_bind(crate::domain::new_uid())
                 .push_bind(s.email.as_str().to_owned())
                 .push_bind(s.email.key())
                 .push_bind(s.name.as_ref().map(|n| n.as_str().to_owned()))
