@@ -151,7 +151,7 @@ async fn editor(db: &Db, command: EditorCommand) -> anyhow::Result<()> {
         } => {
             let email = parse_email(&email)?;
             let hash = hashed_password(password_stdin).await?;
-            if !editors::set_password(db, &email, &hash).await? {
+            if !editors::set_password(db, &email, &hash, now).await? {
                 bail!("{} is not an editor", email.as_str());
             }
             println!("password of {} changed", email.as_str());

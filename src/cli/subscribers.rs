@@ -90,10 +90,18 @@ pub async fn run(_config: &Config, db: &Db, command: SubscribersCommand) -> anyh
                     search: None,
                 },
             );
+            // On a terminal a spinner counts the rows (stderr, so a piped export stays clean).
+            let bar = ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {pos} subscribers written")
+                    .expect("valid template"),
+            );
             while let Some(chunk) = export.next_chunk().await? {
                 out.write_all(&chunk)?;
+                bar.set_position(export.rows());
             }
             out.flush()?;
+            bar.finish_and_clear();
+            eprintln!("{} subscribers exported", export.rows());
             Ok(())
         }
     }
@@ -110,6 +118,12 @@ fn print_report(report: &ImportReport) {
         report.duplicates,
         report.invalid
     );
+    if report.opted_out > 0 {
+        println!(
+            "{} subscribers already on the list were marked unsubscribed or bounced, as the file says",
+            report.opted_out
+        );
+    }
     for problem in &report.problems {
         println!("  line {}: {}", problem.line, problem.reason);
     }

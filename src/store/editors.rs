@@ -17,6 +17,8 @@ pub struct Editor {
     pub created_at: DateTime<Utc>,
     /// Last successful sign-in.
     pub last_login_at: Option<DateTime<Utc>>,
+    /// Sessions issued before this are void (sign-out, password change).
+    pub sessions_valid_after: Option<DateTime<Utc>>,
 }
 
 /// Adds an editor; `false` when the address already has an account.
@@ -47,7 +49,7 @@ pub async fn add(
 pub async fn list(db: &Db) -> Result<Vec<Editor>, StoreError> {
     Ok(with_pool!(db, read, |pool| {
         sqlx::query_as(
-            "SELECT id, email, created_at, last_login_at FROM editors ORDER BY email_key",
+            "SELECT id, email, created_at, last_login_at, sessions_valid_after FROM editors ORDER BY email_key",
         )
         .fetch_all(pool)
         .await
@@ -58,7 +60,7 @@ pub async fn list(db: &Db) -> Result<Vec<Editor>, StoreError> {
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, id: i64) -> Result<Option<Editor>, StoreError> {
     Ok(with_pool!(db, read, |pool| {
-        sqlx::query_as("SELECT id, email, created_at, last_login_at FROM editors WHERE id = $1")
+        sqlx::query_as("SELECT id, email, created_at, last_login_at, sessions_valid_after FROM editors WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await
@@ -85,13 +87,16 @@ pub async fn set_password(
     db: &Db,
     email: &SubscriberEmail,
     password_hash: &str,
+    now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    // A new password also ends every session signed in with the old one.
     let changed: Option<i64> = with_pool!(db, write, |pool| {
         sqlx::query_scalar(
-            "UPDATE editors SET password_hash = $2 WHERE email_key = $1 RETURNING id",
+            "UPDATE editors SET password_hash = $2, sessions_valid_after = $3 WHERE email_key = $1 RETURNING id",
         )
         .bind(email.key())
         .bind(password_hash)
+        .bind(now)
         .fetch_optional(pool)
         .await
     })?;
@@ -116,6 +121,20 @@ pub async fn remove(db: &Db, email: &SubscriberEmail) -> Result<bool, StoreError
 pub async fn touch_login(db: &Db, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
     with_pool!(db, write, |pool| {
         sqlx::query("UPDATE editors SET last_login_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Voids every session of an editor issued before `now` (signing out everywhere).
+#[tracing::instrument(skip(db))]
+pub async fn end_sessions(db: &Db, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    with_pool!(db, write, |pool| {
+        sqlx::query("UPDATE editors SET sessions_valid_after = $2 WHERE id = $1")
             .bind(id)
             .bind(now)
             .execute(pool)

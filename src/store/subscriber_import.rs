@@ -28,6 +28,9 @@ pub struct Added {
     pub pending: u64,
     /// Unsubscribed or bounced.
     pub inactive: u64,
+    /// Subscribers already on the list whom the file marks unsubscribed or bounced, and who
+    /// now are (an opt-out is never lost; nobody is ever made active by an import).
+    pub opted_out: u64,
 }
 
 impl Added {
@@ -45,8 +48,33 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
     if rows.is_empty() {
         return Ok(Added::default());
     }
-    let inserted: Vec<(i64, String)> = with_pool!(db, write, |pool| {
+    let (inserted, opted_out): (Vec<(i64, String)>, u64) = with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
+        let mut opted_out = 0;
+        for gone in [SubscriberStatus::Unsubscribed, SubscriberStatus::Bounced] {
+            let keys: Vec<String> = rows
+                .iter()
+                .filter(|r| r.status == gone)
+                .map(|r| r.email.key())
+                .collect();
+            if keys.is_empty() {
+                continue;
+            }
+            // Existing subscribers still on the list take the file's opt-out.
+            let mut update = sqlx::QueryBuilder::new("UPDATE subscribers SET status = ");
+            update
+                .push_bind(gone.as_str())
+                .push(", unsubscribed_at = ")
+                .push_bind(now);
+            update.push(", updated_at = ").push_bind(now);
+            update.push(" WHERE status IN ('pending', 'active') AND email_key IN (");
+            let mut list = update.separated(", ");
+            for key in keys {
+                list.push_bind(key);
+            }
+            update.push(")");
+            opted_out += update.build().execute(&mut *tx).await?.rows_affected();
+        }
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
              created_at, confirmed_at, unsubscribed_at, updated_at) ",
@@ -92,9 +120,12 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
             queue.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(inserted)
+        Ok::<_, sqlx::Error>((inserted, opted_out))
     })?;
-    let mut added = Added::default();
+    let mut added = Added {
+        opted_out,
+        ..Added::default()
+    };
     for (_, status) in inserted {
         match status.as_str() {
             "active" => added.active += 1,

@@ -25,6 +25,7 @@ pub struct ExportStream {
     after: i64,
     header_sent: bool,
     done: bool,
+    rows: u64,
 }
 
 impl ExportStream {
@@ -36,7 +37,13 @@ impl ExportStream {
             after: 0,
             header_sent: false,
             done: false,
+            rows: 0,
         }
+    }
+
+    /// Subscribers written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// The next piece of CSV, or `None` when the export is complete.
@@ -54,6 +61,7 @@ impl ExportStream {
         if let Some(last) = page.last() {
             self.after = last.id;
         }
+        self.rows += page.len() as u64;
         for s in &page {
             out.write_record(record(s)).map_err(csv_error)?;
         }
@@ -63,12 +71,22 @@ impl ExportStream {
     }
 }
 
+/// A cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, tab or carriage
+/// return (a formula to Excel and LibreOffice) gets a leading apostrophe. Names come from the
+/// public form, so they are anyone's text.
+fn cell(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
+}
+
 fn record(s: &Subscriber) -> [String; 7] {
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     [
-        s.email.clone(),
-        s.name.clone().unwrap_or_default(),
+        cell(&s.email),
+        cell(s.name.as_deref().unwrap_or_default()),
         s.status.as_str().to_owned(),
         s.created_at.to_rfc3339(),
         time(s.confirmed_at),
@@ -79,4 +97,22 @@ fn record(s: &Subscriber) -> [String; 7] {
 
 fn csv_error(e: csv::Error) -> StoreError {
     StoreError::Unavailable(format!("cannot write CSV: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_run_are_defused() {
+        assert_eq!(
+            cell("=HYPERLINK(\"http://x\")"),
+            "'=HYPERLINK(\"http://x\")"
+        );
+        for risky in ["+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(cell(risky).starts_with('\''), "{risky:?}");
+        }
+        assert_eq!(cell("Ada Lovelace"), "Ada Lovelace");
+        assert_eq!(cell(""), "");
+    }
 }

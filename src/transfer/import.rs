@@ -1,4 +1,4 @@
-//! CSV import: rows are parsed on a blocking thread and handed over in batches of a thousand,
+//! CSV import: rows are parsed on a blocking thread and handed over in batches of 2,500,
 //! so memory stays flat whatever the file's size; each batch is one transaction.
 
 use std::io::Read;
@@ -47,6 +47,8 @@ pub struct ImportReport {
     pub added_inactive: u64,
     /// Rows whose address was already on the list or earlier in the file: merged, not doubled.
     pub duplicates: u64,
+    /// Of those, subscribers on the list whom the file marks unsubscribed or bounced, and who now are.
+    pub opted_out: u64,
     /// Rows skipped as invalid.
     pub invalid: u64,
     /// The first thousand invalid rows, with reasons.
@@ -109,6 +111,7 @@ pub async fn import<R: Read + Send + 'static>(
                 report.added_active += added.active;
                 report.added_pending += added.pending;
                 report.added_inactive += added.inactive;
+                report.opted_out += added.opted_out;
                 report.duplicates += rows.len() as u64 - added.total();
             }
             Err(error) => {

@@ -105,7 +105,32 @@ pub fn render_error_page<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if is_html || path.starts_with("/api/") || path == "/health" {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if path.starts_with("/api/") && !is_json {
+        // The rate limiter and actix answer in plain text; API clients get the API's JSON.
+        let (req, old) = res.into_parts();
+        let status = old.status();
+        let code = match status.as_u16() {
+            429 => "too_many_requests",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            s if s >= 500 => "internal",
+            _ => "bad_request",
+        };
+        let mut new =
+            crate::web::api::ApiError::new(status, code, default_message(status)).error_response();
+        if let Some(retry) = old.headers().get(header::RETRY_AFTER) {
+            new.headers_mut().insert(header::RETRY_AFTER, retry.clone());
+        }
+        return Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, new).map_into_right_body(),
+        ));
+    }
+    if is_html || is_json || path == "/health" {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
@@ -139,6 +164,7 @@ pub fn render_error_page<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorH
 fn default_message(status: StatusCode) -> &'static str {
     match status.as_u16() {
         404 => "There is nothing at this address.",
+        429 => "Too many requests from your address; please wait a minute and try again.",
         405 => "This address does not accept that kind of request.",
         s if s >= 500 => "Something went wrong on our side. Please try again in a moment.",
         _ => "The request could not be handled.",

@@ -10,6 +10,8 @@ both_databases!(
     an_editor_signs_in_and_sees_the_dashboard,
     a_wrong_password_and_an_unknown_address_get_the_same_answer,
     sign_in_attempts_are_rate_limited,
+    one_account_is_rate_limited_from_any_number_of_addresses,
+    sessions_expire_and_signing_out_voids_copies_of_the_cookie,
     every_admin_route_sends_anonymous_visitors_to_sign_in,
     a_post_without_the_session_csrf_token_is_refused_and_changes_nothing,
     signing_out_or_losing_the_account_ends_the_session,
@@ -29,7 +31,9 @@ async fn an_editor_signs_in_and_sees_the_dashboard(backend: Backend) {
         .unwrap()
         .to_owned();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/admin"),
         "{cookie}"
     );
     let dashboard = app.get("/admin").await;
@@ -55,12 +59,12 @@ async fn a_wrong_password_and_an_unknown_address_get_the_same_answer(backend: Ba
     let unknown = app.post_login("nobody@example.com", EDITOR_PASSWORD).await;
     assert_eq!(unknown.status(), 401);
     let b = unknown.text().await.unwrap();
+    // The pages differ only in the address echoed back and the CSRF token.
     let strip = |page: &str, email: &str| {
-        page.replace(email, "")
-            .split("?csrf=")
-            .next()
-            .unwrap()
-            .to_owned()
+        let page = page.replace(email, "");
+        let start = page.find("?csrf=").unwrap() + 6;
+        let end = start + page[start..].find('"').unwrap();
+        format!("{}{}", &page[..start], &page[end..])
     };
     assert_eq!(
         strip(&a, "editor@example.com"),
@@ -363,4 +367,91 @@ async fn count(app: &TestApp, table: &'static str) -> i64 {
         .fetch_one(pool)
         .await)
     .unwrap()
+}
+
+async fn one_account_is_rate_limited_from_any_number_of_addresses(backend: Backend) {
+    // Behind a trusted proxy each attempt comes "from" another IP: only the per-account limit applies.
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.login_rate_per_minute = 2;
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    app.create_editor("editor@example.com").await;
+    app.create_editor("other@example.com").await;
+    let attempt = |ip: u8, email: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let csrf = app.csrf_from("/admin/login").await;
+            app.client
+                .post(format!("{}/admin/login?csrf={csrf}", app.address))
+                .header("x-forwarded-for", format!("198.51.100.{ip}"))
+                .form(&[("email", email), ("password", password)])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        attempt(1, "editor@example.com", "wrong password one").await,
+        401
+    );
+    assert_eq!(
+        attempt(2, "editor@example.com", "wrong password two").await,
+        401
+    );
+    assert_eq!(attempt(3, "editor@example.com", EDITOR_PASSWORD).await, 429);
+    assert_eq!(
+        attempt(4, "other@example.com", EDITOR_PASSWORD).await,
+        303,
+        "other accounts are not held back"
+    );
+}
+
+async fn sessions_expire_and_signing_out_voids_copies_of_the_cookie(backend: Backend) {
+    let clock = Clock::fixed(chrono::Utc::now());
+    let app = spawn_app_with(backend, clock.clone(), |c| {
+        c.session_ttl = std::time::Duration::from_secs(3600)
+    })
+    .await;
+    app.create_editor("editor@example.com").await;
+    let login = app.post_login("editor@example.com", EDITOR_PASSWORD).await;
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let with_copy = || {
+        thief
+            .get(format!("{}/admin", app.address))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    assert_eq!(
+        with_copy().await.unwrap().status(),
+        200,
+        "the copy works while the session lives"
+    );
+    assert_eq!(app.admin_post("/admin/logout", &[]).await.status(), 303);
+    assert_eq!(
+        with_copy().await.unwrap().status(),
+        303,
+        "signing out voids every copy"
+    );
+
+    clock.advance(chrono::Duration::seconds(1));
+    app.post_login("editor@example.com", EDITOR_PASSWORD).await;
+    assert_eq!(app.get("/admin").await.status(), 200);
+    clock.advance(chrono::Duration::minutes(61));
+    assert_eq!(
+        app.get("/admin").await.status(),
+        303,
+        "a session older than session_ttl is over"
+    );
 }

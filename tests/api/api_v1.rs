@@ -106,9 +106,11 @@ async fn a_revoked_token_is_refused_at_once(backend: Backend) {
     )
     .await;
 
-    // A token made in the admin is shown once and works.
-    let page = app.admin_post("/admin/tokens", &[("name", "zapier")]).await;
-    assert_eq!(page.status(), 201);
+    // A token made in the admin is shown once (after a redirect, so a reload makes no other) and works.
+    let made = app.admin_post("/admin/tokens", &[("name", "zapier")]).await;
+    assert_eq!(made.status(), 303);
+    let page = app.get("/admin/tokens").await;
+    assert_eq!(page.headers()["cache-control"], "no-store");
     let html = page.text().await.unwrap();
     let start = html.find("<code id=\"new-token\">").unwrap() + 21;
     let fresh = html[start..].split('<').next().unwrap().to_owned();
@@ -284,7 +286,8 @@ async fn creating_without_consent_is_double_opt_in_under_the_signup_limit(backen
         .send()
         .await
         .unwrap();
-    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_json_error(limited, 429, "too_many_requests").await;
     assert!(app.subscriber("cid@example.com").await.is_none());
 }
 
@@ -396,6 +399,20 @@ async fn bad_api_input_gets_a_json_4xx_and_changes_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_json_error(rename, 400, "invalid_name").await;
+    let no_name = app
+        .api(Method::PATCH, &format!("/api/v1/subscribers/{id}"), &token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(no_name, 400, "nothing_to_change").await;
+    let typo = app
+        .api(Method::PATCH, &format!("/api/v1/subscribers/{id}"), &token)
+        .json(&json!({"nmae": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_json_error(typo, 400, "invalid_json").await;
     let kept = app.subscriber("stay0@example.com").await.unwrap();
     assert_eq!(kept.name.as_deref(), Some("Reader 0"));
     assert_eq!(app.subscriber_count().await, 1);
@@ -432,4 +449,21 @@ async fn the_openapi_document_describes_exactly_the_routes(backend: Backend) {
     routed.sort();
     assert_eq!(documented, routed);
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let params = doc["paths"]["/api/v1/subscribers"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let mut names: Vec<(&str, &str)> = params
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["in"].as_str().unwrap()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("before", "query"),
+            ("limit", "query"),
+            ("q", "query"),
+            ("status", "query")
+        ]
+    );
 }

@@ -154,6 +154,29 @@ async fn an_import_never_brings_back_someone_who_left(backend: Backend) {
         app.subscriber("gone0@example.com").await.unwrap().status,
         SubscriberStatus::Unsubscribed
     );
+    // And the other way: an opt-out in the file is applied to someone still on the list.
+    app.seed_active("stays", 2).await;
+    let page = upload(
+        &app,
+        "email,status\nstays0@example.com,unsubscribed\nstays1@example.com,bounced\n",
+        true,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("2 subscribers already on the list were marked unsubscribed or bounced"),
+        "{page}"
+    );
+    assert_eq!(
+        app.subscriber("stays0@example.com").await.unwrap().status,
+        SubscriberStatus::Unsubscribed
+    );
+    assert_eq!(
+        app.subscriber("stays1@example.com").await.unwrap().status,
+        SubscriberStatus::Bounced
+    );
 }
 
 async fn an_export_imports_back_into_the_same_list(backend: Backend) {
@@ -290,6 +313,7 @@ async fn the_command_line_adds_editors_and_imports_and_exports(backend: Backend)
     let exported = run(&["subscribers", "export", "--status", "active"], "");
     let out = String::from_utf8_lossy(&exported.stdout);
     assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(String::from_utf8_lossy(&exported.stderr).contains("1 subscribers exported"));
     assert!(out.contains("hal@example.com,Hal,active"));
     let missing = run(&["subscribers", "import", "/no/such/file.csv"], "");
     assert!(!missing.status.success());

@@ -11,6 +11,8 @@ const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 /// Session key of the signed-in editor's id.
 pub const EDITOR: &str = "editor_id";
+/// Session key of the sign-in instant (microseconds since the epoch).
+pub const ISSUED: &str = "issued_at";
 
 /// Put in the request by the guard for every signed-in route.
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
 use subtle::ConstantTimeEq;
 
-use super::context::{self, AdminContext, EDITOR};
+use super::context::{self, AdminContext, EDITOR, ISSUED};
 use crate::store::editors;
 use crate::web::AppState;
 use crate::web::error::WebError;
@@ -44,7 +44,10 @@ fn check_csrf(req: &ServiceRequest, session: &Session) -> Result<(), WebError> {
                 Some(p) => host == format!("{h}:{p}"),
                 None => host == h,
             });
-        if !same {
+        let public = req.app_data::<web::Data<AppState>>().is_some_and(|s| {
+            url::Url::parse(origin).is_ok_and(|u| u.origin() == s.config.base_url.origin())
+        });
+        if !same && !public {
             return Err(refused());
         }
     }
@@ -84,6 +87,20 @@ pub async fn require_editor(
         Some(id) => editors::get(&state.db, id).await.map_err(WebError::from)?,
         None => None,
     };
+    // The cookie store cannot revoke anything, so the server decides: a session older than
+    // `session_ttl`, or issued before the editor signed out or changed password, is void.
+    let issued = session
+        .get::<i64>(ISSUED)
+        .ok()
+        .flatten()
+        .and_then(chrono::DateTime::from_timestamp_micros);
+    let now = state.clock.now();
+    let ttl = chrono::Duration::from_std(state.config.session_ttl).unwrap_or_default();
+    let editor = editor.filter(|e| {
+        issued.is_some_and(|at| {
+            now - at <= ttl && e.sessions_valid_after.is_none_or(|cutoff| at > cutoff)
+        })
+    });
     let Some(editor) = editor else {
         // Never signed in, signed out, or the account was removed: start over.
         session.purge();

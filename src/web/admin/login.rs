@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::context::{self, EDITOR};
+use super::context::{self, EDITOR, ISSUED};
 use super::see_other;
 use crate::domain::SubscriberEmail;
 use crate::domain::password;
@@ -62,24 +62,34 @@ pub async fn submit(
             },
         )
     };
-    let key = email.trim().to_lowercase();
+    // Keyed by the parsed address only, so the limiter's memory stays bounded by real
+    // addresses; stale keys are dropped as they recover.
+    let address = SubscriberEmail::parse(&email).ok();
+    let key = address
+        .as_ref()
+        .map_or_else(|| "(not an address)".to_owned(), SubscriberEmail::key);
+    state.login_accounts.retain_recent();
     if state.login_accounts.check_key(&key).is_err() {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many sign-in attempts. Wait a minute and try again.",
         );
     }
-    let found = match SubscriberEmail::parse(&email) {
-        Ok(address) => editors::credentials(&state.db, &address).await?,
-        Err(_) => None,
+    let found = match &address {
+        Some(address) => editors::credentials(&state.db, address).await?,
+        None => None,
     };
-    let (id, hash) = found.map_or((None, password::decoy_hash().to_owned()), |(id, hash)| {
-        (Some(id), hash)
-    });
+    let (id, hash) = found.unzip();
     let candidate = SecretString::from(password);
-    let matches = web::block(move || password::verify(&candidate, &hash))
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?;
+    // The decoy (first built here, off the async threads) makes unknown addresses as slow as known ones.
+    let matches = web::block(move || {
+        password::verify(
+            &candidate,
+            hash.as_deref().unwrap_or_else(|| password::decoy_hash()),
+        )
+    })
+    .await
+    .map_err(|e| WebError::Internal(e.into()))?;
     let Some(id) = id.filter(|_| matches) else {
         tracing::info!("sign-in refused");
         return refuse(
@@ -90,16 +100,24 @@ pub async fn submit(
     // A fresh session on sign-in: nothing chosen before it (fixation) survives.
     session.renew();
     session.clear();
+    let now = state.clock.now();
     session
         .insert(EDITOR, id)
+        .and_then(|()| session.insert(ISSUED, now.timestamp_micros()))
         .map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
-    editors::touch_login(&state.db, id, state.clock.now()).await?;
+    editors::touch_login(&state.db, id, now).await?;
     tracing::info!(editor = id, "signed in");
     Ok(see_other("/admin"))
 }
 
-/// `POST /admin/logout`.
-pub async fn logout(session: Session) -> HttpResponse {
+/// `POST /admin/logout`: ends this session and every other one of this editor, so a copy
+/// of the cookie stops working too.
+pub async fn logout(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<super::AdminContext>,
+    session: Session,
+) -> Result<HttpResponse, WebError> {
+    editors::end_sessions(&state.db, ctx.editor.id, state.clock.now()).await?;
     session.purge();
-    see_other("/admin/login")
+    Ok(see_other("/admin/login"))
 }

@@ -99,7 +99,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: 
         .cookie_name("fortnight_admin".into())
         .cookie_secure(setup.secure)
         .cookie_http_only(true)
-        .cookie_same_site(SameSite::Strict)
+        // Lax, not Strict: a link to the admin from an email or a chat arrives signed in.
+        // Cross-site posts still carry no cookie, and every post needs the CSRF token anyway.
+        .cookie_same_site(SameSite::Lax)
         .cookie_path("/admin".into())
         .session_lifecycle(PersistentSession::default().session_ttl(
             actix_web::cookie::time::Duration::seconds(setup.ttl.as_secs() as i64),

@@ -2,6 +2,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
@@ -12,21 +13,27 @@ use crate::store::api_tokens;
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
 
-/// `GET /admin/tokens`.
+/// Session key of a token made but not yet shown.
+const NEW_TOKEN: &str = "new_token";
+
+/// `GET /admin/tokens`. A token just made is in the (encrypted) session for this one view.
 pub async fn list(
     state: web::Data<AppState>,
     ctx: web::ReqData<AdminContext>,
     session: Session,
 ) -> Result<HttpResponse, WebError> {
     let tokens = api_tokens::list(&state.db).await?;
-    html(
-        StatusCode::OK,
-        TokensPage {
-            chrome: chrome(&state, &ctx, &session),
-            tokens,
-            created: None,
-        },
-    )
+    let created = session.remove_as::<String>(NEW_TOKEN).and_then(Result::ok);
+    let page = TokensPage {
+        chrome: chrome(&state, &ctx, &session),
+        tokens,
+        created,
+    };
+    let mut response = html(StatusCode::OK, page)?;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// The create form.
@@ -36,7 +43,8 @@ pub struct CreateForm {
     name: String,
 }
 
-/// `POST /admin/tokens`: the new token is on this answer and nowhere else.
+/// `POST /admin/tokens`: makes a token and shows it once on the page it redirects to (post,
+/// redirect, get: a reload cannot make a second one).
 pub async fn create(
     state: web::Data<AppState>,
     ctx: web::ReqData<AdminContext>,
@@ -50,15 +58,10 @@ pub async fn create(
         ));
     }
     let (_, token) = api_tokens::create(&state.db, name, ctx.editor.id, state.clock.now()).await?;
-    let tokens = api_tokens::list(&state.db).await?;
-    html(
-        StatusCode::CREATED,
-        TokensPage {
-            chrome: chrome(&state, &ctx, &session),
-            tokens,
-            created: Some(token),
-        },
-    )
+    session
+        .insert(NEW_TOKEN, token)
+        .map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
+    Ok(see_other("/admin/tokens"))
 }
 
 /// `POST /admin/tokens/{id}/revoke`.

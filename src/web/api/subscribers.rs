@@ -59,6 +59,7 @@ pub struct SubscriberPage {
 
 /// Filters and paging for the list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only this status: pending, active, unsubscribed or bounced.
     status: Option<String>,
@@ -83,9 +84,18 @@ pub struct CreateSubscriber {
 
 /// A change to a subscriber.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdateSubscriber {
-    /// The new name; null or empty clears it.
-    name: Option<String>,
+    /// The new name; null or empty clears it. Required: a body without it changes nothing
+    /// and is refused.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from a field left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 fn email(raw: &str) -> Result<SubscriberEmail, ApiError> {
@@ -241,7 +251,13 @@ pub async fn update(
     body: web::Json<UpdateSubscriber>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
-    let name = name(body.name.as_deref())?;
+    let Some(new_name) = &body.name else {
+        return Err(ApiError::invalid(
+            "nothing_to_change",
+            "Give `name` (a string, or null to clear it).",
+        ));
+    };
+    let name = name(new_name.as_deref())?;
     let s = subscriber_admin::rename(&state.db, id, name.as_ref(), state.clock.now())
         .await?
         .ok_or_else(missing)?;

@@ -20,6 +20,10 @@ impl Backend {
     /// Whether PostgreSQL tests can run; says loudly on stderr when they cannot.
     pub fn postgres_configured() -> bool {
         let configured = std::env::var(PG_ENV).is_ok_and(|v| !v.is_empty());
+        // CI sets POSTGRES_TEST_REQUIRED so that a missing URL fails instead of skipping.
+        if !configured && std::env::var("POSTGRES_TEST_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("POSTGRES_TEST_REQUIRED=1 but {PG_ENV} is unset");
+        }
         if !configured {
             eprintln!(
                 "SKIPPED: the PostgreSQL half of this test did not run because {PG_ENV} is unset \
