@@ -36,7 +36,7 @@ if command -v smtp-sink >/dev/null; then
 else
   echo "smtp-sink not installed: confirmation emails are written to an outbox folder"
 fi
-trap 'cleanup; [ -n "$SINK" ] && kill "$SINK" 2>/dev/null' EXIT
+trap '[ -n "$SINK" ] && kill "$SINK" 2>/dev/null; cleanup' EXIT
 
 run_one() {
   local label=$1 url=$2

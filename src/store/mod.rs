@@ -97,7 +97,8 @@ impl Backend {
 /// never pause the log could still grow, so past `WAL_LIMIT_PAGES` a truncating checkpoint
 /// (which briefly waits for the writer) bounds it.
 async fn checkpoint_wal(pool: SqlitePool) {
-    const WAL_LIMIT_PAGES: i64 = 32_768;
+    // 1 GiB of 4 KiB pages: reached only by long bulk writes (a large import), never by signups.
+    const WAL_LIMIT_PAGES: i64 = 262_144;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !pool.is_closed() {
