@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::domain::token::{ConfirmToken, LinkKey};
 use crate::mail::message::{Email, mailbox};
 use crate::mail::{Mailer, SendError};
-use crate::render::{self, ConfirmEmailHtml, ConfirmEmailText, Publication};
+use crate::render::{self, ConfirmEmail, ConfirmEmailHtml, ConfirmEmailText, Publication};
 use crate::store::outbox::{self, OutboxItem, Outcome};
 use crate::store::subscribers::{self, Subscriber};
 use crate::store::{Db, StoreError};
@@ -177,24 +177,19 @@ impl OutboxSender {
         let greeting = render::greeting(None);
         let valid_for = render::human_duration(self.config.confirm_token_ttl);
         let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());
-        let html = ConfirmEmailHtml {
+        let email = ConfirmEmail {
             publication: &self.publication,
             greeting: &greeting,
             confirm_url: &confirm_url,
             unsubscribe_url: &unsubscribe_url,
             valid_for: &valid_for,
-        }
-        .render()
-        .map_err(|e| permanent(&e))?;
-        let text = ConfirmEmailText {
-            publication: &self.publication,
-            greeting: &greeting,
-            confirm_url: &confirm_url,
-            unsubscribe_url: &unsubscribe_url,
-            valid_for: &valid_for,
-        }
-        .render()
-        .map_err(|e| permanent(&e))?;
+        };
+        let html = ConfirmEmailHtml { email: &email }
+            .render()
+            .map_err(|e| permanent(&e))?;
+        let text = ConfirmEmailText { email: &email }
+            .render()
+            .map_err(|e| permanent(&e))?;
         let from = self.config.mail_from();
         let message = Email {
             from: &from,

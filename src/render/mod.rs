@@ -81,10 +81,8 @@ pub struct UnsubscribePage<'a> {
     pub email: &'a str,
 }
 
-/// The confirmation email, HTML part.
-#[derive(Template)]
-#[template(path = "email/confirm.html")]
-pub struct ConfirmEmailHtml<'a> {
+/// What a confirmation email says, whichever part renders it.
+pub struct ConfirmEmail<'a> {
     /// The publication.
     pub publication: &'a Publication,
     /// "Hi Ada," or "Hi,".
@@ -97,20 +95,20 @@ pub struct ConfirmEmailHtml<'a> {
     pub valid_for: &'a str,
 }
 
+/// The confirmation email, HTML part.
+#[derive(Template)]
+#[template(path = "email/confirm.html")]
+pub struct ConfirmEmailHtml<'a> {
+    /// The content.
+    pub email: &'a ConfirmEmail<'a>,
+}
+
 /// The confirmation email, plain-text part.
 #[derive(Template)]
 #[template(path = "email/confirm.txt")]
 pub struct ConfirmEmailText<'a> {
-    /// The publication.
-    pub publication: &'a Publication,
-    /// "Hi Ada," or "Hi,".
-    pub greeting: &'a str,
-    /// The link that confirms.
-    pub confirm_url: &'a str,
-    /// The link that unsubscribes.
-    pub unsubscribe_url: &'a str,
-    /// How long the link lasts, in words.
-    pub valid_for: &'a str,
+    /// The content.
+    pub email: &'a ConfirmEmail<'a>,
 }
 
 /// "Hi Ada," when the name is known, "Hi," otherwise.

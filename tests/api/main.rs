@@ -8,6 +8,7 @@ mod api_v1;
 mod bad_input;
 mod health;
 mod mail_outage;
+mod shutdown;
 mod signup;
 mod subscription;
 mod transfer;
