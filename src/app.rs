@@ -98,9 +98,6 @@ impl Application {
             secure: config.base_url.scheme() == "https",
             ttl: config.session_ttl,
             login_rate_per_minute: config.login_rate_per_minute,
-            client_ip: ClientIp {
-                trust_forwarded: config.trust_forwarded_for,
-            },
         };
         let server = http::server(listener, state.clone(), admin)?;
         let sender = OutboxSender {

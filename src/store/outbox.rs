@@ -172,16 +172,6 @@ pub async fn finish_batch(
     Ok(())
 }
 
-/// The earliest time a pending email falls due, to know how long the sender may sleep.
-#[tracing::instrument(skip(db))]
-pub async fn next_due(db: &Db) -> Result<Option<DateTime<Utc>>, StoreError> {
-    Ok(with_pool!(db, read, |pool| {
-        sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM mail_outbox WHERE status = 'pending'")
-            .fetch_one(pool)
-            .await
-    })?)
-}
-
 /// Counts of queued emails by status, for health and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {

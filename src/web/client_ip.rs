@@ -1,4 +1,5 @@
-//! The client's address, for per-IP limits and consent evidence.
+//! Who is asking: the client's address (per-IP limits, consent evidence) and whether a
+//! browser's `Origin` is this site.
 
 use std::net::IpAddr;
 
@@ -36,6 +37,47 @@ impl ClientIp {
         }
         req.peer_addr().map(|a| a.ip())
     }
+}
+
+/// A per-IP limit on POST requests (signups, sign-ins), shared by every worker thread.
+pub type PostLimit =
+    actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
+
+/// `per_minute` POSTs a minute per client on average, `burst` at once.
+pub fn post_limit(client_ip: ClientIp, per_minute: u32, burst: u32) -> PostLimit {
+    actix_governor::GovernorConfigBuilder::default()
+        .period(std::time::Duration::from_nanos(
+            60_000_000_000 / u64::from(per_minute.max(1)),
+        ))
+        .burst_size(burst.max(1))
+        .methods(vec![actix_web::http::Method::POST])
+        .key_extractor(client_ip)
+        .finish()
+        .expect("non-zero limits")
+}
+
+/// Whether a browser's `Origin` is this site: its public `base_url`, the host the request was
+/// sent to, or one of `extra` (other sites allowed to post a form here).
+pub fn is_own_origin(
+    req: &HttpRequest,
+    origin: &str,
+    base_url: &url::Url,
+    extra: &[String],
+) -> bool {
+    let Ok(origin) = url::Url::parse(origin).map(|u| u.origin()) else {
+        return false;
+    };
+    let host = req.connection_info().host().to_owned();
+    let same_host = origin
+        .ascii_serialization()
+        .split_once("://")
+        .is_some_and(|(_, h)| h == host);
+    same_host
+        || origin == base_url.origin()
+        || extra
+            .iter()
+            .filter_map(|o| url::Url::parse(o).ok())
+            .any(|u| u.origin() == origin)
 }
 
 /// IPv6 clients usually hold a whole /56, so they are limited per prefix.

@@ -3,9 +3,9 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_governor::{Governor, GovernorConfigBuilder};
+use actix_governor::Governor;
 use actix_web::dev::Server;
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use tokio::sync::Notify;
@@ -40,9 +40,22 @@ pub(crate) fn html(
         .body(body))
 }
 
-/// The per-IP limiter type for signups (the form and the API share one limiter).
-pub type SignupLimit =
-    actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
+impl AppState {
+    /// A signup happening now, under the configured resend interval.
+    pub fn signup_request(
+        &self,
+        signup: crate::store::subscribers::NewSignup,
+    ) -> crate::store::subscribers::SignupRequest {
+        let now = self.clock.now();
+        let interval =
+            chrono::Duration::from_std(self.config.confirm_resend_interval).unwrap_or_default();
+        crate::store::subscribers::SignupRequest {
+            signup,
+            now,
+            resend_after: now - interval,
+        }
+    }
+}
 
 /// Largest form body accepted, in bytes.
 const FORM_LIMIT: usize = 16 * 1024;
@@ -75,19 +88,18 @@ pub fn server(
     state: web::Data<AppState>,
     admin: admin::AdminSetup,
 ) -> std::io::Result<Server> {
-    let login_limit = admin::login_limit(&admin);
     let config = state.config.clone();
-    let per_minute = u64::from(config.signup_rate_per_minute);
-    // One limiter shared by every worker thread of this instance.
-    let signup_limit = GovernorConfigBuilder::default()
-        .period(std::time::Duration::from_nanos(
-            60_000_000_000 / per_minute.max(1),
-        ))
-        .burst_size(config.signup_burst)
-        .methods(vec![Method::POST])
-        .key_extractor(state.client_ip)
-        .finish()
-        .expect("limits validated at load");
+    // One limiter per kind, shared by every worker thread of this instance.
+    let signup_limit = client_ip::post_limit(
+        state.client_ip,
+        config.signup_rate_per_minute,
+        config.signup_burst,
+    );
+    let login_limit = client_ip::post_limit(
+        state.client_ip,
+        admin.login_rate_per_minute,
+        admin.login_rate_per_minute,
+    );
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(error::render_error_page))

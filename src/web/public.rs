@@ -4,16 +4,14 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use url::Url;
 
+use super::client_ip::is_own_origin;
 use super::error::WebError;
 use super::{AppState, html};
 use crate::domain::token::ConfirmToken;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
 use crate::render::{MessagePage, SignupPage, UnsubscribePage};
-use crate::store::subscribers::{
-    self, ConfirmOutcome, NewSignup, SignupRequest, UnsubscribeOutcome,
-};
+use crate::store::subscribers::{self, ConfirmOutcome, NewSignup, UnsubscribeOutcome};
 
 /// The signup form's fields; missing ones read as empty so the reader gets a precise message.
 #[derive(Debug, Deserialize)]
@@ -102,15 +100,7 @@ pub async fn subscribe(
         source: ConsentSource::Form,
         ip: state.client_ip.of(&req).map(|ip| ip.to_string()),
     };
-    let now = state.clock.now();
-    let resend_after =
-        now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
-    let request = SignupRequest {
-        signup,
-        now,
-        resend_after,
-    };
-    let outcome = state.signups.signup(request).await?;
+    let outcome = state.signups.signup(state.signup_request(signup)).await?;
     tracing::info!(?outcome, "signup");
     state.outbox_wake.notify_one();
     check_your_inbox(&state)
@@ -151,28 +141,18 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), WebError> {
     if origin == "null" && matches!(fetch_site, Some("same-origin" | "none")) {
         return Ok(());
     }
-    let refused =
-        || WebError::Forbidden("Signups are only accepted from this site's own form.".into());
-    let origin = Url::parse(origin).map_err(|_| refused())?.origin();
-    let host = req.connection_info().host().to_owned();
-    let same_host = origin
-        .ascii_serialization()
-        .split_once("://")
-        .is_some_and(|(_, h)| h == host);
-    let allowed = std::iter::once(state.config.base_url.origin())
-        .chain(
-            state
-                .config
-                .signup_allowed_origins
-                .iter()
-                .filter_map(|o| Url::parse(o).ok())
-                .map(|u| u.origin()),
-        )
-        .any(|o| o == origin);
-    if allowed || same_host {
+    let config = &state.config;
+    if is_own_origin(
+        req,
+        origin,
+        &config.base_url,
+        &config.signup_allowed_origins,
+    ) {
         Ok(())
     } else {
-        Err(refused())
+        Err(WebError::Forbidden(
+            "Signups are only accepted from this site's own form.".into(),
+        ))
     }
 }
 

@@ -242,7 +242,7 @@ async fn an_export_imports_back_into_the_same_list(backend: Backend) {
 
 async fn the_command_line_adds_editors_and_imports_and_exports(backend: Backend) {
     let app = spawn_app(backend).await;
-    let database_url = fortnight_database_url(&app).await;
+    let database_url = app.database_url.clone();
     let run = |args: &[&str], stdin: &str| {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fortnight"))
             .args(args)
@@ -317,9 +317,4 @@ async fn the_command_line_adds_editors_and_imports_and_exports(backend: Backend)
     assert!(out.contains("hal@example.com,Hal,active"));
     let missing = run(&["subscribers", "import", "/no/such/file.csv"], "");
     assert!(!missing.status.success());
-}
-
-/// The database URL the app was started with.
-async fn fortnight_database_url(app: &TestApp) -> String {
-    app.database_url.clone()
 }

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use super::context::{self, AdminContext, EDITOR, ISSUED};
 use crate::store::editors;
 use crate::web::AppState;
+use crate::web::client_ip::is_own_origin;
 use crate::web::error::WebError;
 
 fn is_safe(method: &Method) -> bool {
@@ -36,18 +37,10 @@ fn check_csrf(req: &ServiceRequest, session: &Session) -> Result<(), WebError> {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
     {
-        let host = req.connection_info().host().to_owned();
-        let same = url::Url::parse(origin)
-            .ok()
-            .and_then(|u| u.host_str().map(|h| (h.to_owned(), u.port())))
-            .is_some_and(|(h, port)| match port {
-                Some(p) => host == format!("{h}:{p}"),
-                None => host == h,
-            });
-        let public = req.app_data::<web::Data<AppState>>().is_some_and(|s| {
-            url::Url::parse(origin).is_ok_and(|u| u.origin() == s.config.base_url.origin())
-        });
-        if !same && !public {
+        let own = req
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|s| is_own_origin(req.request(), origin, &s.config.base_url, &[]));
+        if !own {
             return Err(refused());
         }
     }

@@ -1,6 +1,6 @@
 //! The editor's admin under `/admin`: every page and action behind sign-in and a CSRF token.
 
-use actix_governor::{Governor, GovernorConfigBuilder};
+use actix_governor::Governor;
 use actix_session::SessionMiddleware;
 use actix_session::config::PersistentSession;
 use actix_session::storage::CookieSessionStore;
@@ -9,7 +9,7 @@ use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{Route, web};
 
-use super::client_ip::ClientIp;
+use super::client_ip::PostLimit;
 
 mod context;
 mod dashboard;
@@ -84,13 +84,11 @@ pub struct AdminSetup {
     pub ttl: std::time::Duration,
     /// Sign-ins per minute per IP.
     pub login_rate_per_minute: u32,
-    /// Tells the client address.
-    pub client_ip: ClientIp,
 }
 
 /// Registers `/admin` on an app: the sign-in page (CSRF-checked, rate-limited per IP) and
 /// everything else behind [`guard::require_editor`], all inside the session middleware.
-pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: &LoginLimit) {
+pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: &PostLimit) {
     let mut signed_in = web::scope("").wrap(from_fn(guard::require_editor));
     for (_, path, route) in signed_in_routes() {
         signed_in = signed_in.route(path, route);
@@ -119,22 +117,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: 
             .service(signed_in)
             .wrap(session),
     );
-}
-
-/// The per-IP limiter type for sign-in posts.
-pub type LoginLimit =
-    actix_governor::GovernorConfig<ClientIp, actix_governor::governor::middleware::NoOpMiddleware>;
-
-/// The per-IP limiter for sign-in posts.
-pub fn login_limit(setup: &AdminSetup) -> LoginLimit {
-    let per_minute = u64::from(setup.login_rate_per_minute.max(1));
-    GovernorConfigBuilder::default()
-        .period(std::time::Duration::from_nanos(60_000_000_000 / per_minute))
-        .burst_size(setup.login_rate_per_minute.max(1))
-        .methods(vec![Method::POST])
-        .key_extractor(setup.client_ip)
-        .finish()
-        .expect("non-zero limits")
 }
 
 /// The frame of a signed-in page.

@@ -62,7 +62,7 @@ pub fn route_table() -> Vec<(Method, String)> {
 }
 
 /// Registers `/api/v1`. Creating subscribers shares the signup form's per-IP limit.
-pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::SignupLimit) {
+pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::PostLimit) {
     let mut scope = web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(require_token))
         .app_data(

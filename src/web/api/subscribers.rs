@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::ApiError;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::store::subscriber_admin::{self, Added, Cursor, Filter};
-use crate::store::subscribers::{NewSignup, SignupRequest, Subscriber};
+use crate::store::subscribers::{NewSignup, Subscriber};
 use crate::web::AppState;
 
 /// A subscriber as the API shows it.
@@ -182,8 +182,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let address = email(&body.email)?;
     let name = name(body.name.as_deref())?;
-    let now = state.clock.now();
     if body.consented {
+        let now = state.clock.now();
         return match subscriber_admin::add(
             &state.db,
             &address,
@@ -204,22 +204,13 @@ pub async fn create(
             )),
         };
     }
-    let resend_after =
-        now - chrono::Duration::from_std(state.config.confirm_resend_interval).unwrap_or_default();
     let signup = NewSignup {
         email: address.clone(),
         name,
         source: ConsentSource::Api,
         ip: state.client_ip.of(&req).map(|ip| ip.to_string()),
     };
-    state
-        .signups
-        .signup(SignupRequest {
-            signup,
-            now,
-            resend_after,
-        })
-        .await?;
+    state.signups.signup(state.signup_request(signup)).await?;
     state.outbox_wake.notify_one();
     let stored = crate::store::subscribers::find_by_email(&state.db, &address)
         .await?
