@@ -16,6 +16,7 @@ use crate::config::{Config, redact_url};
 use crate::mail::Mailer;
 use crate::outbox::OutboxSender;
 use crate::render::Publication;
+use crate::render::issue::MailSettings;
 use crate::store::signup_queue::SignupQueue;
 use crate::store::{Db, settings};
 use crate::web::admin::AdminSetup;
@@ -79,6 +80,8 @@ impl Application {
             publication: publication.clone(),
             link_key: link_key.clone(),
             outbox_wake: wake.clone(),
+            mailer: mailer.clone(),
+            mail_settings: Arc::new(MailSettings::from_config(&config)),
             client_ip: ClientIp {
                 trust_forwarded: config.trust_forwarded_for,
             },

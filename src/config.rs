@@ -30,6 +30,14 @@ pub struct Config {
     pub base_url: Url,
     /// The `From` of every email, e.g. `"The Fortnightly <news@example.com>"`.
     pub mail_from: String,
+    /// The `Reply-To` of issue emails, when replies should go elsewhere than `mail_from`.
+    pub reply_to: Option<String>,
+    /// A mailbox that takes unsubscribe requests by mail, added to `List-Unsubscribe` as
+    /// `mailto:` beside the one-click link (you process what arrives there).
+    pub list_unsubscribe_mailto: Option<String>,
+    /// The publication's postal address, shown in the footer of every issue (anti-spam laws
+    /// such as CAN-SPAM require one).
+    pub postal_address: String,
     /// `smtp://host:25` (plain, for a local relay), `smtp://user:pass@host:587?tls=required`
     /// (STARTTLS) or `smtps://user:pass@host:465`; when unset, mail is written as `.eml` files
     /// to `outbox_dir`.
@@ -88,6 +96,9 @@ impl Default for Config {
             http_workers: None,
             base_url: Url::parse("http://127.0.0.1:8080").expect("valid default"),
             mail_from: "Fortnight <newsletter@localhost.localdomain>".into(),
+            reply_to: None,
+            list_unsubscribe_mailto: None,
+            postal_address: String::new(),
             smtp_url: None,
             outbox_dir: PathBuf::from("outbox"),
             publication_name: "Fortnight".into(),
@@ -118,6 +129,9 @@ const KEYS: &[&str] = &[
     "http_workers",
     "base_url",
     "mail_from",
+    "reply_to",
+    "list_unsubscribe_mailto",
+    "postal_address",
     "smtp_url",
     "outbox_dir",
     "publication_name",
@@ -217,6 +231,20 @@ impl Config {
         if let Err(e) = self.mail_from.parse::<Mailbox>() {
             return bad("mail_from", format!("not an email address ({e})"));
         }
+        if let Some(Err(e)) = self.reply_to.as_deref().map(str::parse::<Mailbox>) {
+            return bad("reply_to", format!("not an email address ({e})"));
+        }
+        if let Some(mailto) = &self.list_unsubscribe_mailto {
+            if mailto.parse::<lettre::Address>().is_err() {
+                return bad(
+                    "list_unsubscribe_mailto",
+                    format!("{mailto:?} is not a bare email address like unsubscribe@example.com"),
+                );
+            }
+        }
+        if self.postal_address.chars().any(|c| c.is_control()) {
+            return bad("postal_address", "must be one line".into());
+        }
         if let Some(smtp) = &self.smtp_url {
             let Ok(url) = Url::parse(smtp.expose_secret()) else {
                 return bad(
@@ -272,6 +300,11 @@ impl Config {
     /// The sender, already checked by [`Config::validate`].
     pub fn mail_from(&self) -> Mailbox {
         self.mail_from.parse().expect("validated at load")
+    }
+
+    /// The `Reply-To` mailbox, already checked by [`Config::validate`].
+    pub fn reply_to(&self) -> Option<Mailbox> {
+        self.reply_to.as_deref().and_then(|r| r.parse().ok())
     }
 
     /// The base URL without a trailing slash, ready to have paths appended.

@@ -1,11 +1,16 @@
 //! Pure types and rules, no I/O: once you hold one of these values, it is valid.
 
+mod issue;
 pub mod password;
 mod subscriber;
 mod subscriber_email;
 mod subscriber_name;
 pub mod token;
 
+pub use issue::{
+    IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES, MAX_LINKS,
+    Slug,
+};
 pub use subscriber::{ConsentSource, SubscriberStatus, new_uid};
 pub use subscriber_email::{EmailError, SubscriberEmail};
 pub use subscriber_name::{NameError, SubscriberName};

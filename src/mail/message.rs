@@ -26,7 +26,7 @@ pub struct Email<'a> {
 /// A message-building failure (an address or header lettre refuses).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the message: {0}")]
-pub struct BuildError(String);
+pub struct BuildError(pub String);
 
 impl Email<'_> {
     /// The finished message: multipart/alternative, with `List-Unsubscribe`,

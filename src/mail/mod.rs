@@ -1,5 +1,6 @@
 //! Outgoing mail: an SMTP server, or `.eml` files in an outbox folder when none is configured.
 
+use lettre::address::Envelope;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
@@ -7,6 +8,7 @@ use secrecy::ExposeSecret;
 use crate::config::{Config, redact_url};
 
 pub mod message;
+pub mod prepared;
 
 /// Where mail goes.
 #[derive(Clone)]
@@ -59,8 +61,14 @@ impl Mailer {
 
     /// Hands one message over; `Ok` carries the server's reply (or the file written).
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
+        self.send_raw(message.envelope(), &message.formatted())
+            .await
+    }
+
+    /// Hands over a message already encoded (see [`prepared`]).
+    pub async fn send_raw(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
         match self {
-            Mailer::Smtp(smtp) => match smtp.send(message).await {
+            Mailer::Smtp(smtp) => match smtp.send_raw(envelope, raw).await {
                 Ok(response) => Ok(format!(
                     "{} {}",
                     response.code(),
@@ -70,7 +78,7 @@ impl Mailer {
                 Err(e) => Err(SendError::Temporary(e.to_string())),
             },
             Mailer::Files(files) => files
-                .send(message)
+                .send_raw(envelope, raw)
                 .await
                 .map(|id| format!("written {id}.eml"))
                 .map_err(|e| SendError::Temporary(e.to_string())),

@@ -170,10 +170,9 @@ impl OutboxSender {
     ) -> Result<(), SendError> {
         let base = &self.publication.base_url;
         let confirm_url = format!("{base}/confirm/{}", token.as_str());
-        let unsubscribe_url = format!(
-            "{base}/unsubscribe/{}",
-            self.link_key.unsubscribe_token(&subscriber.uid)
-        );
+        let unsubscribe_url = self
+            .publication
+            .unsubscribe_url(&self.link_key, &subscriber.uid);
         let greeting = render::greeting(None);
         let valid_for = render::human_duration(self.config.confirm_token_ttl);
         let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());

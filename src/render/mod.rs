@@ -1,6 +1,10 @@
 //! Askama templates for web pages (`templates/web/`) and emails (`templates/email/`).
 
 pub mod admin;
+pub mod admin_issues;
+pub mod feed;
+pub mod issue;
+pub mod markdown;
 
 use askama::Template;
 
@@ -13,6 +17,17 @@ pub struct Publication {
     pub pitch: String,
     /// The site's base URL, without a trailing slash.
     pub base_url: String,
+}
+
+impl Publication {
+    /// A reader's one-click unsubscribe URL.
+    pub fn unsubscribe_url(&self, key: &crate::domain::token::LinkKey, uid: &uuid::Uuid) -> String {
+        format!(
+            "{}/unsubscribe/{}",
+            self.base_url,
+            key.unsubscribe_token(uid)
+        )
+    }
 }
 
 /// The signup page, fresh or with a validation error and the reader's input kept.
@@ -111,13 +126,7 @@ pub struct ConfirmEmailText<'a> {
     pub email: &'a ConfirmEmail<'a>,
 }
 
-/// "Hi Ada," when the name is known, "Hi," otherwise.
-pub fn greeting(name: Option<&str>) -> String {
-    match name.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => format!("Hi {name},"),
-        None => "Hi,".to_owned(),
-    }
-}
+pub use crate::mail::prepared::greeting;
 
 /// A duration in the words an email uses: "3 days", "12 hours", "45 minutes".
 pub fn human_duration(d: std::time::Duration) -> String {
@@ -140,13 +149,6 @@ pub fn human_duration(d: std::time::Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn greets_by_name_or_plainly() {
-        assert_eq!(greeting(Some("Ada")), "Hi Ada,");
-        assert_eq!(greeting(Some("  ")), "Hi,");
-        assert_eq!(greeting(None), "Hi,");
-    }
 
     #[test]
     fn durations_read_naturally() {

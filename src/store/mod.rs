@@ -13,6 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod api_tokens;
 pub mod editors;
+pub mod issues;
 pub mod outbox;
 pub mod settings;
 pub mod signup_queue;

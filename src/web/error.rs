@@ -26,6 +26,9 @@ pub enum WebError {
     /// Nothing here.
     #[error("{0}")]
     NotFound(String),
+    /// The thing is in a state that does not allow this (an issue already sent, say).
+    #[error("{0}")]
+    Conflict(String),
     /// The body is over the limit.
     #[error("The request is too large.")]
     PayloadTooLarge,
@@ -43,6 +46,24 @@ pub enum WebError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<crate::store::issues::IssueError> for WebError {
+    fn from(e: crate::store::issues::IssueError) -> Self {
+        use crate::store::issues::IssueError;
+        match e {
+            IssueError::NotFound => {
+                WebError::NotFound("There is no such issue (it may have been deleted).".into())
+            }
+            IssueError::WrongStatus(status) => WebError::Conflict(format!(
+                "The issue is {status}, so it cannot be changed this way."
+            )),
+            IssueError::SlugTaken(slug) => WebError::Conflict(format!(
+                "Another issue already uses the address /archive/{slug}."
+            )),
+            IssueError::Store(e) => WebError::Store(e),
+        }
+    }
+}
+
 /// The reader-facing text of an error, carried to the page renderer in the response extensions.
 #[derive(Clone, Debug)]
 struct ErrorMessage(String);
@@ -53,6 +74,7 @@ impl ResponseError for WebError {
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,

@@ -19,6 +19,7 @@ use crate::store::Db;
 
 pub mod admin;
 pub mod api;
+pub(crate) mod archive;
 pub mod client_ip;
 pub mod error;
 mod health;
@@ -57,6 +58,30 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The test sender, on this instance's database, mailer and keys.
+    pub fn test_sender(&self) -> crate::delivery::TestSend<'_> {
+        crate::delivery::TestSend {
+            db: &self.db,
+            mailer: &self.mailer,
+            publication: &self.publication,
+            settings: &self.mail_settings,
+            link_key: &self.link_key,
+        }
+    }
+
+    /// An issue's text and HTML parts as a reader without a known name gets them.
+    pub fn preview(
+        &self,
+        issue: &crate::store::issues::Issue,
+    ) -> Result<(String, String), crate::render::issue::RenderError> {
+        let unsubscribe = self
+            .publication
+            .unsubscribe_url(&self.link_key, &uuid::Uuid::nil());
+        crate::render::issue::preview(issue, &self.publication, &self.mail_settings, &unsubscribe)
+    }
+}
+
 /// Largest form body accepted, in bytes.
 const FORM_LIMIT: usize = 16 * 1024;
 
@@ -74,6 +99,10 @@ pub struct AppState {
     pub link_key: LinkKey,
     /// Wakes the transactional mail sender.
     pub outbox_wake: Arc<Notify>,
+    /// Where mail goes (test sends go straight out).
+    pub mailer: crate::mail::Mailer,
+    /// What every issue email's headers and footer say.
+    pub mail_settings: Arc<crate::render::issue::MailSettings>,
     /// Tells the client address.
     pub client_ip: ClientIp,
     /// Sign-in attempts per account (the per-IP limit is a middleware).
@@ -124,6 +153,9 @@ pub fn server(
                 web::get().to(public::unsubscribe_page),
             )
             .route("/unsubscribe/{token}", web::post().to(public::unsubscribe))
+            .route("/archive", web::get().to(archive::list))
+            .route("/archive/{slug}", web::get().to(archive::show))
+            .route("/feed.xml", web::get().to(archive::feed))
             .route("/health", web::get().to(health::health))
             .configure(|cfg| admin::configure(cfg, &admin, &login_limit))
             .configure(|cfg| api::configure(cfg, &signup_limit))

@@ -5,9 +5,12 @@ mod helpers;
 
 mod admin;
 mod api_v1;
+mod archive;
 mod bad_input;
 mod health;
+mod issues;
 mod mail_outage;
+mod rendering;
 mod shutdown;
 mod signup;
 mod subscription;

@@ -14,6 +14,9 @@ use super::client_ip::PostLimit;
 mod context;
 mod dashboard;
 mod guard;
+mod issue_form;
+mod issue_preview;
+mod issues;
 mod login;
 mod subscribers;
 mod tokens;
@@ -50,6 +53,41 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/subscribers/{id}/erase",
             web::post().to(subscribers::erase),
+        ),
+        (Method::GET, "/issues", web::get().to(issues::list)),
+        (Method::POST, "/issues", web::post().to(issues::create)),
+        (Method::GET, "/issues/new", web::get().to(issues::new)),
+        (Method::GET, "/issues/{id}", web::get().to(issues::edit)),
+        (Method::POST, "/issues/{id}", web::post().to(issues::save)),
+        (
+            Method::POST,
+            "/issues/{id}/delete",
+            web::post().to(issues::delete),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/duplicate",
+            web::post().to(issues::duplicate),
+        ),
+        (
+            Method::GET,
+            "/issues/{id}/preview",
+            web::get().to(issue_preview::show),
+        ),
+        (
+            Method::GET,
+            "/issues/{id}/preview/email",
+            web::get().to(issue_preview::email),
+        ),
+        (
+            Method::GET,
+            "/issues/{id}/preview/web",
+            web::get().to(issue_preview::web_version),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/test",
+            web::post().to(issue_preview::send_test),
         ),
         (Method::GET, "/import", web::get().to(transfer::import_form)),
         (Method::POST, "/import", web::post().to(transfer::import)),
@@ -89,7 +127,10 @@ pub struct AdminSetup {
 /// Registers `/admin` on an app: the sign-in page (CSRF-checked, rate-limited per IP) and
 /// everything else behind [`guard::require_editor`], all inside the session middleware.
 pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: &PostLimit) {
-    let mut signed_in = web::scope("").wrap(from_fn(guard::require_editor));
+    // Issue bodies run to a few hundred KB, URL-encoded.
+    let mut signed_in = web::scope("")
+        .app_data(web::PayloadConfig::new(2 * 1024 * 1024))
+        .wrap(from_fn(guard::require_editor));
     for (_, path, route) in signed_in_routes() {
         signed_in = signed_in.route(path, route);
     }
@@ -138,4 +179,12 @@ fn see_other(location: &str) -> actix_web::HttpResponse {
     actix_web::HttpResponse::SeeOther()
         .insert_header((actix_web::http::header::LOCATION, location))
         .finish()
+}
+
+/// A record id from a path: a positive whole number.
+fn parse_id(raw: &str) -> Result<i64, crate::web::error::WebError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| crate::web::error::WebError::BadRequest(format!("{raw:?} is not an id.")))
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::context::flash;
-use super::{AdminContext, chrome, see_other};
+use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::render::admin::{SubscriberPage, SubscribersPage};
 use crate::store::subscriber_admin::{self, Added, Cursor, Filter};
@@ -197,14 +197,6 @@ pub async fn erase(
     }
     flash(&session, "The subscriber was erased, with their history.");
     Ok(see_other("/admin/subscribers"))
-}
-
-/// A subscriber id from a path.
-pub fn parse_id(raw: &str) -> Result<i64, WebError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| WebError::BadRequest(format!("{raw:?} is not a subscriber id.")))
 }
 
 fn not_found() -> WebError {

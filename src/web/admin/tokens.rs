@@ -70,7 +70,7 @@ pub async fn revoke(
     session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let id = super::subscribers::parse_id(&id)?;
+    let id = super::parse_id(&id)?;
     if !api_tokens::revoke(&state.db, id, state.clock.now()).await? {
         return Err(WebError::NotFound("There is no such live token.".into()));
     }

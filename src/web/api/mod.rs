@@ -11,12 +11,21 @@ use utoipa::OpenApi;
 use super::AppState;
 
 pub mod error;
+mod issues;
 mod subscribers;
 
 pub use error::ApiError;
 
 /// Largest JSON body accepted, in bytes.
 const JSON_LIMIT: usize = 16 * 1024;
+/// Largest JSON body accepted under `/issues` (a long Markdown body), in bytes.
+const ISSUE_JSON_LIMIT: usize = 1024 * 1024;
+
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(error::json_error)
+}
 
 /// Every API route: (method, path under `/api/v1`, handler). The router is built from this
 /// list; the tests walk it for the token check and compare it with the OpenAPI document.
@@ -42,6 +51,30 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             "/subscribers/{id}/unsubscribe",
             web::post().to(subscribers::unsubscribe),
         ),
+        (Method::GET, "/issues", web::get().to(issues::list)),
+        (Method::POST, "/issues", web::post().to(issues::create)),
+        (Method::GET, "/issues/{id}", web::get().to(issues::get)),
+        (Method::PUT, "/issues/{id}", web::put().to(issues::update)),
+        (
+            Method::DELETE,
+            "/issues/{id}",
+            web::delete().to(issues::delete),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/duplicate",
+            web::post().to(issues::duplicate),
+        ),
+        (
+            Method::GET,
+            "/issues/{id}/preview",
+            web::get().to(issues::preview),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/test",
+            web::post().to(issues::send_test),
+        ),
         (Method::GET, "/openapi.json", web::get().to(openapi)),
     ]
 }
@@ -65,11 +98,7 @@ pub fn route_table() -> Vec<(Method, String)> {
 pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::PostLimit) {
     let mut scope = web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(require_token))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(JSON_LIMIT)
-                .error_handler(error::json_error),
-        )
+        .app_data(json_config(JSON_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .service(
             web::resource("/subscribers")
@@ -77,9 +106,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::
                 .route(web::post().to(subscribers::create))
                 .route(web::get().to(subscribers::list)),
         );
+    let mut issues = web::scope("/issues").app_data(json_config(ISSUE_JSON_LIMIT));
     for (_, path, route) in routes() {
-        scope = scope.route(path, route);
+        match path.strip_prefix("/issues") {
+            Some(rest) => issues = issues.route(rest, route),
+            None => scope = scope.route(path, route),
+        }
     }
+    scope = scope.service(issues);
     cfg.service(scope.default_service(web::to(|| async {
         ApiError::new(
             actix_web::http::StatusCode::NOT_FOUND,
@@ -121,7 +155,7 @@ async fn require_token(
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Fortnight API", description = "Manage the subscribers of a Fortnight publication."),
+    info(title = "Fortnight API", description = "Manage the subscribers and issues of a Fortnight publication."),
     paths(
         subscribers::list,
         subscribers::create,
@@ -129,6 +163,14 @@ async fn require_token(
         subscribers::update,
         subscribers::erase,
         subscribers::unsubscribe,
+        issues::list,
+        issues::create,
+        issues::get,
+        issues::update,
+        issues::delete,
+        issues::duplicate,
+        issues::preview,
+        issues::send_test,
         openapi
     ),
     modifiers(&BearerAuth)

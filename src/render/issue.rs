@@ -1,0 +1,265 @@
+//! An issue as readers see it: the email (HTML with inlined CSS, and plain text), prepared
+//! once per send, and the web version in the archive.
+
+use std::time::SystemTime;
+
+use askama::Template;
+use lettre::message::Mailbox;
+
+use super::{Publication, markdown};
+use crate::config::Config;
+use crate::mail::message::BuildError;
+use crate::mail::prepared::{Heading, PreparedMessage, Slot};
+use crate::store::issues::Issue;
+
+/// A rendering failure: a template or the CSS inliner refused.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot render the issue: {0}")]
+pub struct RenderError(String);
+
+impl From<BuildError> for RenderError {
+    fn from(e: BuildError) -> Self {
+        RenderError(e.0)
+    }
+}
+
+/// The settings every issue email shares, read from the configuration once.
+#[derive(Clone, Debug)]
+pub struct MailSettings {
+    /// The sender.
+    pub from: Mailbox,
+    /// Where replies go, if not to the sender.
+    pub reply_to: Option<Mailbox>,
+    /// The mailbox named in `List-Unsubscribe` as `mailto:`, if any.
+    pub unsubscribe_mailto: Option<String>,
+    /// The publication's postal address, shown in every footer.
+    pub postal_address: String,
+    /// The `List-Id` header value.
+    pub list_id: String,
+    /// The domain of `Message-ID`s.
+    pub id_domain: String,
+}
+
+impl MailSettings {
+    /// Reads the configuration (already validated, so the addresses parse).
+    pub fn from_config(config: &Config) -> MailSettings {
+        let host = config.base_url.host_str().unwrap_or("localhost").to_owned();
+        let list = slug::slugify(&config.publication_name);
+        let list = if list.is_empty() {
+            "list".to_owned()
+        } else {
+            list
+        };
+        let name = &config.publication_name;
+        let plain =
+            name.chars().all(|c| c.is_ascii_graphic() || c == ' ') && !name.contains(['"', '\\']);
+        let list_id = if plain {
+            format!("\"{name}\" <{list}.{host}>")
+        } else {
+            format!("<{list}.{host}>")
+        };
+        MailSettings {
+            from: config.mail_from(),
+            reply_to: config.reply_to(),
+            unsubscribe_mailto: config.list_unsubscribe_mailto.clone(),
+            postal_address: config.postal_address.clone(),
+            list_id,
+            id_domain: host,
+        }
+    }
+}
+
+/// What both parts of an issue email show.
+pub struct IssueEmail<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// The issue.
+    pub issue: &'a Issue,
+    /// The body as sanitized HTML.
+    pub body_html: &'a str,
+    /// The body as plain text.
+    pub body_text: &'a str,
+    /// "Hi Ada," (or the greeting's slot mark).
+    pub greeting: &'a str,
+    /// The reader's unsubscribe URL (or its slot mark).
+    pub unsubscribe_url: &'a str,
+    /// The web version.
+    pub view_url: String,
+    /// The footer's postal address.
+    pub postal_address: &'a str,
+}
+
+impl IssueEmail<'_> {
+    /// A rule as long as the links heading, for the text part.
+    pub fn underline(&self) -> String {
+        "-".repeat(self.issue.links_heading.chars().count())
+    }
+}
+
+/// The HTML part, before CSS inlining.
+#[derive(Template)]
+#[template(path = "email/issue.html")]
+pub struct IssueEmailHtml<'a> {
+    /// The content.
+    pub email: &'a IssueEmail<'a>,
+}
+
+/// The plain-text part.
+#[derive(Template)]
+#[template(path = "email/issue.txt")]
+pub struct IssueEmailText<'a> {
+    /// The content.
+    pub email: &'a IssueEmail<'a>,
+}
+
+/// The web version, in the archive and in the admin's preview.
+#[derive(Template)]
+#[template(path = "web/issue.html")]
+pub struct IssuePage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// The issue.
+    pub issue: &'a Issue,
+    /// The body as sanitized HTML.
+    pub body_html: &'a str,
+    /// When it was published, in words; `None` for a preview.
+    pub published: Option<String>,
+    /// The signup form starts empty.
+    pub error: Option<String>,
+    /// Always empty.
+    pub email: &'a str,
+    /// Always empty.
+    pub name: &'a str,
+}
+
+/// One line of the archive.
+pub struct ArchiveEntry {
+    /// Where it lives under `/archive/`.
+    pub slug: String,
+    /// Subject line.
+    pub subject: String,
+    /// Preview line.
+    pub preheader: String,
+    /// Publication date, in words.
+    pub date: String,
+}
+
+/// A page of the archive.
+#[derive(Template)]
+#[template(path = "web/archive.html")]
+pub struct ArchivePage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// Issues on this page, newest first.
+    pub entries: Vec<ArchiveEntry>,
+    /// The page number of newer issues, if any.
+    pub newer: Option<i64>,
+    /// The page number of older issues, if any.
+    pub older: Option<i64>,
+}
+
+/// A date as the archive shows it: "5 March 2026".
+pub fn long_date(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %B %Y").to_string()
+}
+
+/// The address of an issue's web version.
+pub fn view_url(publication: &Publication, issue: &Issue) -> String {
+    format!("{}/archive/{}", publication.base_url, issue.slug)
+}
+
+/// An issue's body rendered once: sanitized HTML and its plain-text reading.
+pub struct Body {
+    /// Safe HTML.
+    pub html: String,
+    /// Plain text.
+    pub text: String,
+}
+
+impl Body {
+    /// Renders the issue's Markdown.
+    pub fn of(issue: &Issue, publication: &Publication) -> Body {
+        let base = url::Url::parse(&publication.base_url)
+            .unwrap_or_else(|_| url::Url::parse("http://localhost/").expect("valid"));
+        let html = markdown::to_safe_html(&issue.body, &base);
+        let text = markdown::to_text(&html);
+        Body { html, text }
+    }
+}
+
+/// Inlines the `<style>` rules into each element, keeping the dark-mode media query (it
+/// cannot be inlined) in a `<style>` block for the clients that honour it.
+fn inline_css(html: &str) -> Result<String, RenderError> {
+    css_inline::InlineOptions::default()
+        .keep_style_tags(false)
+        .keep_at_rules(true)
+        .load_remote_stylesheets(false)
+        .build()
+        .inline(html)
+        .map_err(|e| RenderError(e.to_string()))
+}
+
+/// Both parts of the email, with the reader's greeting and unsubscribe URL as given (slot
+/// marks when preparing a send).
+pub fn email_parts(email: &IssueEmail<'_>) -> Result<(String, String), RenderError> {
+    let text = IssueEmailText { email }
+        .render()
+        .map_err(|e| RenderError(e.to_string()))?;
+    let html = IssueEmailHtml { email }
+        .render()
+        .map_err(|e| RenderError(e.to_string()))?;
+    Ok((text, inline_css(&html)?))
+}
+
+/// Renders an issue once for a whole send (or a test, with `subject_prefix` "[TEST] "): the
+/// result personalises a copy per reader cheaply.
+pub fn prepare(
+    issue: &Issue,
+    publication: &Publication,
+    settings: &MailSettings,
+    subject_prefix: &str,
+    date: SystemTime,
+) -> Result<PreparedMessage, RenderError> {
+    let body = Body::of(issue, publication);
+    let email = IssueEmail {
+        publication,
+        issue,
+        body_html: &body.html,
+        body_text: &body.text,
+        greeting: Slot::Greeting.mark(),
+        unsubscribe_url: Slot::UnsubscribeUrl.mark(),
+        view_url: view_url(publication, issue),
+        postal_address: &settings.postal_address,
+    };
+    let (text, html) = email_parts(&email)?;
+    let subject = format!("{subject_prefix}{}", issue.subject);
+    let heading = Heading {
+        from: &settings.from,
+        reply_to: settings.reply_to.as_ref(),
+        subject: &subject,
+        date,
+        list_id: &settings.list_id,
+        unsubscribe_mailto: settings.unsubscribe_mailto.as_deref(),
+        id_prefix: issue.uid,
+        id_domain: &settings.id_domain,
+    };
+    Ok(PreparedMessage::new(&heading, &text, &html)?)
+}
+
+/// Both parts exactly as a reader without a known name receives them (what the admin's
+/// preview shows): the subject line, the text part and the HTML part.
+pub fn preview(
+    issue: &Issue,
+    publication: &Publication,
+    settings: &MailSettings,
+    unsubscribe_url: &str,
+) -> Result<(String, String), RenderError> {
+    let prepared = prepare(issue, publication, settings, "", SystemTime::now())?;
+    let reader = crate::mail::prepared::Reader {
+        email: "reader@example.com",
+        name: None,
+        uid: uuid::Uuid::nil(),
+        unsubscribe_url,
+    };
+    Ok(prepared.parts_for(&reader))
+}

@@ -1,0 +1,309 @@
+//! Issues: drafts the editor writes, and the published ones the archive and feed show.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Db, StoreError};
+use crate::domain::{IssueDraft, IssueLink, IssueStatus, Slug};
+use crate::with_pool;
+
+/// A stored issue.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Issue {
+    /// Internal id.
+    pub id: i64,
+    /// Public identity: feed entry ids and Message-IDs derive from it.
+    pub uid: Uuid,
+    /// The address under `/archive/`.
+    pub slug: String,
+    /// Subject line.
+    pub subject: String,
+    /// Preview line.
+    pub preheader: String,
+    /// Markdown body.
+    pub body: String,
+    /// Heading over the links.
+    pub links_heading: String,
+    /// The links roundup, in order.
+    #[sqlx(json)]
+    pub links: Vec<IssueLink>,
+    /// Where it stands.
+    #[sqlx(try_from = "String")]
+    pub status: IssueStatus,
+    /// First saved.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When sending started (and it became public).
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
+                       created_at, updated_at, published_at";
+
+/// Why a change to an issue was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// No issue has this id.
+    #[error("there is no such issue")]
+    NotFound,
+    /// The issue is past the state the change needs.
+    #[error("the issue is {0}, so it cannot be changed this way")]
+    WrongStatus(IssueStatus),
+    /// Another issue already has the slug.
+    #[error("another issue already uses the slug {0:?}")]
+    SlugTaken(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for IssueError {
+    fn from(e: sqlx::Error) -> Self {
+        IssueError::Store(StoreError::Database(e))
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Tries suffixed slugs this many times before giving up on a derived one.
+const SLUG_TRIES: u32 = 50;
+
+/// Saves a new draft. A slug the editor chose must be free; a derived one gets `-2`, `-3`, ...
+/// until it is.
+#[tracing::instrument(skip(db, draft), fields(subject = %draft.subject))]
+pub async fn create(db: &Db, draft: &IssueDraft, now: DateTime<Utc>) -> Result<Issue, IssueError> {
+    let base = draft
+        .slug
+        .clone()
+        .unwrap_or_else(|| Slug::from_subject(&draft.subject));
+    for n in 1..=SLUG_TRIES {
+        let slug = if n == 1 {
+            base.clone()
+        } else {
+            base.numbered(n)
+        };
+        if let Some(issue) = insert(db, draft, &slug, now).await? {
+            return Ok(issue);
+        }
+        if draft.slug.is_some() {
+            return Err(IssueError::SlugTaken(slug.as_str().to_owned()));
+        }
+    }
+    Err(IssueError::SlugTaken(base.as_str().to_owned()))
+}
+
+/// One insert; `None` when the slug is taken.
+async fn insert(
+    db: &Db,
+    draft: &IssueDraft,
+    slug: &Slug,
+    now: DateTime<Utc>,
+) -> Result<Option<Issue>, IssueError> {
+    // ON CONFLICT on the slug alone: a uid collision (UUIDv7) would be a real error.
+    let sql = sqlx::AssertSqlSafe(format!(
+        "INSERT INTO issues (uid, slug, subject, preheader, body, links_heading, links, status, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $8) \
+         ON CONFLICT (slug) DO NOTHING RETURNING {COLUMNS}"
+    ));
+    let row = with_pool!(db, write, |pool| sqlx::query_as(sql)
+        .bind(crate::domain::new_uid())
+        .bind(slug.as_str())
+        .bind(&draft.subject)
+        .bind(&draft.preheader)
+        .bind(&draft.body)
+        .bind(&draft.links_heading)
+        .bind(Json(&draft.links))
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row)
+}
+
+/// Replaces an issue's content, if it is still editable (draft or scheduled). A draft without
+/// a chosen slug keeps the one it has.
+#[tracing::instrument(skip(db, draft))]
+pub async fn update(
+    db: &Db,
+    id: i64,
+    draft: &IssueDraft,
+    now: DateTime<Utc>,
+) -> Result<Issue, IssueError> {
+    // The status test in the WHERE clause makes the check and the write one step, so an issue
+    // that starts sending meanwhile is never changed under its readers.
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE issues SET subject = $2, slug = COALESCE($3, slug), preheader = $4, body = $5, \
+         links_heading = $6, links = $7, updated_at = $8 \
+         WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
+    ));
+    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .bind(&draft.subject)
+        .bind(draft.slug.as_ref().map(Slug::as_str))
+        .bind(&draft.preheader)
+        .bind(&draft.body)
+        .bind(&draft.links_heading)
+        .bind(Json(&draft.links))
+        .bind(now)
+        .fetch_optional(pool)
+        .await);
+    match result {
+        Ok(Some(issue)) => Ok(issue),
+        Ok(None) => Err(why_unchanged(db, id).await),
+        Err(e) if is_unique_violation(&e) => Err(IssueError::SlugTaken(
+            draft
+                .slug
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The reason a conditional change touched nothing: no such issue, or its status.
+async fn why_unchanged(db: &Db, id: i64) -> IssueError {
+    match get(db, id).await {
+        Ok(Some(issue)) => IssueError::WrongStatus(issue.status),
+        Ok(None) => IssueError::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
+/// Deletes a draft. Anything further along has a history worth keeping.
+#[tracing::instrument(skip(db))]
+pub async fn delete_draft(db: &Db, id: i64) -> Result<(), IssueError> {
+    let deleted = with_pool!(db, write, |pool| sqlx::query(
+        "DELETE FROM issues WHERE id = $1 AND status = 'draft'"
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if deleted == 1 {
+        Ok(())
+    } else {
+        Err(why_unchanged(db, id).await)
+    }
+}
+
+/// A new draft with an issue's content (any issue, sent ones included), under a fresh slug.
+#[tracing::instrument(skip(db))]
+pub async fn duplicate(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Issue, IssueError> {
+    let original = get(db, id).await?.ok_or(IssueError::NotFound)?;
+    let draft = IssueDraft {
+        subject: original.subject,
+        slug: None,
+        preheader: original.preheader,
+        body: original.body,
+        links_heading: original.links_heading,
+        links: original.links,
+    };
+    create(db, &draft, now).await
+}
+
+/// One issue by id.
+#[tracing::instrument(skip(db))]
+pub async fn get(db: &Db, id: i64) -> Result<Option<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM issues WHERE id = $1"));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// A page of issues, newest first, optionally of one status, older than `before` (an id).
+#[tracing::instrument(skip(db))]
+pub async fn list(
+    db: &Db,
+    status: Option<IssueStatus>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Issue>, StoreError> {
+    let rows = with_pool!(db, read, |pool| {
+        let mut query =
+            sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM issues WHERE 1 = 1"));
+        if let Some(status) = status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(before) = before {
+            query.push(" AND id < ").push_bind(before);
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(limit.clamp(1, 500));
+        query.build_query_as().fetch_all(pool).await
+    })?;
+    Ok(rows)
+}
+
+/// A public issue by slug: sending or sent. Drafts, scheduled and cancelled issues are not
+/// found, whoever asks.
+#[tracing::instrument(skip(db))]
+pub async fn published_by_slug(db: &Db, slug: &str) -> Result<Option<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE slug = $1 AND status IN ('sending', 'sent')"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(slug)
+        .fetch_optional(pool)
+        .await)?)
+}
+
+/// Public issues, most recently published first: `limit` of them after skipping `offset`.
+#[tracing::instrument(skip(db))]
+pub async fn published(db: &Db, offset: i64, limit: i64) -> Result<Vec<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE status IN ('sending', 'sent') \
+         ORDER BY published_at DESC, id DESC LIMIT $1 OFFSET $2"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// How many issues are public.
+pub async fn published_count(db: &Db) -> Result<i64, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM issues WHERE status IN ('sending', 'sent')"
+    )
+    .fetch_one(pool)
+    .await)?)
+}
+
+/// Starts an issue's send: draft or scheduled becomes `sending` and public, once. Returns
+/// whether this call made the change (a second caller, or a second instance, gets `false`).
+#[tracing::instrument(skip(db))]
+pub async fn start_sending(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let changed = with_pool!(db, write, |pool| sqlx::query(
+        "UPDATE issues SET status = 'sending', published_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status IN ('draft', 'scheduled')"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(changed == 1)
+}
+
+/// Ends a send: `sending` becomes `sent`. Returns whether this call made the change.
+#[tracing::instrument(skip(db))]
+pub async fn finish_sending(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let changed = with_pool!(db, write, |pool| {
+        sqlx::query(
+        "UPDATE issues SET status = 'sent', updated_at = $2 WHERE id = $1 AND status = 'sending'"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,220 @@
+//! Writing issues: the list, the editor, delete and duplicate.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::context::flash;
+use super::issue_form::{Action, IssueForm};
+use super::{AdminContext, chrome, parse_id, see_other};
+use crate::domain::{IssueDraft, IssueInput, IssueStatus};
+use crate::render::admin_issues::{IssueEditPage, IssuesPage};
+use crate::store::issues::{self, Issue, IssueError};
+use crate::web::error::WebError;
+use crate::web::{AppState, html};
+
+/// Issues per list page.
+const PER_PAGE: i64 = 50;
+
+/// The list's query string.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: String,
+    before: Option<i64>,
+}
+
+/// Reads a status filter; empty means any.
+pub fn parse_status(raw: &str) -> Result<Option<IssueStatus>, WebError> {
+    match raw {
+        "" => Ok(None),
+        raw => IssueStatus::try_from(raw.to_lowercase())
+            .map(Some)
+            .map_err(|_| {
+                WebError::BadRequest(format!(
+                    "Unknown status {raw:?}: use draft, scheduled, sending, sent or cancelled."
+                ))
+            }),
+    }
+}
+
+/// `GET /admin/issues`: newest first, optionally of one status.
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, WebError> {
+    let status = parse_status(&query.status)?;
+    let items = issues::list(&state.db, status, query.before, PER_PAGE + 1).await?;
+    let older = (items.len() as i64 > PER_PAGE).then(|| items[PER_PAGE as usize - 1].id);
+    html(
+        StatusCode::OK,
+        IssuesPage {
+            chrome: chrome(&state, &ctx, &session),
+            items: items.into_iter().take(PER_PAGE as usize).collect(),
+            status: &query.status,
+            older,
+        },
+    )
+}
+
+fn input_of(issue: &Issue) -> IssueInput {
+    IssueInput {
+        subject: issue.subject.clone(),
+        slug: issue.slug.clone(),
+        preheader: issue.preheader.clone(),
+        body: issue.body.clone(),
+        links_heading: issue.links_heading.clone(),
+        links: issue.links.clone(),
+    }
+}
+
+/// The editor page, with `status` (400 or 409 after a refused save, the input kept).
+fn editor(
+    state: &AppState,
+    ctx: &AdminContext,
+    session: &Session,
+    issue: Option<&Issue>,
+    input: IssueInput,
+    refused: Option<(StatusCode, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (status, error) = match refused {
+        Some((status, error)) => (status, Some(error)),
+        None => (StatusCode::OK, None),
+    };
+    html(
+        status,
+        IssueEditPage {
+            chrome: chrome(state, ctx, session),
+            issue,
+            input,
+            error,
+        },
+    )
+}
+
+/// `GET /admin/issues/new`.
+pub async fn new(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+) -> Result<HttpResponse, WebError> {
+    editor(&state, &ctx, &session, None, IssueInput::default(), None)
+}
+
+/// `GET /admin/issues/{id}`.
+pub async fn edit(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let issue = find(&state, &id).await?;
+    editor(&state, &ctx, &session, Some(&issue), input_of(&issue), None)
+}
+
+/// The issue at a path id, or 404.
+pub async fn find(state: &AppState, raw_id: &str) -> Result<Issue, WebError> {
+    issues::get(&state.db, parse_id(raw_id)?)
+        .await?
+        .ok_or_else(|| {
+            WebError::NotFound("There is no such issue (it may have been deleted).".into())
+        })
+}
+
+/// A refusal the editor can fix in the form, or `Err` for the rest.
+fn fixable(e: IssueError) -> Result<(StatusCode, String), WebError> {
+    match e {
+        IssueError::SlugTaken(slug) => Ok((
+            StatusCode::CONFLICT,
+            format!("Another issue already uses the address /archive/{slug}; choose another slug."),
+        )),
+        other => Err(other.into()),
+    }
+}
+
+/// `POST /admin/issues`: saves a new draft and opens it in the editor.
+pub async fn create(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let mut form = IssueForm::parse(&body)?;
+    form.apply_action();
+    let draft = match IssueDraft::parse(form.input.clone()) {
+        Ok(draft) => draft,
+        Err(e) => {
+            let refused = Some((StatusCode::BAD_REQUEST, e.0));
+            return editor(&state, &ctx, &session, None, form.input, refused);
+        }
+    };
+    match issues::create(&state.db, &draft, state.clock.now()).await {
+        Ok(issue) => {
+            flash(&session, "The draft was saved.");
+            Ok(see_other(&format!("/admin/issues/{}", issue.id)))
+        }
+        Err(e) => editor(&state, &ctx, &session, None, form.input, Some(fixable(e)?)),
+    }
+}
+
+/// `POST /admin/issues/{id}`: saves the editor's changes (or reorders or removes a link and
+/// saves), then shows the editor again.
+pub async fn save(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let issue = find(&state, &id).await?;
+    let mut form = IssueForm::parse(&body)?;
+    form.apply_action();
+    let draft = match IssueDraft::parse(form.input.clone()) {
+        Ok(draft) => draft,
+        Err(e) => {
+            let refused = Some((StatusCode::BAD_REQUEST, e.0));
+            return editor(&state, &ctx, &session, Some(&issue), form.input, refused);
+        }
+    };
+    match issues::update(&state.db, issue.id, &draft, state.clock.now()).await {
+        Ok(saved) => {
+            if form.action == Action::Save {
+                flash(&session, "Saved.");
+            }
+            Ok(see_other(&format!("/admin/issues/{}#links", saved.id)))
+        }
+        Err(e) => editor(
+            &state,
+            &ctx,
+            &session,
+            Some(&issue),
+            form.input,
+            Some(fixable(e)?),
+        ),
+    }
+}
+
+/// `POST /admin/issues/{id}/delete`: deletes a draft.
+pub async fn delete(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    issues::delete_draft(&state.db, parse_id(&id)?).await?;
+    flash(&session, "The draft was deleted.");
+    Ok(see_other("/admin/issues"))
+}
+
+/// `POST /admin/issues/{id}/duplicate`: a new draft with this issue's content.
+pub async fn duplicate(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let copy = issues::duplicate(&state.db, parse_id(&id)?, state.clock.now()).await?;
+    flash(&session, "This is a new draft, copied from the issue.");
+    Ok(see_other(&format!("/admin/issues/{}", copy.id)))
+}
