@@ -226,6 +226,38 @@ fn link(n: usize, raw: &IssueLink) -> Result<IssueLink, IssueInputError> {
     })
 }
 
+/// Every Markdown image needs a description (its alt text): mail clients often block images,
+/// and screen readers read the description instead.
+fn images_described(body: &str) -> Result<(), IssueInputError> {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut open: Option<(String, String)> = None;
+    let mut n = 0;
+    for event in Parser::new(body) {
+        match event {
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                n += 1;
+                open = Some((dest_url.to_string(), String::new()));
+            }
+            Event::Text(text) | Event::Code(text) => {
+                if let Some((_, alt)) = open.as_mut() {
+                    alt.push_str(&text);
+                }
+            }
+            Event::End(TagEnd::Image) => {
+                if let Some((url, alt)) = open.take() {
+                    if alt.trim().is_empty() {
+                        return Err(IssueInputError(format!(
+                            "Image {n} ({url}) has no description: write it as ![what it shows]({url})."
+                        )));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl IssueDraft {
     /// Checks every field; the first problem found is the error.
     pub fn parse(input: IssueInput) -> Result<IssueDraft, IssueInputError> {
@@ -241,6 +273,7 @@ impl IssueDraft {
                 MAX_BODY_BYTES / 1000
             )));
         }
+        images_described(&input.body)?;
         let links_heading = match one_line("links heading", &input.links_heading, 80, false)? {
             h if h.is_empty() => "Links".to_owned(),
             h => h,
@@ -328,6 +361,18 @@ mod tests {
             assert!(err.0.contains("link 1"), "{err}");
         }
         assert!(IssueDraft::parse(with("https://example.com", " ")).is_err());
+    }
+
+    #[test]
+    fn images_need_a_description() {
+        let with = |body: &str| IssueInput {
+            body: body.into(),
+            ..input("s")
+        };
+        assert!(IssueDraft::parse(with("![A chart of rates](https://x.org/c.png)")).is_ok());
+        let err = IssueDraft::parse(with("Text\n\n![](https://x.org/c.png)")).unwrap_err();
+        assert!(err.0.contains("Image 1 (https://x.org/c.png)"), "{err}");
+        assert!(IssueDraft::parse(with("![ ](a.png) and ![ok](b.png)")).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Pure types and rules, no I/O: once you hold one of these values, it is valid.
 
+pub mod cadence;
 mod issue;
 pub mod password;
 mod subscriber;

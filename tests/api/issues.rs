@@ -177,6 +177,10 @@ async fn a_refused_save_keeps_what_was_typed_and_changes_nothing(backend: Backen
         (bad_link, "URL of link 1"),
         (vec![("subject", "S"), ("slug", "Not A Slug")], "slug"),
         (
+            vec![("subject", "S"), ("body", "![](https://example.com/c.png)")],
+            "has no description",
+        ),
+        (
             vec![("subject", "S"), ("body", long_body.as_str())],
             "too long",
         ),
