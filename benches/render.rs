@@ -46,6 +46,9 @@ fn issue() -> Issue {
         created_at: now,
         updated_at: now,
         published_at: Some(now),
+        scheduled_at: Some(now),
+        slot_at: None,
+        missed_at: None,
     }
 }
 

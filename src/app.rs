@@ -13,10 +13,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::{Config, redact_url};
+use crate::delivery::Handoff;
+use crate::domain::token::LinkKey;
 use crate::mail::Mailer;
 use crate::outbox::OutboxSender;
 use crate::render::Publication;
 use crate::render::issue::MailSettings;
+use crate::schedule::{Scheduler, Ticker};
 use crate::store::signup_queue::SignupQueue;
 use crate::store::{Db, settings};
 use crate::web::admin::AdminSetup;
@@ -31,7 +34,76 @@ pub struct Application {
     port: u16,
     server: Server,
     sender: OutboxSender,
+    scheduler: Scheduler,
     state: web::Data<AppState>,
+}
+
+/// The pieces every entry point (the server, `fortnight tick`) shares.
+#[derive(Clone)]
+pub struct Parts {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// The database.
+    pub db: Db,
+    /// The time source.
+    pub clock: Clock,
+    /// Where mail goes.
+    pub mailer: Mailer,
+    /// Signs unsubscribe links.
+    pub link_key: LinkKey,
+    /// The publication's name and address.
+    pub publication: Arc<Publication>,
+    /// Wakes the transactional mail sender.
+    pub outbox_wake: Arc<Notify>,
+}
+
+impl Parts {
+    /// Reads the keys kept in the database and opens the mail transport.
+    pub async fn assemble(config: Config, db: Db, clock: Clock) -> anyhow::Result<Parts> {
+        let mailer = Mailer::from_config(&config)?;
+        let link_key = settings::link_key(&db, clock.now())
+            .await
+            .context("cannot read the link key")?;
+        let publication = Arc::new(Publication {
+            name: config.publication_name.clone(),
+            pitch: config.publication_pitch.clone(),
+            base_url: config.base().to_owned(),
+        });
+        Ok(Parts {
+            config: Arc::new(config),
+            db,
+            clock,
+            mailer,
+            link_key,
+            publication,
+            outbox_wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// The transactional mail sender.
+    pub fn sender(&self) -> OutboxSender {
+        OutboxSender {
+            db: self.db.clone(),
+            mailer: self.mailer.clone(),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            link_key: self.link_key.clone(),
+            publication: self.publication.clone(),
+            wake: self.outbox_wake.clone(),
+        }
+    }
+
+    /// The scheduler, handing started issues to `handoff`.
+    pub fn scheduler(&self, handoff: Handoff) -> Scheduler {
+        Scheduler {
+            db: self.db.clone(),
+            handoff,
+            publication: self.publication.clone(),
+            outbox_wake: self.outbox_wake.clone(),
+            catch_up_grace: self.config.catch_up_grace,
+            reminder_before: self.config.reminder_before,
+        }
+    }
 }
 
 impl Application {
@@ -55,10 +127,16 @@ impl Application {
 
     /// Builds an instance on an open, migrated database.
     pub async fn build_on(config: Config, db: Db, clock: Clock) -> anyhow::Result<Application> {
-        let mailer = Mailer::from_config(&config)?;
-        let link_key = settings::link_key(&db, clock.now())
-            .await
-            .context("cannot read the link key")?;
+        let parts = Parts::assemble(config, db, clock).await?;
+        let Parts {
+            config,
+            db,
+            clock,
+            mailer,
+            link_key,
+            publication,
+            outbox_wake,
+        } = parts.clone();
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
                 "configuration: key `bind`: cannot listen on {}",
@@ -66,21 +144,14 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let config = Arc::new(config);
-        let publication = Arc::new(Publication {
-            name: config.publication_name.clone(),
-            pitch: config.publication_pitch.clone(),
-            base_url: config.base().to_owned(),
-        });
-        let wake = Arc::new(Notify::new());
         let state = web::Data::new(AppState {
             db: db.clone(),
             config: config.clone(),
             clock: clock.clone(),
-            publication: publication.clone(),
-            link_key: link_key.clone(),
-            outbox_wake: wake.clone(),
-            mailer: mailer.clone(),
+            publication,
+            link_key,
+            outbox_wake,
+            mailer,
             mail_settings: Arc::new(MailSettings::from_config(&config)),
             client_ip: ClientIp {
                 trust_forwarded: config.trust_forwarded_for,
@@ -103,20 +174,12 @@ impl Application {
             login_rate_per_minute: config.login_rate_per_minute,
         };
         let server = http::server(listener, state.clone(), admin)?;
-        let sender = OutboxSender {
-            db,
-            mailer,
-            config,
-            clock,
-            link_key,
-            publication,
-            wake,
-        };
         tracing::info!(port, "listening");
         Ok(Application {
             port,
             server,
-            sender,
+            sender: parts.sender(),
+            scheduler: parts.scheduler(Handoff::default()),
             state,
         })
     }
@@ -131,6 +194,11 @@ impl Application {
         self.state.clone()
     }
 
+    /// The scheduler, for callers that tick by hand.
+    pub fn scheduler(&self) -> Scheduler {
+        self.scheduler.clone()
+    }
+
     /// The transactional mail sender, for callers that drain it by hand.
     pub fn sender(&self) -> OutboxSender {
         self.sender.clone()
@@ -142,16 +210,24 @@ impl Application {
         let grace = self.sender.config.shutdown_grace;
         let background = CancellationToken::new();
         let sender = tokio::spawn(self.sender.clone().run(background.clone()));
+        let ticker = Ticker::start(
+            self.scheduler.clone(),
+            self.state.clock.clone(),
+            self.sender.config.tick_interval,
+        )
+        .await?;
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
         tokio::select! {
             result = &mut server => {
                 background.cancel();
+                ticker.stop().await;
                 result??;
             }
             _ = stop.cancelled() => {
                 tracing::info!("shutting down: no new requests; finishing work in flight");
                 background.cancel();
+                ticker.stop().await;
                 let deadline = tokio::time::Instant::now() + grace;
                 let (_, sender) = tokio::join!(handle.stop(true), tokio::time::timeout_at(deadline, sender));
                 if sender.is_err() {

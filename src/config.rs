@@ -82,6 +82,17 @@ pub struct Config {
     /// How long an admin session lasts without signing in again.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
+    /// How often the scheduler looks for issues whose time has come.
+    #[serde(with = "humantime_serde")]
+    pub tick_interval: Duration,
+    /// An issue whose time passed while no instance ran is still sent if the scheduler finds
+    /// it within this long; later, it is marked missed and the editors are told.
+    #[serde(with = "humantime_serde")]
+    pub catch_up_grace: Duration,
+    /// Editors are reminded this long before a slot that has no issue yet; zero turns
+    /// reminders off.
+    #[serde(with = "humantime_serde")]
+    pub reminder_before: Duration,
     /// How long shutdown waits for mail in flight before exiting.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -116,6 +127,9 @@ impl Default for Config {
             secret_key: None,
             login_rate_per_minute: 5,
             session_ttl: Duration::from_secs(12 * 3600),
+            tick_interval: Duration::from_secs(30),
+            catch_up_grace: Duration::from_secs(6 * 3600),
+            reminder_before: Duration::from_secs(24 * 3600),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -149,6 +163,9 @@ const KEYS: &[&str] = &[
     "secret_key",
     "login_rate_per_minute",
     "session_ttl",
+    "tick_interval",
+    "catch_up_grace",
+    "reminder_before",
     "shutdown_grace",
 ];
 
@@ -215,6 +232,8 @@ impl Config {
             ("mail_poll_interval", self.mail_poll_interval, 1),
             ("shutdown_grace", self.shutdown_grace, 1),
             ("session_ttl", self.session_ttl, 30),
+            ("tick_interval", self.tick_interval, 1),
+            ("catch_up_grace", self.catch_up_grace, 30),
         ] {
             if value > Duration::from_secs(max_days * 86_400)
                 || (value.is_zero() && key != "confirm_resend_interval")
@@ -279,6 +298,9 @@ impl Config {
             .is_some_and(|k| k.expose_secret().len() < 64)
         {
             return bad("secret_key", "must have at least 64 characters".into());
+        }
+        if self.reminder_before > Duration::from_secs(30 * 86_400) {
+            return bad("reminder_before", "must be at most 30 days".into());
         }
         if self.login_rate_per_minute == 0 {
             return bad("login_rate_per_minute", "must be at least 1".into());

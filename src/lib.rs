@@ -9,6 +9,7 @@ pub mod domain;
 pub mod mail;
 pub mod outbox;
 pub mod render;
+pub mod schedule;
 pub mod store;
 pub mod telemetry;
 pub mod transfer;

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `editor …`, `subscribers import|export`.
+//! The command line: `serve`, `migrate`, `tick`, `editor …`, `subscribers import|export`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -7,9 +7,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::Application;
+use crate::app::{Application, Parts};
 use crate::clock::Clock;
 use crate::config::{Config, redact_url};
+use crate::delivery::Handoff;
 use crate::domain::SubscriberEmail;
 use crate::domain::password::Password;
 use crate::store::{Db, editors};
@@ -35,6 +36,9 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run one scheduler tick now (start due issues, mark missed ones, send reminders) and
+    /// exit: for running the scheduler from system cron instead of `serve`.
+    Tick,
     /// Manage the editors who sign in to the admin.
     #[command(subcommand)]
     Editor(EditorCommand),
@@ -71,6 +75,28 @@ pub enum EditorCommand {
     },
 }
 
+/// One tick, then one round of the notice queue so that reminders and missed-issue notices
+/// go out even when no server runs.
+async fn tick(config: Config) -> anyhow::Result<()> {
+    let db = open(&config).await?;
+    let parts = Parts::assemble(config, db, Clock::System).await?;
+    let report = parts
+        .scheduler(Handoff::default())
+        .run_due(parts.clock.now())
+        .await?;
+    parts
+        .sender()
+        .drain_once(&tokio_util::sync::CancellationToken::new())
+        .await?;
+    println!(
+        "tick: {} issue(s) started, {} missed, {} slot reminder(s) sent",
+        report.started.len(),
+        report.missed.len(),
+        report.reminded.len()
+    );
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
@@ -90,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Tick => tick(config).await,
         Command::Editor(command) => editor(&open(&config).await?, command).await,
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await

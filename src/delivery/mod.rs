@@ -82,3 +82,23 @@ impl TestSend<'_> {
         Ok(self.mailer.send_raw(&envelope, &raw).await?)
     }
 }
+
+/// Where the scheduler hands an issue whose time has come. The issue's `sending` status in
+/// the database is the durable hand-off; this wakes whatever delivers it.
+#[derive(Clone, Debug, Default)]
+pub struct Handoff {
+    wake: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Handoff {
+    /// An issue has just been moved to `sending`.
+    pub fn issue_started(&self, issue_id: i64) {
+        tracing::info!(issue_id, "issue handed to delivery");
+        self.wake.notify_one();
+    }
+
+    /// Waits until an issue is handed over (returns at once if one was since the last wait).
+    pub async fn started(&self) {
+        self.wake.notified().await;
+    }
+}

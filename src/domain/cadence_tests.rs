@@ -272,12 +272,14 @@ proptest! {
             prop_assert!(cadence.is_slot(*at), "{} is not recognised as a slot", at);
             prop_assert_eq!(cadence.slot_on_or_before(*at + Duration::seconds(1)), Some(*at));
         }
+        // Two zones can name one instant (a Monday in Santiago is a Tuesday in Chatham), so a
+        // slot is the later rule's when it fits it.
+        let owner = |at: DateTime<Utc>| if belongs(&second, at) { &second } else { &first };
         for pair in found.windows(2) {
-            for rule in [&first, &second] {
-                if belongs(rule, pair[0]) && belongs(rule, pair[1]) {
-                    let gap = (pair[1].with_timezone(&rule.zone).date_naive() - pair[0].with_timezone(&rule.zone).date_naive()).num_days();
-                    prop_assert!((gap - 7 * rule.every_weeks as i64).abs() <= 1, "gap {} days for every {} weeks", gap, rule.every_weeks);
-                }
+            let rule = owner(pair[0]);
+            if std::ptr::eq(rule, owner(pair[1])) {
+                let gap = (pair[1].with_timezone(&rule.zone).date_naive() - pair[0].with_timezone(&rule.zone).date_naive()).num_days();
+                prop_assert!((gap - 7 * rule.every_weeks as i64).abs() <= 1, "gap {} days for every {} weeks", gap, rule.every_weeks);
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::domain::token::{ConfirmToken, LinkKey};
 use crate::mail::message::{Email, mailbox};
 use crate::mail::{Mailer, SendError};
 use crate::render::{self, ConfirmEmail, ConfirmEmailHtml, ConfirmEmailText, Publication};
-use crate::store::outbox::{self, OutboxItem, Outcome};
+use crate::store::outbox::{self, Notice, OutboxItem, Outcome};
 use crate::store::subscribers::{self, Subscriber};
 use crate::store::{Db, StoreError};
 
@@ -140,6 +140,7 @@ impl OutboxSender {
         let result = match (item.kind.as_str(), subscriber) {
             ("confirm", Some(subscriber)) => self.send_confirmation(subscriber, token).await,
             ("confirm", None) => return Outcome::Dropped,
+            ("notice", _) => self.send_notice(item.payload.as_deref()).await,
             (kind, _) => Err(SendError::Permanent(format!(
                 "unknown outbox kind {kind:?}"
             ))),
@@ -201,6 +202,21 @@ impl OutboxSender {
         }
         .build()
         .map_err(|e| permanent(&e))?;
+        self.mailer.send(message).await.map(|_| ())
+    }
+
+    /// Sends a notice to an editor: plain text, no list headers.
+    async fn send_notice(&self, payload: Option<&str>) -> Result<(), SendError> {
+        let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());
+        let notice: Notice =
+            serde_json::from_str(payload.unwrap_or_default()).map_err(|e| permanent(&e))?;
+        let message = lettre::Message::builder()
+            .from(self.config.mail_from())
+            .to(mailbox(&notice.to, None).map_err(|e| permanent(&e))?)
+            .subject(notice.subject)
+            .date_now()
+            .body(notice.text)
+            .map_err(|e| permanent(&e))?;
         self.mailer.send(message).await.map(|_| ())
     }
 

@@ -58,6 +58,10 @@ pub struct DashboardPage<'a> {
     pub bars: Vec<Bar>,
     /// The largest daily count (the chart's scale).
     pub peak: i64,
+    /// The next slot and what is on it.
+    pub next_slot: Option<crate::render::admin_issues::SlotRow>,
+    /// Issues that missed their time and wait to be scheduled again.
+    pub missed: Vec<(i64, String, String)>,
 }
 
 /// The subscriber list.

@@ -32,6 +32,8 @@ pub struct IssueEditPage<'a> {
     pub input: IssueInput,
     /// Why the last save was refused.
     pub error: Option<String>,
+    /// The schedule section (existing issues only).
+    pub schedule: Option<ScheduleBox>,
 }
 
 impl IssueEditPage<'_> {
@@ -68,4 +70,89 @@ pub struct IssuePreviewPage<'a> {
 /// Every status the list can filter by.
 pub fn statuses() -> [IssueStatus; 5] {
     IssueStatus::ALL
+}
+
+/// One coming slot, as the admin shows it.
+pub struct SlotRow {
+    /// The instant, RFC 3339 (the form value that names the slot).
+    pub at: String,
+    /// The instant in the publication's zone, in words.
+    pub local: String,
+    /// Left empty on purpose.
+    pub skipped: bool,
+    /// The issue on it: id and subject.
+    pub issue: Option<(i64, String)>,
+}
+
+impl SlotRow {
+    /// From a planned slot, shown in the zone of the rule that makes it.
+    pub fn new(
+        view: crate::schedule::plan::SlotView,
+        cadence: &crate::domain::cadence::Cadence,
+    ) -> SlotRow {
+        SlotRow {
+            at: view.at.to_rfc3339(),
+            local: super::local_time(view.at, cadence.rule_at(view.at).zone),
+            skipped: view.skipped,
+            issue: view.issue.map(|i| (i.id, i.subject)),
+        }
+    }
+}
+
+/// One entry of the cadence's history.
+pub struct RuleRow {
+    /// In force from (a date).
+    pub from: String,
+    /// The rule in words.
+    pub describe: String,
+}
+
+/// The cadence: the rule in force, its history, the coming slots and the change form.
+#[derive(Template)]
+#[template(path = "web/admin/cadence.html")]
+pub struct CadencePage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The rule in force, in words.
+    pub current: String,
+    /// Every rule, oldest first.
+    pub history: Vec<RuleRow>,
+    /// The next slots.
+    pub slots: Vec<SlotRow>,
+    /// The earliest date a change may take effect.
+    pub earliest: String,
+    /// The change form's values: every, weekday (1-7), time, zone.
+    pub every: u8,
+    /// Weekday, Monday = 1.
+    pub weekday: u32,
+    /// "08:00".
+    pub time: String,
+    /// IANA zone.
+    pub zone: String,
+    /// Why the last change was refused.
+    pub error: Option<String>,
+}
+
+/// The weekdays for a select: (value, name).
+pub fn weekdays() -> Vec<(u32, &'static str)> {
+    (1..=7)
+        .map(|n| {
+            let day = chrono::Weekday::try_from((n - 1) as u8).expect("0..=6");
+            (n, crate::domain::cadence::weekday_name(day))
+        })
+        .collect()
+}
+
+/// The schedule section of the issue editor.
+pub struct ScheduleBox {
+    /// When it goes out, in words, if scheduled.
+    pub scheduled: Option<String>,
+    /// Whether it holds a slot (otherwise an exact time).
+    pub on_slot: bool,
+    /// When it missed its time, in words.
+    pub missed: Option<String>,
+    /// Open slots to choose from.
+    pub open: Vec<SlotRow>,
+    /// The publication's zone, for the exact-time field.
+    pub zone: String,
 }

@@ -128,6 +128,16 @@ pub struct ConfirmEmailText<'a> {
 
 pub use crate::mail::prepared::greeting;
 
+/// An instant as the editor reads it, in the publication's zone with the zone named:
+/// "Thu 3 Sep 2026, 08:00 Asia/Shanghai".
+pub fn local_time(at: chrono::DateTime<chrono::Utc>, zone: chrono_tz::Tz) -> String {
+    format!(
+        "{} {}",
+        at.with_timezone(&zone).format("%a %-d %b %Y, %H:%M"),
+        zone.name()
+    )
+}
+
 /// A duration in the words an email uses: "3 days", "12 hours", "45 minutes".
 pub fn human_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();

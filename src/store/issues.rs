@@ -37,10 +37,16 @@ pub struct Issue {
     pub updated_at: DateTime<Utc>,
     /// When sending started (and it became public).
     pub published_at: Option<DateTime<Utc>>,
+    /// When it is to go out (scheduled), or the time it missed (after a miss).
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// The cadence slot it holds; `None` when scheduled at an exact time outside the cadence.
+    pub slot_at: Option<DateTime<Utc>>,
+    /// When the scheduler found its time long past and returned it to draft.
+    pub missed_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
-                       created_at, updated_at, published_at";
+                       created_at, updated_at, published_at, scheduled_at, slot_at, missed_at";
 
 /// Why a change to an issue was refused.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +60,9 @@ pub enum IssueError {
     /// Another issue already has the slug.
     #[error("another issue already uses the slug {0:?}")]
     SlugTaken(String),
+    /// Another issue already holds the slot.
+    #[error("another issue already holds that slot")]
+    SlotTaken,
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -306,4 +315,109 @@ pub async fn finish_sending(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool
     .map(|r| r.rows_affected())
     })?;
     Ok(changed == 1)
+}
+
+/// Puts a draft (or moves a scheduled issue) at `at`, holding `slot` when `at` is a cadence
+/// slot. The database refuses a second issue on one slot.
+#[tracing::instrument(skip(db))]
+pub async fn schedule(
+    db: &Db,
+    id: i64,
+    at: DateTime<Utc>,
+    slot: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Issue, IssueError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE issues SET status = 'scheduled', scheduled_at = $2, slot_at = $3, missed_at = NULL, \
+         updated_at = $4 WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
+    ));
+    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .bind(at)
+        .bind(slot)
+        .bind(now)
+        .fetch_optional(pool)
+        .await);
+    match result {
+        Ok(Some(issue)) => Ok(issue),
+        Ok(None) => Err(why_unchanged(db, id).await),
+        Err(e) if is_unique_violation(&e) => Err(IssueError::SlotTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes a scheduled issue off its time, back to draft.
+#[tracing::instrument(skip(db))]
+pub async fn unschedule(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Issue, IssueError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE issues SET status = 'draft', scheduled_at = NULL, slot_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND status = 'scheduled' RETURNING {COLUMNS}"
+    ));
+    let row = with_pool!(db, write, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .bind(now)
+        .fetch_optional(pool)
+        .await)?;
+    match row {
+        Some(issue) => Ok(issue),
+        None => Err(why_unchanged(db, id).await),
+    }
+}
+
+/// Scheduled issues whose time has come, oldest first (the partial index `issues_due` keeps
+/// this cheap however many issues wait in the future).
+#[tracing::instrument(skip(db))]
+pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE status = 'scheduled' AND scheduled_at <= $1 \
+         ORDER BY scheduled_at LIMIT $2"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Returns a scheduled issue whose time passed too long ago to draft, marked missed and off
+/// its slot. Returns whether this call made the change.
+#[tracing::instrument(skip(db))]
+pub async fn mark_missed(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let changed = with_pool!(db, write, |pool| sqlx::query(
+        "UPDATE issues SET status = 'draft', slot_at = NULL, missed_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'scheduled'"
+    )
+    .bind(id)
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(changed == 1)
+}
+
+/// Issues holding slots between two instants (inclusive), by slot.
+pub async fn on_slots(
+    db: &Db,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE slot_at >= $1 AND slot_at <= $2 ORDER BY slot_at"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await)?)
+}
+
+/// Drafts that missed their time and have not been scheduled again.
+pub async fn missed(db: &Db) -> Result<Vec<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE missed_at IS NOT NULL AND status = 'draft' \
+         ORDER BY missed_at DESC LIMIT 20"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .fetch_all(pool)
+        .await)?)
 }

@@ -12,6 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub mod api_tokens;
+pub mod cadence;
 pub mod editors;
 pub mod issues;
 pub mod outbox;

@@ -16,6 +16,50 @@ pub struct OutboxItem {
     pub subscriber_id: Option<i64>,
     /// Tries so far, this one included.
     pub attempts: i32,
+    /// A notice's recipient and text (JSON), for kinds that carry them.
+    pub payload: Option<String>,
+}
+
+/// A notice to an editor: whom, and what it says.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    /// The editor's address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+}
+
+/// Queues the same notice to every editor, due at once.
+#[tracing::instrument(skip(db, text))]
+pub async fn enqueue_notice_to_editors(
+    db: &Db,
+    subject: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let editors = super::editors::list(db).await?;
+    for editor in &editors {
+        let payload = serde_json::to_string(&Notice {
+            to: editor.email.clone(),
+            subject: subject.to_owned(),
+            text: text.to_owned(),
+        })
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        with_pool!(db, write, |pool| {
+            sqlx::query(
+            "INSERT INTO mail_outbox (kind, payload, status, attempts, next_attempt_at, created_at) \
+             VALUES ('notice', $1, 'pending', 0, $2, $2)"
+        )
+        .bind(payload)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        })?;
+    }
+    Ok(editors.len())
 }
 
 /// Queues a confirmation email for `subscriber_id`, due at once. Returned unexecuted so it
@@ -53,7 +97,7 @@ pub async fn claim_due(
                 "UPDATE mail_outbox SET locked_until = $2, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM mail_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
                  AND (locked_until IS NULL OR locked_until <= $1) ORDER BY next_attempt_at LIMIT $3) \
-                 RETURNING id, kind, subscriber_id, attempts",
+                 RETURNING id, kind, subscriber_id, attempts, payload",
             )
             .bind(now)
             .bind(lease_until)
@@ -68,7 +112,7 @@ pub async fn claim_due(
                  WHERE id IN (SELECT id FROM mail_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
                  AND (locked_until IS NULL OR locked_until <= $1) ORDER BY next_attempt_at LIMIT $3 \
                  FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, kind, subscriber_id, attempts",
+                 RETURNING id, kind, subscriber_id, attempts, payload",
             )
             .bind(now)
             .bind(lease_until)

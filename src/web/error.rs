@@ -59,6 +59,9 @@ impl From<crate::store::issues::IssueError> for WebError {
             IssueError::SlugTaken(slug) => WebError::Conflict(format!(
                 "Another issue already uses the address /archive/{slug}."
             )),
+            IssueError::SlotTaken => {
+                WebError::Conflict("Another issue already holds that slot; choose another.".into())
+            }
             IssueError::Store(e) => WebError::Store(e),
         }
     }

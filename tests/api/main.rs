@@ -11,6 +11,7 @@ mod health;
 mod issues;
 mod mail_outage;
 mod rendering;
+mod schedule;
 mod shutdown;
 mod signup;
 mod subscription;

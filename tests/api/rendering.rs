@@ -40,6 +40,9 @@ fn fixed_issue() -> Issue {
         created_at: at,
         updated_at: at,
         published_at: None,
+        scheduled_at: None,
+        slot_at: None,
+        missed_at: None,
     }
 }
 

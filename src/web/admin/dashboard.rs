@@ -1,4 +1,4 @@
-//! The dashboard: the list at a glance and its growth.
+//! The dashboard: the list at a glance, its growth, the next slot and missed issues.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -6,7 +6,10 @@ use actix_web::{HttpResponse, web};
 
 use super::{AdminContext, chrome};
 use crate::render::admin::{Bar, DashboardPage};
-use crate::store::subscriber_admin;
+use crate::render::admin_issues::SlotRow;
+use crate::render::local_time;
+use crate::schedule::plan;
+use crate::store::{cadence, issues, subscriber_admin};
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
 
@@ -37,6 +40,25 @@ pub async fn show(
             })
         })
         .collect();
+    let now = state.clock.now();
+    let cadence = cadence::load(&state.db).await?;
+    let zone = cadence.rule_at(now).zone;
+    let next_slot = plan::upcoming(&state.db, &cadence, now, 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(|s| SlotRow::new(s, &cadence));
+    let missed = issues::missed(&state.db)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let when = i
+                .scheduled_at
+                .map(|at| local_time(at, zone))
+                .unwrap_or_default();
+            (i.id, i.subject, when)
+        })
+        .collect();
     html(
         StatusCode::OK,
         DashboardPage {
@@ -44,6 +66,8 @@ pub async fn show(
             counts,
             bars,
             peak,
+            next_slot,
+            missed,
         },
     )
 }

@@ -9,7 +9,10 @@ use super::context::flash;
 use super::issue_form::{Action, IssueForm};
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::{IssueDraft, IssueInput, IssueStatus};
-use crate::render::admin_issues::{IssueEditPage, IssuesPage};
+use crate::render::admin_issues::{IssueEditPage, IssuesPage, ScheduleBox, SlotRow};
+use crate::render::local_time;
+use crate::schedule::plan;
+use crate::store::cadence;
 use crate::store::issues::{self, Issue, IssueError};
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
@@ -71,8 +74,38 @@ fn input_of(issue: &Issue) -> IssueInput {
     }
 }
 
+/// Open slots the editor offers.
+const OPEN_SLOTS: usize = 12;
+
+/// The schedule section for an existing issue: its time, and the open slots to choose from.
+async fn schedule_box(state: &AppState, issue: &Issue) -> Result<ScheduleBox, WebError> {
+    let now = state.clock.now();
+    let cadence = cadence::load(&state.db).await?;
+    let zone = cadence.rule_at(now).zone;
+    let open = plan::upcoming(&state.db, &cadence, now, OPEN_SLOTS * 2)
+        .await?
+        .into_iter()
+        .filter(|s| !s.skipped && s.issue.is_none())
+        .take(OPEN_SLOTS)
+        .map(|s| SlotRow::new(s, &cadence))
+        .collect();
+    Ok(ScheduleBox {
+        scheduled: issue
+            .scheduled_at
+            .filter(|_| issue.status == IssueStatus::Scheduled)
+            .map(|at| local_time(at, zone)),
+        on_slot: issue.slot_at.is_some(),
+        missed: issue
+            .missed_at
+            .and(issue.scheduled_at)
+            .map(|at| local_time(at, zone)),
+        open,
+        zone: zone.name().to_owned(),
+    })
+}
+
 /// The editor page, with `status` (400 or 409 after a refused save, the input kept).
-fn editor(
+async fn editor(
     state: &AppState,
     ctx: &AdminContext,
     session: &Session,
@@ -84,6 +117,10 @@ fn editor(
         Some((status, error)) => (status, Some(error)),
         None => (StatusCode::OK, None),
     };
+    let schedule = match issue {
+        Some(issue) => Some(schedule_box(state, issue).await?),
+        None => None,
+    };
     html(
         status,
         IssueEditPage {
@@ -91,6 +128,7 @@ fn editor(
             issue,
             input,
             error,
+            schedule,
         },
     )
 }
@@ -101,7 +139,7 @@ pub async fn new(
     ctx: web::ReqData<AdminContext>,
     session: Session,
 ) -> Result<HttpResponse, WebError> {
-    editor(&state, &ctx, &session, None, IssueInput::default(), None)
+    editor(&state, &ctx, &session, None, IssueInput::default(), None).await
 }
 
 /// `GET /admin/issues/{id}`.
@@ -112,7 +150,7 @@ pub async fn edit(
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let issue = find(&state, &id).await?;
-    editor(&state, &ctx, &session, Some(&issue), input_of(&issue), None)
+    editor(&state, &ctx, &session, Some(&issue), input_of(&issue), None).await
 }
 
 /// The issue at a path id, or 404.
@@ -148,7 +186,7 @@ pub async fn create(
         Ok(draft) => draft,
         Err(e) => {
             let refused = Some((StatusCode::BAD_REQUEST, e.0));
-            return editor(&state, &ctx, &session, None, form.input, refused);
+            return editor(&state, &ctx, &session, None, form.input, refused).await;
         }
     };
     match issues::create(&state.db, &draft, state.clock.now()).await {
@@ -156,7 +194,7 @@ pub async fn create(
             flash(&session, "The draft was saved.");
             Ok(see_other(&format!("/admin/issues/{}", issue.id)))
         }
-        Err(e) => editor(&state, &ctx, &session, None, form.input, Some(fixable(e)?)),
+        Err(e) => editor(&state, &ctx, &session, None, form.input, Some(fixable(e)?)).await,
     }
 }
 
@@ -176,7 +214,7 @@ pub async fn save(
         Ok(draft) => draft,
         Err(e) => {
             let refused = Some((StatusCode::BAD_REQUEST, e.0));
-            return editor(&state, &ctx, &session, Some(&issue), form.input, refused);
+            return editor(&state, &ctx, &session, Some(&issue), form.input, refused).await;
         }
     };
     match issues::update(&state.db, issue.id, &draft, state.clock.now()).await {
@@ -186,14 +224,10 @@ pub async fn save(
             }
             Ok(see_other(&format!("/admin/issues/{}#links", saved.id)))
         }
-        Err(e) => editor(
-            &state,
-            &ctx,
-            &session,
-            Some(&issue),
-            form.input,
-            Some(fixable(e)?),
-        ),
+        Err(e) => {
+            let refused = Some(fixable(e)?);
+            editor(&state, &ctx, &session, Some(&issue), form.input, refused).await
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use actix_web::{Route, web};
 
 use super::client_ip::PostLimit;
 
+mod cadence;
 mod context;
 mod dashboard;
 mod guard;
@@ -88,6 +89,24 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/issues/{id}/test",
             web::post().to(issue_preview::send_test),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/schedule",
+            web::post().to(cadence::schedule),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/unschedule",
+            web::post().to(cadence::unschedule),
+        ),
+        (Method::GET, "/cadence", web::get().to(cadence::show)),
+        (Method::POST, "/cadence", web::post().to(cadence::change)),
+        (Method::POST, "/cadence/skip", web::post().to(cadence::skip)),
+        (
+            Method::POST,
+            "/cadence/unskip",
+            web::post().to(cadence::unskip),
         ),
         (Method::GET, "/import", web::get().to(transfer::import_form)),
         (Method::POST, "/import", web::post().to(transfer::import)),

@@ -31,8 +31,23 @@ pub struct IssueJson {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     published_at: Option<DateTime<Utc>>,
+    /// When it goes out (scheduled), or the time it missed.
+    scheduled_at: Option<DateTime<Utc>>,
+    /// The cadence slot it holds, if any.
+    slot_at: Option<DateTime<Utc>>,
+    /// When the scheduler found its time long past and returned it to draft.
+    missed_at: Option<DateTime<Utc>>,
     /// The web version, once the issue is public.
     web_url: Option<String>,
+}
+
+impl IssueEnvelope {
+    /// The API's view of one issue.
+    pub fn new(issue: Issue, state: &AppState) -> IssueEnvelope {
+        IssueEnvelope {
+            data: IssueJson::new(issue, state),
+        }
+    }
 }
 
 impl IssueJson {
@@ -54,6 +69,9 @@ impl IssueJson {
             created_at: issue.created_at,
             updated_at: issue.updated_at,
             published_at: issue.published_at,
+            scheduled_at: issue.scheduled_at,
+            slot_at: issue.slot_at,
+            missed_at: issue.missed_at,
             web_url,
         }
     }
@@ -154,6 +172,11 @@ impl From<IssueError> for ApiError {
                 "slug_taken",
                 format!("Another issue already uses the slug {slug:?}."),
             ),
+            IssueError::SlotTaken => ApiError::new(
+                StatusCode::CONFLICT,
+                "slot_taken",
+                "Another issue already holds that slot.",
+            ),
             IssueError::Store(e) => e.into(),
         }
     }
@@ -175,9 +198,7 @@ async fn find(state: &AppState, raw: &str) -> Result<Issue, ApiError> {
 }
 
 fn one(status: StatusCode, issue: Issue, state: &AppState) -> HttpResponse {
-    HttpResponse::build(status).json(IssueEnvelope {
-        data: IssueJson::new(issue, state),
-    })
+    HttpResponse::build(status).json(IssueEnvelope::new(issue, state))
 }
 
 /// List issues, newest first.

@@ -10,6 +10,7 @@ use utoipa::OpenApi;
 
 use super::AppState;
 
+mod calendar;
 pub mod error;
 mod issues;
 mod subscribers;
@@ -74,6 +75,37 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/issues/{id}/test",
             web::post().to(issues::send_test),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/schedule",
+            web::post().to(calendar::schedule),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/unschedule",
+            web::post().to(calendar::unschedule),
+        ),
+        (
+            Method::GET,
+            "/cadence",
+            web::get().to(calendar::get_cadence),
+        ),
+        (
+            Method::PUT,
+            "/cadence",
+            web::put().to(calendar::change_cadence),
+        ),
+        (Method::GET, "/slots", web::get().to(calendar::slots)),
+        (
+            Method::POST,
+            "/slots/{at}/skip",
+            web::post().to(calendar::skip),
+        ),
+        (
+            Method::DELETE,
+            "/slots/{at}/skip",
+            web::delete().to(calendar::unskip),
         ),
         (Method::GET, "/openapi.json", web::get().to(openapi)),
     ]
@@ -155,7 +187,7 @@ async fn require_token(
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Fortnight API", description = "Manage the subscribers and issues of a Fortnight publication."),
+    info(title = "Fortnight API", description = "Manage the subscribers, issues and calendar of a Fortnight publication."),
     paths(
         subscribers::list,
         subscribers::create,
@@ -171,6 +203,13 @@ async fn require_token(
         issues::duplicate,
         issues::preview,
         issues::send_test,
+        calendar::schedule,
+        calendar::unschedule,
+        calendar::get_cadence,
+        calendar::change_cadence,
+        calendar::slots,
+        calendar::skip,
+        calendar::unskip,
         openapi
     ),
     modifiers(&BearerAuth)

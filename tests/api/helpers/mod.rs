@@ -54,6 +54,8 @@ pub struct TestApp {
     pub database_url: String,
     /// The key the instance signs unsubscribe links with.
     pub link_key: fortnight::domain::token::LinkKey,
+    /// The instance's scheduler, for ticking by hand (its own ticker waits a day).
+    pub scheduler: fortnight::schedule::Scheduler,
     stop: CancellationToken,
     _database: TestDatabase,
 }
@@ -75,6 +77,8 @@ pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
         mail_retry_max: Duration::from_millis(200),
         mail_poll_interval: Duration::from_millis(50),
         shutdown_grace: Duration::from_secs(2),
+        // Tests tick by hand, at the times they choose.
+        tick_interval: Duration::from_secs(86_400),
         ..Config::default()
     }
 }
@@ -120,6 +124,7 @@ pub async fn start(
         .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let scheduler = app.scheduler();
     let stop = CancellationToken::new();
     tokio::spawn(app.run_until(stop.clone()));
     let client = reqwest::Client::builder()
@@ -134,6 +139,7 @@ pub async fn start(
         client,
         clock,
         link_key: state.link_key.clone(),
+        scheduler,
         database_url: database.url(),
         stop,
         _database: database,

@@ -1,0 +1,152 @@
+//! The scheduler: each tick starts the scheduled issues whose time has come, marks those
+//! whose time passed too long ago as missed, and reminds the editors of empty slots.
+//!
+//! `run_due(now)` is a plain function of the time it is given; the ticker only calls it.
+//! Every change it makes is a conditional update, so any number of instances may tick at once:
+//! the database lets exactly one of them start (or mark) each issue.
+
+pub mod plan;
+mod ticker;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::delivery::Handoff;
+use crate::render::{Publication, human_duration, local_time};
+use crate::store::cadence;
+use crate::store::issues::{self, Issue};
+use crate::store::outbox;
+use crate::store::{Db, StoreError};
+
+pub use ticker::Ticker;
+
+/// Issues looked at per tick; the rest wait for the next one.
+const DUE_PER_TICK: i64 = 100;
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    /// Issues this tick moved to `sending` and handed to delivery.
+    pub started: Vec<i64>,
+    /// Issues this tick found past the catch-up grace and returned to draft.
+    pub missed: Vec<i64>,
+    /// Empty slots this tick reminded the editors of.
+    pub reminded: Vec<DateTime<Utc>>,
+}
+
+/// Everything a tick needs; cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    /// The database.
+    pub db: Db,
+    /// Where started issues go.
+    pub handoff: Handoff,
+    /// For the links in notices.
+    pub publication: Arc<Publication>,
+    /// Wakes the sender of notices.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// How late an issue may still start.
+    pub catch_up_grace: std::time::Duration,
+    /// How long before an empty slot the editors hear of it (zero: never).
+    pub reminder_before: std::time::Duration,
+}
+
+impl Scheduler {
+    /// One tick at `now`.
+    #[tracing::instrument(skip(self))]
+    pub async fn run_due(&self, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+        let mut report = TickReport::default();
+        let grace =
+            chrono::Duration::from_std(self.catch_up_grace).unwrap_or(chrono::Duration::hours(6));
+        for issue in issues::due(&self.db, now, DUE_PER_TICK).await? {
+            let at = issue.scheduled_at.unwrap_or(now);
+            if now - at <= grace {
+                if issues::start_sending(&self.db, issue.id, now).await? {
+                    report.started.push(issue.id);
+                    self.handoff.issue_started(issue.id);
+                }
+            } else if issues::mark_missed(&self.db, issue.id, now).await? {
+                report.missed.push(issue.id);
+                self.tell_missed(&issue, now).await?;
+            }
+        }
+        report.reminded = self.remind(now).await?;
+        if !report.missed.is_empty() || !report.reminded.is_empty() {
+            self.outbox_wake.notify_one();
+        }
+        if report != TickReport::default() {
+            tracing::info!(?report, "tick");
+        }
+        Ok(report)
+    }
+
+    async fn tell_missed(&self, issue: &Issue, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let zone = cadence::load(&self.db).await?.rule_at(now).zone;
+        let when = issue
+            .scheduled_at
+            .map(|at| local_time(at, zone))
+            .unwrap_or_default();
+        let text = format!(
+            "\"{}\" was to go out on {when}, but no Fortnight instance was running then, and it \
+             was found more than {} later. It was NOT sent; it is back among the drafts.\n\n\
+             Schedule it again: {}/admin/issues/{}\n",
+            issue.subject,
+            human_duration(self.catch_up_grace),
+            self.publication.base_url,
+            issue.id
+        );
+        let subject = format!("Missed: \"{}\" was not sent", issue.subject);
+        outbox::enqueue_notice_to_editors(&self.db, &subject, &text, now).await?;
+        Ok(())
+    }
+
+    /// Reminds the editors, once per slot, of the coming slots within `reminder_before` that
+    /// have no issue and are not skipped.
+    async fn remind(&self, now: DateTime<Utc>) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let Ok(window) = chrono::Duration::from_std(self.reminder_before) else {
+            return Ok(Vec::new());
+        };
+        if window.is_zero() {
+            return Ok(Vec::new());
+        }
+        let cadence = cadence::load(&self.db).await?;
+        let upcoming: Vec<_> = cadence
+            .slots_after(now, 16)
+            .into_iter()
+            .filter(|at| *at - now <= window)
+            .collect();
+        let Some(last) = upcoming.last().copied() else {
+            return Ok(Vec::new());
+        };
+        let skipped = cadence::skipped_between(&self.db, now, last).await?;
+        let held: Vec<_> = issues::on_slots(&self.db, now, last)
+            .await?
+            .into_iter()
+            .filter_map(|i| i.slot_at)
+            .collect();
+        let mut reminded = Vec::new();
+        for slot in upcoming {
+            if skipped.contains(&slot) || held.contains(&slot) {
+                continue;
+            }
+            if cadence::claim_reminder(&self.db, slot, now).await? {
+                let when = local_time(slot, cadence.rule_at(slot).zone);
+                let text = format!(
+                    "No issue is scheduled for the slot on {when}.\n\n\
+                     Write one and put it on the slot, or skip the slot: {}/admin/cadence\n",
+                    self.publication.base_url
+                );
+                outbox::enqueue_notice_to_editors(
+                    &self.db,
+                    &format!("No issue yet for {when}"),
+                    &text,
+                    now,
+                )
+                .await?;
+                reminded.push(slot);
+            }
+        }
+        Ok(reminded)
+    }
+}

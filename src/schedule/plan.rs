@@ -1,0 +1,168 @@
+//! What the editor does with the calendar: see the coming slots, change the cadence from a
+//! date, skip a slot, and put an issue on a slot or at an exact time. The admin and the API
+//! both come here, so the rules are the same on both.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use crate::domain::cadence::{Cadence, Rule};
+use crate::store::cadence;
+use crate::store::issues::{self, Issue, IssueError};
+use crate::store::{Db, StoreError};
+
+/// How far ahead "the next open slot" looks.
+const LOOKAHEAD: usize = 104;
+
+/// Why a planning step was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The request makes no sense as given (a past time, an instant that is not a slot).
+    #[error("{0}")]
+    Invalid(String),
+    /// The calendar does not allow it right now (the slot is held or skipped).
+    #[error("{0}")]
+    Conflict(String),
+    /// The issue refused (not found, already sending, slot taken).
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+impl From<StoreError> for PlanError {
+    fn from(e: StoreError) -> Self {
+        PlanError::Issue(IssueError::Store(e))
+    }
+}
+
+/// One coming slot and what is on it.
+#[derive(Debug, Clone)]
+pub struct SlotView {
+    /// The instant.
+    pub at: DateTime<Utc>,
+    /// The editor chose to leave it empty.
+    pub skipped: bool,
+    /// The issue on it.
+    pub issue: Option<Issue>,
+}
+
+/// The next `count` slots after `now`, each with its issue or skip mark.
+pub async fn upcoming(
+    db: &Db,
+    cadence: &Cadence,
+    now: DateTime<Utc>,
+    count: usize,
+) -> Result<Vec<SlotView>, StoreError> {
+    let slots = cadence.slots_after(now, count);
+    let Some((first, last)) = slots.first().zip(slots.last()) else {
+        return Ok(Vec::new());
+    };
+    let skipped = cadence::skipped_between(db, *first, *last).await?;
+    let mut held = issues::on_slots(db, *first, *last).await?;
+    Ok(slots
+        .into_iter()
+        .map(|at| SlotView {
+            at,
+            skipped: skipped.contains(&at),
+            issue: held
+                .iter()
+                .position(|i| i.slot_at == Some(at))
+                .map(|n| held.swap_remove(n)),
+        })
+        .collect())
+}
+
+/// Where the editor wants an issue.
+#[derive(Debug, Clone, Copy)]
+pub enum Placement {
+    /// The first coming slot that is neither skipped nor held.
+    NextOpen,
+    /// This slot.
+    Slot(DateTime<Utc>),
+    /// This instant, outside the cadence.
+    Exact(DateTime<Utc>),
+}
+
+/// Schedules (or moves) an issue.
+pub async fn place(
+    db: &Db,
+    id: i64,
+    placement: Placement,
+    now: DateTime<Utc>,
+) -> Result<Issue, PlanError> {
+    let cadence = cadence::load(db).await?;
+    let (at, slot) = match placement {
+        Placement::NextOpen => {
+            let open = upcoming(db, &cadence, now, LOOKAHEAD)
+                .await?
+                .into_iter()
+                .find(|s| !s.skipped && s.issue.as_ref().is_none_or(|i| i.id == id))
+                .ok_or_else(|| {
+                    PlanError::Conflict(
+                        "Every slot of the next two years is taken or skipped.".into(),
+                    )
+                })?;
+            (open.at, Some(open.at))
+        }
+        Placement::Slot(at) => {
+            if !cadence.is_slot(at) {
+                return Err(PlanError::Invalid(format!(
+                    "{at} is not a slot of the cadence."
+                )));
+            }
+            if !cadence::skipped_between(db, at, at).await?.is_empty() {
+                return Err(PlanError::Conflict(
+                    "That slot is skipped; unskip it first.".into(),
+                ));
+            }
+            (at, Some(at))
+        }
+        Placement::Exact(at) => (at, None),
+    };
+    if at <= now {
+        return Err(PlanError::Invalid(
+            "That time has already passed; choose a time in the future.".into(),
+        ));
+    }
+    Ok(issues::schedule(db, id, at, slot, now).await?)
+}
+
+/// The date the publication's calendar says it is now (in the current rule's zone).
+pub fn today(cadence: &Cadence, now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&cadence.rule_at(now).zone).date_naive()
+}
+
+/// Changes the cadence from `rule.effective_from`, which must be after today, so that no
+/// slot that has come or is coming today moves.
+pub async fn change_cadence(db: &Db, rule: Rule, now: DateTime<Utc>) -> Result<Cadence, PlanError> {
+    let current = cadence::load(db).await?;
+    let today = today(&current, now);
+    if rule.effective_from <= today {
+        return Err(PlanError::Invalid(format!(
+            "A change takes effect from a future date (tomorrow, {}, at the earliest), so that no past slot moves.",
+            today + Duration::days(1)
+        )));
+    }
+    cadence::change(db, &rule, now).await?;
+    Ok(current.with_change(rule))
+}
+
+/// Skips a coming slot; one that holds an issue must be freed first.
+pub async fn skip(db: &Db, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PlanError> {
+    let cadence = cadence::load(db).await?;
+    if !cadence.is_slot(at) || at <= now {
+        return Err(PlanError::Invalid(format!(
+            "{at} is not a coming slot of the cadence."
+        )));
+    }
+    if !issues::on_slots(db, at, at).await?.is_empty() {
+        return Err(PlanError::Conflict(
+            "An issue is on that slot; unschedule or move it first.".into(),
+        ));
+    }
+    cadence::skip(db, at, now).await?;
+    Ok(())
+}
+
+/// Opens a skipped slot again.
+pub async fn unskip(db: &Db, at: DateTime<Utc>) -> Result<(), PlanError> {
+    cadence::unskip(db, at).await?;
+    Ok(())
+}
