@@ -49,6 +49,9 @@ fn issue() -> Issue {
         scheduled_at: Some(now),
         slot_at: None,
         missed_at: None,
+        paused_at: None,
+        finished_at: None,
+        summary: None,
     }
 }
 

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{Config, redact_url};
 use crate::delivery::Handoff;
+use crate::delivery::worker::{Limits, Transport, Worker};
 use crate::domain::token::LinkKey;
 use crate::mail::Mailer;
 use crate::outbox::OutboxSender;
@@ -35,6 +36,7 @@ pub struct Application {
     server: Server,
     sender: OutboxSender,
     scheduler: Scheduler,
+    worker: Worker,
     state: web::Data<AppState>,
 }
 
@@ -93,6 +95,23 @@ impl Parts {
         }
     }
 
+    /// A delivery worker, woken by `handoff`.
+    pub fn worker(&self, handoff: Handoff) -> anyhow::Result<Worker> {
+        Ok(Worker {
+            db: self.db.clone(),
+            transport: Arc::new(Transport::from_config(&self.config, &self.mailer)?),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            link_key: self.link_key.clone(),
+            publication: self.publication.clone(),
+            settings: Arc::new(MailSettings::from_config(&self.config)),
+            handoff,
+            limits: Arc::new(Limits::from_config(&self.config)),
+            outbox_wake: self.outbox_wake.clone(),
+            prepared: Arc::default(),
+        })
+    }
+
     /// The scheduler, handing started issues to `handoff`.
     pub fn scheduler(&self, handoff: Handoff) -> Scheduler {
         Scheduler {
@@ -144,6 +163,7 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let handoff = Handoff::default();
         let state = web::Data::new(AppState {
             db: db.clone(),
             config: config.clone(),
@@ -153,6 +173,7 @@ impl Application {
             outbox_wake,
             mailer,
             mail_settings: Arc::new(MailSettings::from_config(&config)),
+            handoff: handoff.clone(),
             client_ip: ClientIp {
                 trust_forwarded: config.trust_forwarded_for,
             },
@@ -179,7 +200,8 @@ impl Application {
             port,
             server,
             sender: parts.sender(),
-            scheduler: parts.scheduler(Handoff::default()),
+            scheduler: parts.scheduler(handoff.clone()),
+            worker: parts.worker(handoff)?,
             state,
         })
     }
@@ -199,6 +221,11 @@ impl Application {
         self.scheduler.clone()
     }
 
+    /// The delivery worker, for callers that run rounds by hand.
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
     /// The transactional mail sender, for callers that drain it by hand.
     pub fn sender(&self) -> OutboxSender {
         self.sender.clone()
@@ -210,6 +237,11 @@ impl Application {
         let grace = self.sender.config.shutdown_grace;
         let background = CancellationToken::new();
         let sender = tokio::spawn(self.sender.clone().run(background.clone()));
+        let worker = if self.sender.config.delivery_worker {
+            tokio::spawn(self.worker.clone().run(background.clone()))
+        } else {
+            tokio::spawn(async {})
+        };
         let ticker = Ticker::start(
             self.scheduler.clone(),
             self.state.clock.clone(),
@@ -229,15 +261,20 @@ impl Application {
                 background.cancel();
                 ticker.stop().await;
                 let deadline = tokio::time::Instant::now() + grace;
-                let (_, sender) = tokio::join!(handle.stop(true), tokio::time::timeout_at(deadline, sender));
-                if sender.is_err() {
-                    tracing::warn!("mail sender did not stop within the grace period");
+                let (_, sender, worker) = tokio::join!(
+                    handle.stop(true),
+                    tokio::time::timeout_at(deadline, sender),
+                    tokio::time::timeout_at(deadline, worker)
+                );
+                if sender.is_err() || worker.is_err() {
+                    tracing::warn!("mail in flight did not finish within the grace period");
                 }
                 tracing::info!("stopped");
                 return Ok(());
             }
         }
         let _ = tokio::time::timeout(grace, sender).await;
+        let _ = tokio::time::timeout(grace, worker).await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -248,6 +285,21 @@ impl Application {
         tokio::spawn(shutdown_signal(stop.clone()));
         self.run_until(stop).await
     }
+}
+
+/// Runs the delivery worker and the transactional mail sender (no web server, no ticker)
+/// until SIGTERM or Ctrl-C: `fortnight worker`, for adding sending capacity.
+pub async fn run_workers(parts: Parts) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    tokio::spawn(shutdown_signal(stop.clone()));
+    let worker = tokio::spawn(parts.worker(Handoff::default())?.run(stop.clone()));
+    let sender = tokio::spawn(parts.sender().run(stop.clone()));
+    tracing::info!("delivery worker running");
+    stop.cancelled().await;
+    let grace = parts.config.shutdown_grace;
+    let _ = tokio::time::timeout(grace, async { tokio::join!(worker, sender) }).await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn shutdown_signal(stop: CancellationToken) {

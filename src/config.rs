@@ -82,6 +82,22 @@ pub struct Config {
     /// How long an admin session lasts without signing in again.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
+    /// Whether `fortnight serve` also runs a delivery worker; turn it off for web-only
+    /// instances when `fortnight worker` processes do the sending.
+    pub delivery_worker: bool,
+    /// Issue messages sent per second by one instance, across all its workers (0: no limit).
+    /// With several instances, each sends up to this rate.
+    pub send_rate_per_second: u32,
+    /// Issue messages sent per hour by one instance (unset: no hourly limit).
+    pub send_rate_per_hour: Option<u32>,
+    /// Messages one instance sends at once (and SMTP connections it keeps open).
+    pub send_concurrency: usize,
+    /// Tries before an issue delivery that keeps failing temporarily is given up as failed.
+    pub send_max_attempts: u32,
+    /// Hard bounces (permanent failures) after which a subscriber is marked bounced.
+    pub bounce_threshold: u32,
+    /// Bearer token for `/metrics`; when unset, only clients on this machine may read it.
+    pub metrics_token: Option<SecretString>,
     /// How often the scheduler looks for issues whose time has come.
     #[serde(with = "humantime_serde")]
     pub tick_interval: Duration,
@@ -127,6 +143,13 @@ impl Default for Config {
             secret_key: None,
             login_rate_per_minute: 5,
             session_ttl: Duration::from_secs(12 * 3600),
+            delivery_worker: true,
+            send_rate_per_second: 100,
+            send_rate_per_hour: None,
+            send_concurrency: 8,
+            send_max_attempts: 8,
+            bounce_threshold: 2,
+            metrics_token: None,
             tick_interval: Duration::from_secs(30),
             catch_up_grace: Duration::from_secs(6 * 3600),
             reminder_before: Duration::from_secs(24 * 3600),
@@ -163,6 +186,13 @@ const KEYS: &[&str] = &[
     "secret_key",
     "login_rate_per_minute",
     "session_ttl",
+    "delivery_worker",
+    "send_rate_per_second",
+    "send_rate_per_hour",
+    "send_concurrency",
+    "send_max_attempts",
+    "bounce_threshold",
+    "metrics_token",
     "tick_interval",
     "catch_up_grace",
     "reminder_before",
@@ -298,6 +328,27 @@ impl Config {
             .is_some_and(|k| k.expose_secret().len() < 64)
         {
             return bad("secret_key", "must have at least 64 characters".into());
+        }
+        if self.catch_up_grace <= self.tick_interval {
+            return bad(
+                "catch_up_grace",
+                "must be longer than tick_interval, or every issue would be missed".into(),
+            );
+        }
+        if !(1..=256).contains(&self.send_concurrency) {
+            return bad("send_concurrency", "must be between 1 and 256".into());
+        }
+        if self.send_max_attempts == 0 || self.bounce_threshold == 0 {
+            return bad(
+                "send_max_attempts",
+                "send_max_attempts and bounce_threshold must be at least 1".into(),
+            );
+        }
+        if self.send_rate_per_hour == Some(0) {
+            return bad(
+                "send_rate_per_hour",
+                "must be at least 1 (leave it unset for no hourly limit)".into(),
+            );
         }
         if self.reminder_before > Duration::from_secs(30 * 86_400) {
             return bad("reminder_before", "must be at most 30 days".into());

@@ -11,3 +11,56 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// The Prometheus recorder, installed once per process; `/metrics` renders it.
+pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&[
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .expect("static buckets")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder already installed (an embedding program's) keeps working; ours then
+        // renders only what it recorded itself.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Counts the outcomes of a delivery batch.
+pub fn record_deliveries(
+    outcomes: &[(
+        crate::store::deliveries::Claimed,
+        crate::store::deliveries::Outcome,
+    )],
+) {
+    use crate::store::deliveries::Outcome;
+    for (_, outcome) in outcomes {
+        match outcome {
+            Outcome::Sent(_) => metrics::counter!("fortnight_messages_sent_total").increment(1),
+            Outcome::Failed { bounce: true, .. } => {
+                metrics::counter!("fortnight_messages_failed_total", "reason" => "permanent")
+                    .increment(1)
+            }
+            Outcome::Failed { bounce: false, .. } => {
+                metrics::counter!("fortnight_messages_failed_total", "reason" => "gave_up")
+                    .increment(1)
+            }
+            Outcome::Retry { .. } => {
+                metrics::counter!("fortnight_messages_failed_total", "reason" => "temporary")
+                    .increment(1)
+            }
+            Outcome::Skipped => metrics::counter!("fortnight_messages_skipped_total").increment(1),
+            Outcome::Released { .. } => {}
+        }
+    }
+}
+
+/// Records how long the SMTP server took to take one message.
+pub fn record_smtp_latency(took: std::time::Duration) {
+    metrics::histogram!("fortnight_smtp_seconds").record(took.as_secs_f64());
+}

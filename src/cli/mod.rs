@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `tick`, `editor …`, `subscribers import|export`.
+//! The command line: `serve`, `worker`, `migrate`, `tick`, `editor …`, `subscribers import|export`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -36,6 +36,8 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run delivery workers only (no web server, no scheduler), to add sending capacity.
+    Worker,
     /// Run one scheduler tick now (start due issues, mark missed ones, send reminders) and
     /// exit: for running the scheduler from system cron instead of `serve`.
     Tick,
@@ -117,6 +119,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tick => tick(config).await,
+        Command::Worker => {
+            let db = open(&config).await?;
+            crate::app::run_workers(Parts::assemble(config, db, Clock::System).await?).await
+        }
         Command::Editor(command) => editor(&open(&config).await?, command).await,
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await

@@ -1,5 +1,7 @@
-//! Getting an issue to readers. For now: one copy, straight to one address (the editor's
-//! test send), through the same per-reader path every delivery takes.
+//! Getting an issue to readers: the per-reader copy, the test send, the hand-off from the
+//! scheduler, a send's status, and (in `worker`) the delivery engine.
+
+pub mod worker;
 
 use uuid::Uuid;
 
@@ -27,21 +29,19 @@ pub enum TestSendError {
     Send(#[from] SendError),
 }
 
-/// Personalises `prepared` for a subscriber, or for an address that is not on the list (no
-/// name, and an unsubscribe link that leads nowhere).
+/// Personalises `prepared` for a subscriber: their name, their unsubscribe link, and the
+/// `Message-ID` that is theirs for this issue on every try.
 pub fn copy_for(
     prepared: &PreparedMessage,
     publication: &Publication,
     link_key: &LinkKey,
-    email: &str,
-    subscriber: Option<&Subscriber>,
+    subscriber: &Subscriber,
 ) -> Result<(lettre::address::Envelope, Vec<u8>), RenderError> {
-    let uid = subscriber.map_or_else(Uuid::new_v4, |s| s.uid);
-    let unsubscribe_url = publication.unsubscribe_url(link_key, &uid);
+    let unsubscribe_url = publication.unsubscribe_url(link_key, &subscriber.uid);
     let reader = Reader {
-        email,
-        name: subscriber.and_then(|s| s.name.as_deref()),
-        uid,
+        email: &subscriber.email,
+        name: subscriber.name.as_deref(),
+        uid: subscriber.uid,
         unsubscribe_url: &unsubscribe_url,
     };
     Ok(prepared.for_reader(&reader)?)
@@ -72,13 +72,17 @@ impl TestSend<'_> {
     ) -> Result<String, TestSendError> {
         let prepared = issue::prepare(issue, self.publication, self.settings, "[TEST] ", now)?;
         let subscriber = subscribers::find_by_email(self.db, to).await?;
-        let (envelope, raw) = copy_for(
-            &prepared,
-            self.publication,
-            self.link_key,
-            to.as_str(),
-            subscriber.as_ref(),
-        )?;
+        // A test copy gets a Message-ID of its own: one equal to the real copy's would make
+        // mail providers drop the real issue as a duplicate.
+        let uid = subscriber.as_ref().map_or_else(Uuid::new_v4, |s| s.uid);
+        let unsubscribe_url = self.publication.unsubscribe_url(self.link_key, &uid);
+        let reader = Reader {
+            email: to.as_str(),
+            name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
+            uid: Uuid::new_v4(),
+            unsubscribe_url: &unsubscribe_url,
+        };
+        let (envelope, raw) = prepared.for_reader(&reader).map_err(RenderError::from)?;
         Ok(self.mailer.send_raw(&envelope, &raw).await?)
     }
 }
@@ -101,4 +105,50 @@ impl Handoff {
     pub async fn started(&self) {
         self.wake.notified().await;
     }
+}
+
+/// A send as the editor watches it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SendStatus {
+    /// The issue's status: sending, sent, cancelled (or draft/scheduled before it starts).
+    pub state: crate::domain::IssueStatus,
+    /// Held by the editor.
+    pub paused: bool,
+    /// Deliveries by state.
+    pub progress: crate::store::sends::Progress,
+    /// Share done, 0 to 100.
+    pub percent: i64,
+    /// Messages sent in the last minute.
+    pub rate_per_minute: i64,
+    /// Seconds left at the current rate, when it can be told.
+    pub eta_secs: Option<i64>,
+    /// The latest errors, newest first.
+    pub errors: Vec<crate::store::sends::DeliveryError>,
+    /// The final report, once finished.
+    pub summary: Option<crate::store::sends::Summary>,
+}
+
+/// How a send stands now.
+pub async fn status(
+    db: &Db,
+    issue: &Issue,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SendStatus, StoreError> {
+    let progress = crate::store::sends::progress(db, issue.id, now).await?;
+    let errors = crate::store::sends::recent_errors(db, issue.id, 20).await?;
+    let total = progress.total().max(1);
+    let rate = progress.sent_last_minute;
+    Ok(SendStatus {
+        state: issue.status,
+        paused: issue.paused_at.is_some(),
+        percent: (total - progress.remaining()) * 100 / total,
+        rate_per_minute: rate,
+        eta_secs: (rate > 0 && progress.remaining() > 0).then(|| progress.remaining() * 60 / rate),
+        errors,
+        summary: issue
+            .summary
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok()),
+        progress,
+    })
 }

@@ -46,6 +46,11 @@ impl Rule {
                 "Every {every_weeks} weeks is not allowed: choose 1 (weekly) to 8."
             )));
         }
+        if !(2000..=9000).contains(&effective_from.year()) {
+            return Err(CadenceError(format!(
+                "{effective_from} is not a usable date for a cadence."
+            )));
+        }
         Ok(Rule {
             every_weeks,
             weekday,

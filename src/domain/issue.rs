@@ -218,9 +218,10 @@ fn link(n: usize, raw: &IssueLink) -> Result<IssueLink, IssueInputError> {
             "The URL of link {n} must be a full http:// or https:// address (got {url:?})."
         )));
     }
+    let url = parsed.map(String::from).unwrap_or_default();
     Ok(IssueLink {
         title: one_line(&field("title"), &raw.title, 300, true)?,
-        url: url.to_owned(),
+        url,
         source: one_line(&field("source"), &raw.source, 100, false)?,
         note: one_line(&field("commentary"), &raw.note, 500, false)?,
     })
@@ -267,6 +268,15 @@ impl IssueDraft {
             raw => Some(Slug::parse(raw)?),
         };
         let preheader = one_line("preheader", &input.preheader, 200, false)?;
+        if input
+            .body
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(IssueInputError(
+                "The body contains control characters; paste it as plain text.".into(),
+            ));
+        }
         if input.body.len() > MAX_BODY_BYTES {
             return Err(IssueInputError(format!(
                 "The body is too long ({} KB at most).",

@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 use crate::config::{Config, redact_url};
 
 pub mod message;
+pub mod pool;
 pub mod prepared;
 
 /// Where mail goes.
@@ -28,6 +29,9 @@ pub enum SendError {
     /// Will never succeed as it is: 5xx replies, an unusable message.
     #[error("permanent failure: {0}")]
     Permanent(String),
+    /// The mail server cannot be reached at all; nothing was attempted.
+    #[error("mail server unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Mailer {
@@ -84,4 +88,21 @@ impl Mailer {
                 .map_err(|e| SendError::Temporary(e.to_string())),
         }
     }
+}
+
+/// When to try again after `attempts` failed tries: exponential backoff from
+/// `mail_retry_base`, capped at `mail_retry_max`, with up to 25% jitter so that many failed
+/// emails do not all come back at once.
+pub fn retry_at(
+    config: &Config,
+    attempts: i32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> chrono::DateTime<chrono::Utc> {
+    use rand::Rng;
+    let base = config.mail_retry_base.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << (attempts.clamp(1, 30) - 1));
+    let capped = exp.min(config.mail_retry_max.as_millis() as u64);
+    let jitter = rand::rng().random_range(0..=capped / 4);
+    let wait = std::time::Duration::from_millis(capped + jitter);
+    now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
 }

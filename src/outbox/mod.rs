@@ -5,12 +5,9 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use askama::Template;
-use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, StreamExt};
-use rand::Rng;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -148,15 +145,15 @@ impl OutboxSender {
         match result {
             Ok(()) => Outcome::Sent,
             Err(SendError::Permanent(error)) => Outcome::Failed { error },
-            Err(SendError::Temporary(error))
+            Err(SendError::Temporary(error) | SendError::Unavailable(error))
                 if item.attempts as u32 >= self.config.mail_max_attempts =>
             {
                 Outcome::Failed {
                     error: format!("gave up after {} tries: {error}", item.attempts),
                 }
             }
-            Err(SendError::Temporary(error)) => Outcome::Retry {
-                at: self.retry_at(item.attempts),
+            Err(SendError::Temporary(error) | SendError::Unavailable(error)) => Outcome::Retry {
+                at: crate::mail::retry_at(&self.config, item.attempts, self.clock.now()),
                 error,
             },
         }
@@ -218,16 +215,5 @@ impl OutboxSender {
             .body(notice.text)
             .map_err(|e| permanent(&e))?;
         self.mailer.send(message).await.map(|_| ())
-    }
-
-    /// Exponential backoff from `mail_retry_base`, capped at `mail_retry_max`, with up to 25%
-    /// jitter so that many failed emails do not all come back at once.
-    fn retry_at(&self, attempts: i32) -> DateTime<Utc> {
-        let base = self.config.mail_retry_base.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << (attempts.clamp(1, 30) - 1));
-        let capped = exp.min(self.config.mail_retry_max.as_millis() as u64);
-        let jitter = rand::rng().random_range(0..=capped / 4);
-        let wait = Duration::from_millis(capped + jitter);
-        self.clock.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
     }
 }

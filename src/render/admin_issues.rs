@@ -156,3 +156,15 @@ pub struct ScheduleBox {
     /// The publication's zone, for the exact-time field.
     pub zone: String,
 }
+
+/// A send in progress or done.
+#[derive(Template)]
+#[template(path = "web/admin/send.html")]
+pub struct SendPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The issue.
+    pub issue: &'a Issue,
+    /// The numbers.
+    pub s: crate::delivery::SendStatus,
+}

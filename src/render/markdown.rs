@@ -21,8 +21,11 @@ pub fn to_safe_html(markdown: &str, base_url: &url::Url) -> String {
 /// The plain-text reading of sanitized HTML: paragraphs wrapped at 72 columns, emphasis
 /// kept as `*marks*`, and each link numbered in the text and listed with its address below.
 pub fn to_text(safe_html: &str) -> String {
+    // Very deep nesting does not fit 72 columns; then the lines may run long rather than the
+    // text being lost.
     html2text::config::plain()
         .string_from_read(safe_html.as_bytes(), 72)
+        .or_else(|_| html2text::config::plain().string_from_read(safe_html.as_bytes(), 100_000))
         .unwrap_or_default()
         .trim_end()
         .to_owned()
@@ -86,6 +89,12 @@ mod tests {
         );
         assert!(html.contains("alt=\"chart\""));
         assert!(html.contains("<table>"));
+    }
+
+    #[test]
+    fn deep_nesting_keeps_its_text() {
+        let deep = format!("{}deep words", "> ".repeat(40));
+        assert!(to_text(&render(&deep)).contains("deep words"));
     }
 
     #[test]

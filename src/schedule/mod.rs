@@ -60,13 +60,15 @@ impl Scheduler {
         let grace =
             chrono::Duration::from_std(self.catch_up_grace).unwrap_or(chrono::Duration::hours(6));
         for issue in issues::due(&self.db, now, DUE_PER_TICK).await? {
-            let at = issue.scheduled_at.unwrap_or(now);
+            let Some(at) = issue.scheduled_at else {
+                continue;
+            };
             if now - at <= grace {
-                if issues::start_sending(&self.db, issue.id, now).await? {
+                if issues::start_due(&self.db, issue.id, at, now).await? {
                     report.started.push(issue.id);
                     self.handoff.issue_started(issue.id);
                 }
-            } else if issues::mark_missed(&self.db, issue.id, now).await? {
+            } else if issues::mark_missed(&self.db, issue.id, at, now).await? {
                 report.missed.push(issue.id);
                 self.tell_missed(&issue, now).await?;
             }

@@ -11,6 +11,19 @@ use crate::store::{Db, StoreError};
 
 /// How far ahead "the next open slot" looks.
 const LOOKAHEAD: usize = 104;
+/// How far from now a time or a change may be: far enough for any plan, near enough that
+/// dates stay four-digit years (stored as text on SQLite, they must sort as they compare).
+const HORIZON_DAYS: i64 = 3660;
+
+/// Refuses instants further than the horizon from now, in either direction.
+pub fn within_horizon(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PlanError> {
+    if (at - now).num_days().abs() > HORIZON_DAYS {
+        return Err(PlanError::Invalid(format!(
+            "{at} is too far from today; times must be within ten years."
+        )));
+    }
+    Ok(())
+}
 
 /// Why a planning step was refused.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +100,9 @@ pub async fn place(
     placement: Placement,
     now: DateTime<Utc>,
 ) -> Result<Issue, PlanError> {
+    if let Placement::Slot(at) | Placement::Exact(at) = placement {
+        within_horizon(at, now)?;
+    }
     let cadence = cadence::load(db).await?;
     let (at, slot) = match placement {
         Placement::NextOpen => {
@@ -114,6 +130,8 @@ pub async fn place(
             }
             (at, Some(at))
         }
+        // An exact time that is a slot holds the slot, so the slot cannot take a second issue.
+        Placement::Exact(at) if cadence.is_slot(at) => (at, Some(at)),
         Placement::Exact(at) => (at, None),
     };
     if at <= now {
@@ -134,18 +152,42 @@ pub fn today(cadence: &Cadence, now: DateTime<Utc>) -> NaiveDate {
 pub async fn change_cadence(db: &Db, rule: Rule, now: DateTime<Utc>) -> Result<Cadence, PlanError> {
     let current = cadence::load(db).await?;
     let today = today(&current, now);
+    if (rule.effective_from - today).num_days() > HORIZON_DAYS {
+        return Err(PlanError::Invalid(
+            "A change must take effect within ten years.".into(),
+        ));
+    }
     if rule.effective_from <= today {
         return Err(PlanError::Invalid(format!(
             "A change takes effect from a future date (tomorrow, {}, at the earliest), so that no past slot moves.",
             today + Duration::days(1)
         )));
     }
+    let changed = current.with_change(rule.clone());
+    // Issues already on coming slots must stay on slots of the new cadence.
+    let from = rule
+        .effective_from
+        .and_hms_opt(0, 0, 0)
+        .map_or(now, |d| d.and_utc())
+        - Duration::days(1);
+    let far = now + Duration::days(HORIZON_DAYS);
+    if let Some(stranded) = issues::on_slots(db, from.max(now), far)
+        .await?
+        .into_iter()
+        .find(|i| i.slot_at.is_some_and(|at| !changed.is_slot(at)))
+    {
+        return Err(PlanError::Conflict(format!(
+            "\"{}\" is on a slot the new cadence does not have; move or unschedule it first.",
+            stranded.subject
+        )));
+    }
     cadence::change(db, &rule, now).await?;
-    Ok(current.with_change(rule))
+    Ok(changed)
 }
 
 /// Skips a coming slot; one that holds an issue must be freed first.
 pub async fn skip(db: &Db, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PlanError> {
+    within_horizon(at, now)?;
     let cadence = cadence::load(db).await?;
     if !cadence.is_slot(at) || at <= now {
         return Err(PlanError::Invalid(format!(
@@ -162,7 +204,8 @@ pub async fn skip(db: &Db, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), 
 }
 
 /// Opens a skipped slot again.
-pub async fn unskip(db: &Db, at: DateTime<Utc>) -> Result<(), PlanError> {
+pub async fn unskip(db: &Db, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PlanError> {
+    within_horizon(at, now)?;
     cadence::unskip(db, at).await?;
     Ok(())
 }

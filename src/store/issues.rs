@@ -43,10 +43,17 @@ pub struct Issue {
     pub slot_at: Option<DateTime<Utc>>,
     /// When the scheduler found its time long past and returned it to draft.
     pub missed_at: Option<DateTime<Utc>>,
+    /// When the editor paused its send.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// When its send finished (sent or cancelled).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The send's final report (JSON).
+    pub summary: Option<String>,
 }
 
 const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
-                       created_at, updated_at, published_at, scheduled_at, slot_at, missed_at";
+                       created_at, updated_at, published_at, scheduled_at, slot_at, missed_at, \
+                       paused_at, finished_at, summary";
 
 /// Why a change to an issue was refused.
 #[derive(Debug, thiserror::Error)]
@@ -78,31 +85,48 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-/// Tries suffixed slugs this many times before giving up on a derived one.
-const SLUG_TRIES: u32 = 50;
+/// Tries this many suffixed slugs (other instances may take the same number meanwhile).
+const SLUG_TRIES: u32 = 5;
 
-/// Saves a new draft. A slug the editor chose must be free; a derived one gets `-2`, `-3`, ...
-/// until it is.
+/// Saves a new draft. A slug the editor chose must be free; a derived one that is taken gets
+/// the next free `-n` suffix.
 #[tracing::instrument(skip(db, draft), fields(subject = %draft.subject))]
 pub async fn create(db: &Db, draft: &IssueDraft, now: DateTime<Utc>) -> Result<Issue, IssueError> {
     let base = draft
         .slug
         .clone()
         .unwrap_or_else(|| Slug::from_subject(&draft.subject));
-    for n in 1..=SLUG_TRIES {
-        let slug = if n == 1 {
-            base.clone()
-        } else {
-            base.numbered(n)
-        };
-        if let Some(issue) = insert(db, draft, &slug, now).await? {
+    if let Some(issue) = insert(db, draft, &base, now).await? {
+        return Ok(issue);
+    }
+    if draft.slug.is_some() {
+        return Err(IssueError::SlugTaken(base.as_str().to_owned()));
+    }
+    let mut n = next_number(db, &base).await?;
+    for _ in 0..SLUG_TRIES {
+        if let Some(issue) = insert(db, draft, &base.numbered(n), now).await? {
             return Ok(issue);
         }
-        if draft.slug.is_some() {
-            return Err(IssueError::SlugTaken(slug.as_str().to_owned()));
-        }
+        n += 1;
     }
     Err(IssueError::SlugTaken(base.as_str().to_owned()))
+}
+
+/// One more than the highest `-n` suffix in use on `base` (at least 2).
+async fn next_number(db: &Db, base: &Slug) -> Result<u32, StoreError> {
+    // Slugs hold only [a-z0-9-], so the pattern needs no escaping.
+    let taken: Vec<String> = with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT slug FROM issues WHERE slug LIKE $1"
+    )
+    .bind(format!("{}-%", base.as_str()))
+    .fetch_all(pool)
+    .await)?;
+    let prefix = format!("{}-", base.as_str());
+    Ok(taken
+        .iter()
+        .filter_map(|s| s.strip_prefix(&prefix)?.parse::<u32>().ok())
+        .max()
+        .map_or(2, |n| n.saturating_add(1).max(2)))
 }
 
 /// One insert; `None` when the slug is taken.
@@ -243,7 +267,7 @@ pub async fn list(
         }
         query
             .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(limit.clamp(1, 500));
+            .push_bind(limit.clamp(1, 501));
         query.build_query_as().fetch_all(pool).await
     })?;
     Ok(rows)
@@ -295,6 +319,28 @@ pub async fn start_sending(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool,
     )
     .bind(id)
     .bind(now)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(changed == 1)
+}
+
+/// Starts a scheduled issue whose time `scheduled_at` has come, once: only while it is still
+/// scheduled for exactly that time (an editor who unscheduled or moved it meanwhile wins).
+#[tracing::instrument(skip(db))]
+pub async fn start_due(
+    db: &Db,
+    id: i64,
+    scheduled_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = with_pool!(db, write, |pool| sqlx::query(
+        "UPDATE issues SET status = 'sending', published_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'scheduled' AND scheduled_at = $3"
+    )
+    .bind(id)
+    .bind(now)
+    .bind(scheduled_at)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
@@ -382,13 +428,19 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Issue>, 
 /// Returns a scheduled issue whose time passed too long ago to draft, marked missed and off
 /// its slot. Returns whether this call made the change.
 #[tracing::instrument(skip(db))]
-pub async fn mark_missed(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn mark_missed(
+    db: &Db,
+    id: i64,
+    scheduled_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     let changed = with_pool!(db, write, |pool| sqlx::query(
         "UPDATE issues SET status = 'draft', slot_at = NULL, missed_at = $2, updated_at = $2 \
-         WHERE id = $1 AND status = 'scheduled'"
+         WHERE id = $1 AND status = 'scheduled' AND scheduled_at = $3"
     )
     .bind(id)
     .bind(now)
+    .bind(scheduled_at)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;

@@ -13,9 +13,11 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod api_tokens;
 pub mod cadence;
+pub mod deliveries;
 pub mod editors;
 pub mod issues;
 pub mod outbox;
+pub mod sends;
 pub mod settings;
 pub mod signup_queue;
 pub mod subscriber_admin;

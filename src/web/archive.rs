@@ -140,7 +140,21 @@ pub async fn show(
         Err(not_modified) => return Ok(not_modified),
     };
     let body = issue_page(&state, &issue, true)?;
-    Ok(with_html(builder, body))
+    let mut response = with_html(builder, body);
+    allow_remote_images(&mut response);
+    Ok(response)
+}
+
+/// An issue's images may live on any host, as in an email; everything else stays as strict
+/// as the rest of the site.
+pub fn allow_remote_images(response: &mut HttpResponse) {
+    response.headers_mut().insert(
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
 }
 
 /// The web version of an issue, rendered: dated when published, undated in a preview.

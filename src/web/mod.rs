@@ -23,6 +23,7 @@ pub(crate) mod archive;
 pub mod client_ip;
 pub mod error;
 mod health;
+mod metrics;
 mod public;
 mod request_span;
 
@@ -101,6 +102,8 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Where mail goes (test sends go straight out).
     pub mailer: crate::mail::Mailer,
+    /// Wakes delivery workers (resume, retry).
+    pub handoff: crate::delivery::Handoff,
     /// What every issue email's headers and footer say.
     pub mail_settings: Arc<crate::render::issue::MailSettings>,
     /// Tells the client address.
@@ -129,11 +132,13 @@ pub fn server(
         admin.login_rate_per_minute,
         admin.login_rate_per_minute,
     );
+    crate::telemetry::metrics();
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(ErrorHandlers::new().default_handler(error::render_error_page))
             .wrap(security_headers())
             .wrap(TracingLogger::<request_span::RouteOnlySpan>::new())
+            .wrap(actix_web::middleware::from_fn(metrics::track))
             .app_data(state.clone())
             .app_data(
                 web::FormConfig::default()
@@ -157,6 +162,7 @@ pub fn server(
             .route("/archive/{slug}", web::get().to(archive::show))
             .route("/feed.xml", web::get().to(archive::feed))
             .route("/health", web::get().to(health::health))
+            .route("/metrics", web::get().to(metrics::metrics))
             .configure(|cfg| admin::configure(cfg, &admin, &login_limit))
             .configure(|cfg| api::configure(cfg, &signup_limit))
             .default_service(web::to(|| async {

@@ -610,6 +610,20 @@ async fn the_api_refuses_bad_issues_with_json_errors(backend: Backend) {
         (
             Method::POST,
             "/api/v1/issues".to_owned(),
+            json!({"subject": "S", "body": "a\u{0}b"}),
+            400,
+            "invalid_issue",
+        ),
+        (
+            Method::POST,
+            "/api/v1/issues".to_owned(),
+            json!({"subject": "S", "links": [{"title": "T", "url": "https://exa\u{0}mple.com/"}]}),
+            400,
+            "",
+        ),
+        (
+            Method::POST,
+            "/api/v1/issues".to_owned(),
             json!({"subject": "S", "slug": "fine"}),
             409,
             "slug_taken",

@@ -7,6 +7,7 @@ mod admin;
 mod api_v1;
 mod archive;
 mod bad_input;
+mod delivery;
 mod health;
 mod issues;
 mod mail_outage;

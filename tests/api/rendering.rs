@@ -43,6 +43,9 @@ fn fixed_issue() -> Issue {
         scheduled_at: None,
         slot_at: None,
         missed_at: None,
+        paused_at: None,
+        finished_at: None,
+        summary: None,
     }
 }
 

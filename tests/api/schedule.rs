@@ -38,8 +38,12 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
+/// An instance at `start()`; it does not deliver, so what the scheduler did stays visible.
 async fn app_at(backend: Backend) -> (TestApp, String) {
-    let app = spawn_app_with(backend, Clock::fixed(start()), |_| {}).await;
+    let app = spawn_app_with(backend, Clock::fixed(start()), |c| {
+        c.delivery_worker = false
+    })
+    .await;
     let token = app.api_token().await;
     (app, token)
 }
@@ -175,6 +179,16 @@ async fn a_slot_holds_one_issue_and_bad_placements_are_refused(backend: Backend)
             "invalid_schedule",
         ),
         (json!({}), 400, "invalid_schedule"),
+        (
+            json!({"at": "+10000-01-01T00:00:00Z"}),
+            400,
+            "invalid_schedule",
+        ),
+        (
+            json!({"slot": "9999-12-30T08:00:00Z"}),
+            400,
+            "invalid_schedule",
+        ),
     ];
     for (body, status, code) in cases {
         let response = schedule(&app, &token, two, body.clone()).await;
@@ -187,6 +201,25 @@ async fn a_slot_holds_one_issue_and_bad_placements_are_refused(backend: Backend)
         IssueStatus::Draft,
         "nothing changed"
     );
+    // An exact time that is a slot holds that slot.
+    let three = create(&app, &token, "Three").await;
+    let exact = schedule(&app, &token, three, json!({"at": "2026-10-22T08:00:00Z"})).await;
+    assert_eq!(
+        exact.json::<Value>().await.unwrap()["data"]["slot_at"],
+        "2026-10-22T08:00:00Z"
+    );
+    // A tick that read an issue before the editor moved it does not start it.
+    assert!(
+        !issues::start_due(&app.db, three, at("2026-10-08T08:00:00Z"), start())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !issues::mark_missed(&app.db, three, at("2026-10-08T08:00:00Z"), start())
+            .await
+            .unwrap()
+    );
+    assert_eq!(stored(&app, three).await.status, IssueStatus::Scheduled);
     // The database itself refuses a second issue on one slot.
     let direct = issues::schedule(
         &app.db,
@@ -407,6 +440,32 @@ async fn the_cadence_changes_only_from_a_future_date_and_keeps_history(backend: 
             "invalid_cadence"
         );
     }
+    // A change that would strand an issue on a slot the new rule lacks is refused.
+    let id = create(&app, &token, "On a Thursday").await;
+    assert_eq!(
+        schedule(&app, &token, id, json!({"slot": "2026-10-22T00:00:00Z"}))
+            .await
+            .status(),
+        200
+    );
+    let monday = json!({"every_weeks": 1, "weekday": "Monday", "time": "08:00", "zone": "Asia/Shanghai", "effective_from": "2026-10-12"});
+    let stranded = app
+        .api(Method::PUT, "/api/v1/cadence", &token)
+        .json(&monday)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranded.status(), 409);
+    let far = json!({"every_weeks": 1, "weekday": "Monday", "time": "08:00", "zone": "UTC", "effective_from": "9999-12-27"});
+    assert_eq!(
+        app.api(Method::PUT, "/api/v1/cadence", &token)
+            .json(&far)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
     let history: Value = app
         .api(Method::GET, "/api/v1/cadence", &token)
         .send()

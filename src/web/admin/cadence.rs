@@ -4,7 +4,7 @@
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use serde::Deserialize;
 
 use super::context::flash;
@@ -171,7 +171,7 @@ pub async fn unskip(
     session: Session,
     form: web::Form<SlotForm>,
 ) -> Result<HttpResponse, WebError> {
-    plan::unskip(&state.db, instant(&form.slot)?).await?;
+    plan::unskip(&state.db, instant(&form.slot)?, state.clock.now()).await?;
     flash(&session, "The slot is open again.");
     Ok(see_other("/admin/cadence"))
 }
@@ -200,8 +200,11 @@ pub async fn schedule(
         "next" => Placement::NextOpen,
         "slot" => Placement::Slot(instant(&form.slot)?),
         "exact" => {
-            let local =
-                NaiveDateTime::parse_from_str(form.at.trim(), "%Y-%m-%dT%H:%M").map_err(|_| {
+            let local = NaiveDateTime::parse_from_str(form.at.trim(), "%Y-%m-%dT%H:%M")
+                .ok()
+                // Four-digit years only: far dates cannot be planned, nor overflow.
+                .filter(|t| (2000..=9000).contains(&t.year()))
+                .ok_or_else(|| {
                     WebError::BadRequest(format!("{:?} is not a date and time.", form.at))
                 })?;
             let zone = cadence::load(&state.db).await?.rule_at(now).zone;

@@ -95,9 +95,11 @@ pub async fn web_version(
 ) -> Result<HttpResponse, WebError> {
     let issue = find(&state, &id).await?;
     let page = crate::web::archive::issue_page(&state, &issue, false)?;
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(page))
+        .body(page);
+    crate::web::archive::allow_remote_images(&mut response);
+    Ok(response)
 }
 
 /// The test-send form.

@@ -19,6 +19,7 @@ mod issue_form;
 mod issue_preview;
 mod issues;
 mod login;
+mod send;
 mod subscribers;
 mod tokens;
 mod transfer;
@@ -100,6 +101,33 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             "/issues/{id}/unschedule",
             web::post().to(cadence::unschedule),
         ),
+        (Method::GET, "/issues/{id}/send", web::get().to(send::show)),
+        (
+            Method::GET,
+            "/issues/{id}/send.json",
+            web::get().to(send::json),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/pause",
+            web::post().to(send::pause),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/resume",
+            web::post().to(send::resume),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/cancel",
+            web::post().to(send::cancel),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/retry",
+            web::post().to(send::retry),
+        ),
+        (Method::GET, "/send.js", web::get().to(send::script)),
         (Method::GET, "/cadence", web::get().to(cadence::show)),
         (Method::POST, "/cadence", web::post().to(cadence::change)),
         (Method::POST, "/cadence/skip", web::post().to(cadence::skip)),

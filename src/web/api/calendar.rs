@@ -195,7 +195,7 @@ pub async fn unskip(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    plan::unskip(&state.db, instant(&path)?).await?;
+    plan::unskip(&state.db, instant(&path)?, state.clock.now()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -13,6 +13,7 @@ use super::AppState;
 mod calendar;
 pub mod error;
 mod issues;
+mod sends;
 mod subscribers;
 
 pub use error::ApiError;
@@ -80,6 +81,27 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/issues/{id}/schedule",
             web::post().to(calendar::schedule),
+        ),
+        (Method::GET, "/issues/{id}/send", web::get().to(sends::show)),
+        (
+            Method::POST,
+            "/issues/{id}/pause",
+            web::post().to(sends::pause),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/resume",
+            web::post().to(sends::resume),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/cancel",
+            web::post().to(sends::cancel),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/retry",
+            web::post().to(sends::retry),
         ),
         (
             Method::POST,
@@ -203,6 +225,11 @@ async fn require_token(
         issues::duplicate,
         issues::preview,
         issues::send_test,
+        sends::show,
+        sends::pause,
+        sends::resume,
+        sends::cancel,
+        sends::retry,
         calendar::schedule,
         calendar::unschedule,
         calendar::get_cadence,

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 pub use database::{Backend, TestDatabase};
-pub use smtp::{CapturedMail, SmtpCapture, SmtpScript};
+pub use smtp::{CapturedMail, Reply, SmtpCapture, SmtpScript};
 
 /// Runs an async test body against SQLite and against PostgreSQL, as two tests.
 /// The PostgreSQL half skips, saying so on stderr, when `POSTGRES_TEST_URL` is unset.
@@ -56,6 +56,9 @@ pub struct TestApp {
     pub link_key: fortnight::domain::token::LinkKey,
     /// The instance's scheduler, for ticking by hand (its own ticker waits a day).
     pub scheduler: fortnight::schedule::Scheduler,
+    /// The instance's delivery worker (running in the background unless
+    /// `delivery_workers` is 0), to clone for more workers.
+    pub worker: fortnight::delivery::worker::Worker,
     stop: CancellationToken,
     _database: TestDatabase,
 }
@@ -125,6 +128,7 @@ pub async fn start(
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let scheduler = app.scheduler();
+    let worker = app.worker();
     let stop = CancellationToken::new();
     tokio::spawn(app.run_until(stop.clone()));
     let client = reqwest::Client::builder()
@@ -140,6 +144,7 @@ pub async fn start(
         clock,
         link_key: state.link_key.clone(),
         scheduler,
+        worker,
         database_url: database.url(),
         stop,
         _database: database,

@@ -19,6 +19,22 @@ pub enum SmtpScript {
     PermanentFailure,
 }
 
+/// How the server answers one attempt for one recipient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Take it.
+    Accept,
+    /// 451 at RCPT: try again later.
+    Temporary,
+    /// 550 at RCPT: no such mailbox.
+    Permanent,
+    /// Take the whole message, then answer 421 and hang up instead of accepting it: the
+    /// connection drops at the end of DATA.
+    DropInData,
+    /// Wait this many milliseconds at RCPT, then take it.
+    Slow(u64),
+}
+
 /// One captured message.
 #[derive(Clone, Debug)]
 pub struct CapturedMail {
@@ -63,6 +79,8 @@ impl CapturedMail {
 struct Shared {
     messages: Vec<CapturedMail>,
     script: SmtpScript,
+    /// Per-recipient answers, one per attempt, consumed in order; then the script applies.
+    replies: std::collections::HashMap<String, std::collections::VecDeque<Reply>>,
 }
 
 #[derive(Clone)]
@@ -70,10 +88,32 @@ struct Capture {
     shared: Arc<Mutex<Shared>>,
     to: Vec<String>,
     data: Vec<u8>,
+    drop_in_data: bool,
 }
 
 impl Handler for Capture {
-    fn rcpt(&mut self, _to: &str) -> Response {
+    fn rcpt(&mut self, to: &str) -> Response {
+        let scripted = self
+            .shared
+            .lock()
+            .unwrap()
+            .replies
+            .get_mut(&to.to_lowercase())
+            .and_then(|q| q.pop_front());
+        match scripted {
+            Some(Reply::Accept) => return OK,
+            Some(Reply::Temporary) => return INTERNAL_ERROR,
+            Some(Reply::Permanent) => return NO_MAILBOX,
+            Some(Reply::DropInData) => {
+                self.drop_in_data = true;
+                return OK;
+            }
+            Some(Reply::Slow(ms)) => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                return OK;
+            }
+            None => {}
+        }
         match self.shared.lock().unwrap().script {
             SmtpScript::Accept => OK,
             SmtpScript::TemporaryFailure => INTERNAL_ERROR,
@@ -93,6 +133,10 @@ impl Handler for Capture {
     }
 
     fn data_end(&mut self) -> Response {
+        if std::mem::take(&mut self.drop_in_data) {
+            self.data.clear();
+            return mailin_embedded::response::NO_SERVICE;
+        }
         let mail = CapturedMail {
             to: std::mem::take(&mut self.to),
             raw: std::mem::take(&mut self.data),
@@ -119,13 +163,14 @@ impl SmtpCapture {
     pub fn start_on(listener: TcpListener, script: SmtpScript) -> SmtpCapture {
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Mutex::new(Shared {
-            messages: Vec::new(),
             script,
+            ..Shared::default()
         }));
         let handler = Capture {
             shared: shared.clone(),
             to: Vec::new(),
             data: Vec::new(),
+            drop_in_data: false,
         };
         let mut server = Server::new(handler);
         // A thread per connection, and pooled connections stay open: room for every pool.
@@ -147,6 +192,15 @@ impl SmtpCapture {
     /// Everything captured so far.
     pub fn messages(&self) -> Vec<CapturedMail> {
         self.shared.lock().unwrap().messages.clone()
+    }
+
+    /// Answers the attempts for `email` with `replies`, in order (then as the script says).
+    pub fn script_recipient(&self, email: &str, replies: &[Reply]) {
+        self.shared
+            .lock()
+            .unwrap()
+            .replies
+            .insert(email.to_lowercase(), replies.iter().copied().collect());
     }
 
     /// Changes how recipients are answered from now on.

@@ -1,0 +1,11 @@
+-- A send's progress and outcome. Recipients are enqueued in keyset batches; `enqueued_through`
+-- is the last subscriber id done, so a crash mid-enqueue resumes there. `paused_at` holds
+-- workers off the issue. `summary` is the final report (JSON).
+ALTER TABLE issues ADD COLUMN enqueued_through BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE issues ADD COLUMN enqueue_done INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE issues ADD COLUMN paused_at TEXT;
+ALTER TABLE issues ADD COLUMN finished_at TEXT;
+ALTER TABLE issues ADD COLUMN summary TEXT;
+
+-- Hard bounces so far; past the configured threshold the subscriber is marked bounced.
+ALTER TABLE subscribers ADD COLUMN hard_bounces INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,217 @@
+//! Bulk sending: our own pool of SMTP connections, reused across messages.
+//!
+//! lettre's pooled transport writes the message and the final `.` in two writes without
+//! `TCP_NODELAY`, so every message waits for a delayed ACK (about 40 ms). Here each
+//! connection's socket has `TCP_NODELAY` set before lettre's SMTP client takes it over
+//! (`AsyncSmtpConnection::connect_with_transport`), then STARTTLS and AUTH as the URL asks.
+//! `smtps://` (TLS from the first byte) uses lettre's own connect.
+
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use tokio::sync::Mutex;
+use url::Url;
+
+use super::SendError;
+
+/// How long one connect or one message may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Tls {
+    None,
+    StartTls { required: bool },
+    Implicit,
+}
+
+/// Where and how to connect, read from `smtp_url`.
+#[derive(Clone, Debug)]
+struct Target {
+    host: String,
+    port: u16,
+    tls: Tls,
+    credentials: Option<Credentials>,
+}
+
+impl Target {
+    fn parse(raw: &str) -> Result<Target, String> {
+        let url = Url::parse(raw).map_err(|e| e.to_string())?;
+        let host = url.host_str().ok_or("no host")?.to_owned();
+        let tls = match (
+            url.scheme(),
+            url.query_pairs()
+                .find(|(k, _)| k == "tls")
+                .map(|(_, v)| v.into_owned()),
+        ) {
+            ("smtps", _) => Tls::Implicit,
+            (_, Some(mode)) if mode == "required" => Tls::StartTls { required: true },
+            (_, Some(mode)) if mode == "opportunistic" => Tls::StartTls { required: false },
+            _ => Tls::None,
+        };
+        let port = url
+            .port()
+            .unwrap_or(if tls == Tls::Implicit { 465 } else { 25 });
+        let credentials = (!url.username().is_empty()).then(|| {
+            let decode = |s: &str| percent_decode(s);
+            Credentials::new(decode(url.username()), decode(url.password().unwrap_or("")))
+        });
+        Ok(Target {
+            host,
+            port,
+            tls,
+            credentials,
+        })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A pool of up to `size` SMTP connections to one server.
+pub struct SmtpPool {
+    target: Target,
+    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    size: usize,
+    hello: ClientId,
+}
+
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(e.to_string())
+    } else {
+        SendError::Temporary(e.to_string())
+    }
+}
+
+impl SmtpPool {
+    /// A pool for `smtp_url`, keeping at most `size` connections open.
+    pub fn new(smtp_url: &str, size: usize) -> Result<SmtpPool, String> {
+        Ok(SmtpPool {
+            target: Target::parse(smtp_url)?,
+            idle: Mutex::new(Vec::new()),
+            size: size.max(1),
+            hello: ClientId::default(),
+        })
+    }
+
+    /// A fresh connection: TCP with `TCP_NODELAY`, EHLO, STARTTLS and AUTH as configured.
+    /// Failing to reach the server at all is [`SendError::Unavailable`].
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let t = &self.target;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            SendError::Unavailable(format!("cannot reach {}:{}: {e}", t.host, t.port))
+        };
+        let mut conn = if t.tls == Tls::Implicit {
+            let tls = TlsParameters::new(t.host.clone())
+                .map_err(|e| SendError::Permanent(e.to_string()))?;
+            AsyncSmtpConnection::connect_tokio1(
+                (t.host.as_str(), t.port),
+                Some(TIMEOUT),
+                &self.hello,
+                Some(tls),
+                None,
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+        } else {
+            let stream = tokio::time::timeout(
+                TIMEOUT,
+                tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+            .map_err(|e| unavailable(&e))?;
+            stream.set_nodelay(true).map_err(|e| unavailable(&e))?;
+            tokio::time::timeout(
+                TIMEOUT,
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+            )
+            .await
+            .map_err(|e| unavailable(&e))?
+            .map_err(|e| unavailable(&e))?
+        };
+        if let Tls::StartTls { required } = t.tls {
+            if conn.can_starttls() {
+                let tls = TlsParameters::new(t.host.clone())
+                    .map_err(|e| SendError::Permanent(e.to_string()))?;
+                conn.starttls(tls, &self.hello).await.map_err(classify)?;
+            } else if required {
+                return Err(SendError::Unavailable(
+                    "the server does not offer STARTTLS, which smtp_url requires".into(),
+                ));
+            }
+        }
+        if let Some(credentials) = &t.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends one message over a pooled connection (opening one when none is idle); returns
+    /// the server's reply. A connection that broke is dropped, not returned to the pool.
+    pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
+        let idle = self.idle.lock().await.pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        let result = tokio::time::timeout(TIMEOUT, conn.send(envelope, raw)).await;
+        // lettre aborts a connection after any error, so one that has not broken is in a
+        // known state; one that timed out is dropped.
+        let result = match result {
+            Ok(result) => result.map_err(classify),
+            Err(_) => {
+                return Err(SendError::Temporary(
+                    "the mail server took too long to answer".into(),
+                ));
+            }
+        };
+        if !conn.has_broken() {
+            let mut idle = self.idle.lock().await;
+            if idle.len() < self.size {
+                idle.push(conn);
+            }
+        }
+        result.map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
+    }
+
+    /// Closes every idle connection politely.
+    pub async fn close(&self) {
+        for mut conn in self.idle.lock().await.drain(..) {
+            let _ = conn.quit().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_give_host_port_tls_and_credentials() {
+        let t = Target::parse("smtp://us%40er:p%2Bss@mail.example.com:587?tls=required").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls.clone()),
+            ("mail.example.com", 587, Tls::StartTls { required: true })
+        );
+        assert!(t.credentials.is_some());
+        let t = Target::parse("smtps://mail.example.com").unwrap();
+        assert_eq!((t.port, t.tls), (465, Tls::Implicit));
+        let t = Target::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            (t.port, t.tls, t.credentials.is_none()),
+            (2525, Tls::None, true)
+        );
+        assert_eq!(percent_decode("p%2Bss"), "p+ss");
+        assert_eq!(percent_decode("a+b"), "a+b");
+    }
+}

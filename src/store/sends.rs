@@ -1,0 +1,243 @@
+//! A send as the editor sees and steers it: progress, errors, pause, resume, cancel, retry,
+//! and the moment it is finished.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Db, StoreError};
+use crate::with_pool;
+
+/// Deliveries of one issue by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Progress {
+    /// Waiting for a first try.
+    pub pending: i64,
+    /// Failed temporarily; tried again later.
+    pub retrying: i64,
+    /// Accepted by the mail server.
+    pub sent: i64,
+    /// Failed permanently.
+    pub failed: i64,
+    /// The reader left before their turn.
+    pub skipped: i64,
+    /// Stopped by a cancel.
+    pub cancelled: i64,
+    /// Taken over after a worker died holding them: these may have gone out twice (with the
+    /// same Message-ID).
+    pub in_doubt: i64,
+    /// Sent in the last minute.
+    pub sent_last_minute: i64,
+}
+
+impl Progress {
+    /// Deliveries in all.
+    pub fn total(&self) -> i64 {
+        self.pending + self.retrying + self.sent + self.failed + self.skipped + self.cancelled
+    }
+
+    /// Deliveries still to go.
+    pub fn remaining(&self) -> i64 {
+        self.pending + self.retrying
+    }
+}
+
+/// The report kept with a finished send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// Deliveries by state at the end.
+    pub progress: Progress,
+    /// From start to finish, in seconds.
+    pub duration_secs: i64,
+}
+
+/// The counts for one issue.
+pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Progress, StoreError> {
+    let rows: Vec<(String, i64, i64)> = with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT status, COUNT(*), SUM(CASE WHEN reclaimed > 0 THEN 1 ELSE 0 END) \
+         FROM deliveries WHERE issue_id = $1 GROUP BY status"
+    )
+    .bind(issue_id)
+    .fetch_all(pool)
+    .await)?;
+    let recent: i64 = with_pool!(db, read, |pool| {
+        sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries WHERE issue_id = $1 AND status = 'sent' AND sent_at > $2"
+    )
+    .bind(issue_id)
+    .bind(now - chrono::Duration::minutes(1))
+    .fetch_one(pool)
+    .await
+    })?;
+    let mut p = Progress {
+        sent_last_minute: recent,
+        ..Progress::default()
+    };
+    for (status, n, doubt) in rows {
+        p.in_doubt += doubt;
+        match status.as_str() {
+            "pending" => p.pending = n,
+            "retrying" => p.retrying = n,
+            "sent" => p.sent = n,
+            "failed" => p.failed = n,
+            "skipped" => p.skipped = n,
+            _ => p.cancelled = n,
+        }
+    }
+    Ok(p)
+}
+
+/// A delivery that went wrong, for the send page.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct DeliveryError {
+    /// The reader's address.
+    pub email: String,
+    /// retrying or failed.
+    pub status: String,
+    /// Tries so far.
+    pub attempts: i32,
+    /// The server's reply or the connection error.
+    pub last_error: Option<String>,
+    /// When it was recorded.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The latest errors of a send, newest first.
+pub async fn recent_errors(
+    db: &Db,
+    issue_id: i64,
+    limit: i64,
+) -> Result<Vec<DeliveryError>, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT s.email, d.status, d.attempts, d.last_error, d.updated_at FROM deliveries d \
+         JOIN subscribers s ON s.id = d.subscriber_id \
+         WHERE d.issue_id = $1 AND d.last_error IS NOT NULL AND d.status IN ('retrying', 'failed') \
+         ORDER BY d.updated_at DESC LIMIT $2"
+    )
+    .bind(issue_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// Finishes a send whose readers are all enqueued and none pending or retrying: the issue
+/// becomes `sent` with its summary. `Some` for the one caller that made the change.
+pub async fn complete_if_done(
+    db: &Db,
+    issue_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Summary>, StoreError> {
+    let progress = progress(db, issue_id, now).await?;
+    if progress.remaining() > 0 {
+        return Ok(None);
+    }
+    let started: Option<Option<DateTime<Utc>>> = with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT published_at FROM issues WHERE id = $1 AND status = 'sending' AND enqueue_done"
+    )
+    .bind(issue_id)
+    .fetch_optional(pool)
+    .await)?;
+    let Some(started) = started else {
+        return Ok(None);
+    };
+    let summary = Summary {
+        duration_secs: started.map_or(0, |s| (now - s).num_seconds().max(0)),
+        progress,
+    };
+    let json =
+        serde_json::to_string(&summary).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    // The remaining-work test in the WHERE clause closes the gap between the count above and
+    // this update (a retry of failed deliveries may have started meanwhile).
+    let changed = with_pool!(db, write, |pool| sqlx::query(
+        "UPDATE issues SET status = 'sent', finished_at = $2, summary = $3, updated_at = $2 \
+         WHERE id = $1 AND status = 'sending' AND enqueue_done AND NOT EXISTS \
+         (SELECT 1 FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'retrying'))"
+    )
+    .bind(issue_id)
+    .bind(now)
+    .bind(json)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok((changed == 1).then_some(summary))
+}
+
+/// Holds workers off a sending issue. Returns whether it changed anything.
+pub async fn pause(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    one(db, "UPDATE issues SET paused_at = $2, updated_at = $2 WHERE id = $1 AND status = 'sending' AND paused_at IS NULL", issue_id, now).await
+}
+
+/// Lets workers at a paused issue again.
+pub async fn resume(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    one(db, "UPDATE issues SET paused_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'sending' AND paused_at IS NOT NULL", issue_id, now).await
+}
+
+/// Stops a send for good: what was sent stays sent, the rest is cancelled.
+pub async fn cancel(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let changed = one(
+        db,
+        "UPDATE issues SET status = 'cancelled', paused_at = NULL, finished_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'sending'",
+        issue_id,
+        now,
+    )
+    .await?;
+    if changed {
+        with_pool!(db, write, |pool| sqlx::query(
+            "UPDATE deliveries SET status = 'cancelled', updated_at = $2 \
+             WHERE issue_id = $1 AND status IN ('pending', 'retrying') AND locked_until IS NULL"
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+    }
+    Ok(changed)
+}
+
+/// Tries the failed deliveries of a finished send again: they go back to the queue and the
+/// issue back to `sending`. Returns how many were requeued.
+pub async fn retry_failed(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let requeued = with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let reopened = sqlx::query(
+            "UPDATE issues SET status = 'sending', finished_at = NULL, updated_at = $2 \
+             WHERE id = $1 AND status = 'sent'",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let mut requeued = 0;
+        if reopened == 1 {
+            requeued = sqlx::query(
+                "UPDATE deliveries SET status = 'retrying', attempts = 0, next_attempt_at = $2, \
+                 updated_at = $2 WHERE issue_id = $1 AND status = 'failed'",
+            )
+            .bind(issue_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok::<u64, sqlx::Error>(requeued)
+    })?;
+    Ok(requeued)
+}
+
+async fn one(
+    db: &Db,
+    sql: &'static str,
+    issue_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let changed = with_pool!(db, write, |pool| sqlx::query(sql)
+        .bind(issue_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(changed == 1)
+}
