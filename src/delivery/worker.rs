@@ -121,7 +121,13 @@ pub struct Worker {
     pub outbox_wake: Arc<Notify>,
     /// Issues rendered once, by id.
     pub prepared: Arc<Mutex<HashMap<i64, Arc<PreparedMessage>>>>,
+    /// Messages in flight in this instance, across its loops (`send_concurrency`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Claim-and-send loops per instance: while one records its batch and claims the next, the
+/// other is sending, so the connections never wait on the database.
+pub const LOOPS: usize = 2;
 
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -135,9 +141,16 @@ pub struct Round {
 }
 
 impl Worker {
+    /// Runs [`LOOPS`] loops of rounds until `shutdown`. They are futures of this one task, so
+    /// dropping or aborting it stops them all at once (what a crash does).
+    pub async fn run(self, shutdown: CancellationToken) {
+        futures_util::future::join_all((0..LOOPS).map(|_| self.clone().run_loop(shutdown.clone())))
+            .await;
+    }
+
     /// Runs rounds until `shutdown`, sleeping when there is nothing to do (or the server is
     /// away). A database outage or a panic in one round is logged; the next round tries again.
-    pub async fn run(self, shutdown: CancellationToken) {
+    async fn run_loop(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             let round = AssertUnwindSafe(self.round(&shutdown)).catch_unwind().await;
             let round = match round {
@@ -253,7 +266,8 @@ impl Worker {
                     (row, outcome)
                 }
             })
-            .buffer_unordered(self.config.send_concurrency)
+            // The semaphore bounds the instance; this only keeps the futures in hand small.
+            .buffer_unordered(self.config.send_concurrency * 2)
             .collect()
             .await;
         crate::telemetry::record_deliveries(&outcomes);
@@ -295,6 +309,9 @@ impl Worker {
         if shutdown.is_cancelled() || away.load(Ordering::Relaxed) {
             return later();
         }
+        let Ok(_slot) = self.in_flight.acquire().await else {
+            return later();
+        };
         self.limits.wait().await;
         let (envelope, raw) = match copy_for(message, &self.publication, &self.link_key, reader) {
             Ok(copy) => copy,

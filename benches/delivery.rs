@@ -1,0 +1,248 @@
+//! Sending throughput and memory: an issue whose finished message is about 20 KB (Markdown
+//! body of `BODY_BYTES`, default 5,500, in both parts, quoted-printable) to N confirmed readers,
+//! sent by a real `fortnight worker` process to Postfix's `smtp-sink` on loopback; then
+//! `smtp-source -d -l 20480` with as many connections, in the same run, as the reference.
+//!
+//! Needs `smtp-sink` and `smtp-source` (Debian package `postfix`). Run:
+//! `cargo bench --bench delivery` (env: `READERS`, default 100000; `CONNECTIONS`, default 8;
+//! `POSTGRES_BENCH_URL` to run the PostgreSQL half too).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fortnight::domain::{IssueDraft, IssueInput};
+use fortnight::store::{Db, issues, sends};
+use secrecy::SecretString;
+
+const SINK: &str = "127.0.0.1:2526";
+
+fn env(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Peak resident memory of a process, in MB (VmHWM).
+fn peak_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn prepare(url: &str, readers: usize) -> (Db, i64) {
+    let db = Db::connect(&SecretString::from(url.to_owned()), 8)
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let mut csv = String::from("email,name\n");
+    for i in 0..readers {
+        csv.push_str(&format!("reader{i}@example.com,Reader {i}\n"));
+    }
+    let now = chrono::Utc::now();
+    let options = fortnight::transfer::ImportOptions {
+        consented: true,
+        now,
+    };
+    fortnight::transfer::import(&db, std::io::Cursor::new(csv.into_bytes()), options)
+        .await
+        .unwrap();
+    let paragraph = "Freight, not harvests, set the price of wheat this year: ships waited at anchor \
+                     for weeks, insurers raised their premiums, and the [usual story](https://example.com/s) \
+                     explains **very little** of it.\n\n";
+    let body = paragraph.repeat(env("BODY_BYTES", 5_500) / paragraph.len() + 1);
+    let draft = IssueDraft::parse(IssueInput {
+        subject: "Benchmark issue".into(),
+        body,
+        ..IssueInput::default()
+    })
+    .unwrap();
+    let issue = issues::create(&db, &draft, now).await.unwrap();
+    let publication = fortnight::render::Publication {
+        name: "Bench".into(),
+        pitch: String::new(),
+        base_url: "http://127.0.0.1:8080".into(),
+    };
+    let settings =
+        fortnight::render::issue::MailSettings::from_config(&fortnight::config::Config::default());
+    let prepared = fortnight::render::issue::prepare(
+        &issue,
+        &publication,
+        &settings,
+        "",
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let unsubscribe = "http://127.0.0.1:8080/unsubscribe/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let reader = fortnight::mail::prepared::Reader {
+        email: "reader1@example.com",
+        name: Some("Reader 1"),
+        uid: uuid::Uuid::now_v7(),
+        unsubscribe_url: unsubscribe,
+    };
+    let (_, message) = prepared.for_reader(&reader).unwrap();
+    println!("message size: {:.1} KB", message.len() as f64 / 1024.0);
+    (db, issue.id)
+}
+
+fn worker(url: &str, connections: usize) -> Child {
+    let mut command = match std::env::var("PROFILE") {
+        Ok(out) => {
+            let mut perf = Command::new("perf");
+            perf.args([
+                "record",
+                "-g",
+                "-o",
+                &out,
+                "--",
+                env!("CARGO_BIN_EXE_fortnight"),
+            ]);
+            perf
+        }
+        Err(_) => Command::new(env!("CARGO_BIN_EXE_fortnight")),
+    };
+    command
+        .arg("worker")
+        .env("FORTNIGHT_DATABASE_URL", url)
+        .env("FORTNIGHT_SMTP_URL", format!("smtp://{SINK}"))
+        .env("FORTNIGHT_SEND_RATE_PER_SECOND", "0")
+        .env("FORTNIGHT_SEND_CONCURRENCY", connections.to_string())
+        .env("FORTNIGHT_MAIL_POLL_INTERVAL", "100ms")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the fortnight binary")
+}
+
+async fn run(label: &str, url: &str, readers: usize, connections: usize) {
+    let (db, id) = prepare(url, readers).await;
+    let mut child = worker(url, connections);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    assert!(
+        issues::start_sending(&db, id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    let mut peak = 0.0f64;
+    loop {
+        peak = peak.max(peak_mb(child.id()));
+        let issue = issues::get(&db, id).await.unwrap().unwrap();
+        if issue.status.as_str() == "sent" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the send did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = started.elapsed();
+    peak = peak.max(peak_mb(child.id()));
+    let cpu = cpu_secs(child.id());
+    let progress = sends::progress(&db, id, chrono::Utc::now()).await.unwrap();
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    db.close().await;
+    println!(
+        "{label}: {} messages in {:.1} s = {:.0} messages/s ({connections} connections); worker peak RSS {peak:.0} MB, CPU {cpu:.1} s; failed {}",
+        progress.sent,
+        took.as_secs_f64(),
+        progress.sent as f64 / took.as_secs_f64(),
+        progress.failed
+    );
+}
+
+fn reference(connections: usize) {
+    let count = 30_000;
+    let started = Instant::now();
+    let status = Command::new("smtp-source")
+        .args([
+            "-d",
+            "-s",
+            &connections.to_string(),
+            "-m",
+            &count.to_string(),
+            "-l",
+            "20480",
+        ])
+        .args(["-f", "a@example.com", "-t", "b@example.com", SINK])
+        .status();
+    match status {
+        Ok(s) if s.success() => println!(
+            "smtp-source -d -s {connections} -m {count} -l 20480: {:.0} messages/s",
+            count as f64 / started.elapsed().as_secs_f64()
+        ),
+        _ => println!("smtp-source: not available"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let readers = env("READERS", 100_000);
+    let connections = env("CONNECTIONS", 8);
+    let mut sink = Command::new("smtp-sink")
+        .args(["-u", "nobody", "-c", SINK, "1024"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("smtp-sink (apt-get install postfix)");
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        "SQLite",
+        &format!("sqlite://{}", dir.path().join("bench.db").display()),
+        readers,
+        connections,
+    )
+    .await;
+    reference(connections);
+    if let Ok(admin_url) = std::env::var("POSTGRES_BENCH_URL") {
+        let admin = Db::connect(&SecretString::from(admin_url.clone()), 1)
+            .await
+            .unwrap();
+        let Db::Postgres(pool) = &admin else {
+            panic!("not a PostgreSQL URL")
+        };
+        sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("CREATE DATABASE fortnight_bench_delivery")
+            .execute(pool)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path("/fortnight_bench_delivery");
+        run("PostgreSQL", url.as_str(), readers, connections).await;
+        reference(connections);
+        sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery WITH (FORCE)")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    let _ = sink.kill();
+}
