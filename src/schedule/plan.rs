@@ -15,6 +15,13 @@ const LOOKAHEAD: usize = 104;
 /// dates stay four-digit years (stored as text on SQLite, they must sort as they compare).
 const HORIZON_DAYS: i64 = 3660;
 
+/// Reads an instant as forms and the API give it (RFC 3339).
+pub fn parse_instant(raw: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(raw.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// Refuses instants further than the horizon from now, in either direction.
 pub fn within_horizon(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), PlanError> {
     if (at - now).num_days().abs() > HORIZON_DAYS {

@@ -71,6 +71,31 @@ async fn wait_status(app: &TestApp, id: i64, want: IssueStatus, secs: u64) -> is
     }
 }
 
+/// Waits (up to ten seconds) until no copy of `subject` has arrived for a second; returns how
+/// many have.
+async fn settled(app: &TestApp, subject: &str) -> usize {
+    let count = || {
+        copies(&app.smtp, subject)
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut last = count();
+    loop {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let now = count();
+        if now == last {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sending never stops"
+        );
+        last = now;
+    }
+}
+
 /// How many copies of the issue (by subject) each address received.
 fn copies(smtp: &SmtpCapture, subject: &str) -> HashMap<String, Vec<String>> {
     let mut by_reader: HashMap<String, Vec<String>> = HashMap::new();
@@ -229,8 +254,8 @@ async fn pause_resume_and_cancel_steer_a_send_and_cancel_keeps_what_was_sent(bac
         .unwrap();
     assert_eq!(paused.status(), 200);
     assert_eq!(paused.json::<Value>().await.unwrap()["paused"], true);
-    tokio::time::sleep(Duration::from_millis(1500)).await; // the batch in hand finishes
-    let at_pause = sent(&app);
+    // The batches already in hand finish; then nothing more.
+    let at_pause = settled(&app, "Steered").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(sent(&app), at_pause, "nothing goes out while paused");
     assert!(at_pause < 200);
@@ -264,8 +289,7 @@ async fn pause_resume_and_cancel_steer_a_send_and_cancel_keeps_what_was_sent(bac
         .await
         .unwrap();
     assert_eq!(cancelled.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let at_cancel = sent(&app);
+    let at_cancel = settled(&app, "Steered").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(sent(&app), at_cancel, "nothing goes out after a cancel");
     let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();

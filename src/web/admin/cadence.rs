@@ -146,9 +146,7 @@ pub struct SlotForm {
 }
 
 fn instant(raw: &str) -> Result<DateTime<Utc>, WebError> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| WebError::BadRequest(format!("{raw:?} is not a slot.")))
+    plan::parse_instant(raw).ok_or_else(|| WebError::BadRequest(format!("{raw:?} is not a slot.")))
 }
 
 /// `POST /admin/cadence/skip`.

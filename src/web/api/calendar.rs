@@ -167,14 +167,12 @@ pub async fn slots(
 }
 
 fn instant(raw: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::invalid(
-                "invalid_slot",
-                format!("{raw:?} is not an RFC 3339 instant"),
-            )
-        })
+    plan::parse_instant(raw).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_slot",
+            format!("{raw:?} is not an RFC 3339 instant"),
+        )
+    })
 }
 
 /// Skip a coming slot.
@@ -199,13 +197,6 @@ pub async fn unskip(
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn issue_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not an issue id")))
-}
-
 /// Put an issue on the next open slot, on a chosen slot, or at an exact time.
 #[utoipa::path(post, path = "/api/v1/issues/{id}/schedule", params(("id" = i64, Path, description = "Issue id")), request_body = ScheduleBody,
     responses((status = 200, body = IssueEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -215,7 +206,7 @@ pub async fn schedule(
     path: web::Path<String>,
     body: web::Json<ScheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = issue_id(&path)?;
+    let id = super::path_id(&path, "an issue")?;
     let placement = match (body.slot.as_deref(), body.at) {
         (Some("next"), None) => Placement::NextOpen,
         (Some(slot), None) => Placement::Slot(instant(slot)?),
@@ -238,6 +229,11 @@ pub async fn unschedule(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let issue = issues::unschedule(&state.db, issue_id(&path)?, state.clock.now()).await?;
+    let issue = issues::unschedule(
+        &state.db,
+        super::path_id(&path, "an issue")?,
+        state.clock.now(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(IssueEnvelope::new(issue, &state)))
 }

@@ -187,10 +187,7 @@ fn missing() -> ApiError {
 }
 
 fn id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not an issue id")))
+    super::path_id(raw, "an issue")
 }
 
 async fn find(state: &AppState, raw: &str) -> Result<Issue, ApiError> {

@@ -267,3 +267,11 @@ impl utoipa::Modify for BearerAuth {
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
+
+/// A record id from a path: a positive whole number, else a 400 naming what it should be.
+pub(crate) fn path_id(raw: &str, noun: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not {noun} id")))
+}

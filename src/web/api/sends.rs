@@ -10,10 +10,7 @@ use crate::store::{issues, sends};
 use crate::web::AppState;
 
 fn id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not an issue id")))
+    super::path_id(raw, "an issue")
 }
 
 async fn current(state: &AppState, issue_id: i64) -> Result<HttpResponse, ApiError> {

@@ -108,10 +108,7 @@ fn name(raw: Option<&str>) -> Result<Option<SubscriberName>, ApiError> {
 }
 
 fn id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("invalid_id", format!("{raw:?} is not a subscriber id")))
+    super::path_id(raw, "a subscriber")
 }
 
 fn missing() -> ApiError {
