@@ -74,10 +74,14 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A connection that sat unused this long is checked (NOOP) before it is used again: servers
+/// drop idle sessions, and a message sent into a dead one would wait out a retry for nothing.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 /// A pool of up to `size` SMTP connections to one server.
 pub struct SmtpPool {
     target: Target,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
     size: usize,
     hello: ClientId,
 }
@@ -159,10 +163,16 @@ impl SmtpPool {
     /// Sends one message over a pooled connection (opening one when none is idle); returns
     /// the server's reply. A connection that broke is dropped, not returned to the pool.
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
-        let idle = self.idle.lock().await.pop();
-        let mut conn = match idle {
-            Some(conn) => conn,
-            None => self.connect().await?,
+        let mut conn = loop {
+            let idle = self.idle.lock().await.pop();
+            match idle {
+                Some((mut conn, since)) => {
+                    if since.elapsed() < CHECK_AFTER_IDLE || conn.test_connected().await {
+                        break conn;
+                    }
+                }
+                None => break self.connect().await?,
+            }
         };
         let result = tokio::time::timeout(TIMEOUT, transact(&mut conn, envelope, raw)).await;
         // A connection that failed in any way (or timed out) is in an unknown state: drop it.
@@ -177,7 +187,7 @@ impl SmtpPool {
         if result.is_ok() && !conn.has_broken() {
             let mut idle = self.idle.lock().await;
             if idle.len() < self.size {
-                idle.push(conn);
+                idle.push((conn, std::time::Instant::now()));
             }
         }
         result.map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
@@ -185,7 +195,7 @@ impl SmtpPool {
 
     /// Closes every idle connection politely.
     pub async fn close(&self) {
-        for mut conn in self.idle.lock().await.drain(..) {
+        for (mut conn, _) in self.idle.lock().await.drain(..) {
             let _ = conn.quit().await;
         }
     }

@@ -325,6 +325,8 @@ async fn failed_deliveries_of_a_finished_send_can_be_retried(backend: Backend) {
             .status(),
         409
     );
+    // The pooled connections sit idle long enough to be checked before reuse.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let retry = app
         .api(Method::POST, &format!("/api/v1/issues/{id}/retry"), &token)
         .send()
