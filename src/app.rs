@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::{Config, redact_url};
 use crate::delivery::Handoff;
-use crate::delivery::worker::{Limits, Transport, Worker};
+use crate::delivery::worker::{Limits, Worker};
 use crate::domain::token::LinkKey;
 use crate::mail::Mailer;
 use crate::outbox::OutboxSender;
@@ -99,7 +99,7 @@ impl Parts {
     pub fn worker(&self, handoff: Handoff) -> anyhow::Result<Worker> {
         Ok(Worker {
             db: self.db.clone(),
-            transport: Arc::new(Transport::from_config(&self.config, &self.mailer)?),
+            transport: Mailer::with_connections(&self.config, self.config.send_concurrency)?,
             config: self.config.clone(),
             clock: self.clock.clone(),
             link_key: self.link_key.clone(),

@@ -19,7 +19,6 @@ use super::{Handoff, copy_for};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::token::LinkKey;
-use crate::mail::pool::SmtpPool;
 use crate::mail::prepared::PreparedMessage;
 use crate::mail::{Mailer, SendError, retry_at};
 use crate::render::issue::{MailSettings, prepare};
@@ -33,39 +32,6 @@ use crate::store::{Db, StoreError, issues, outbox, sends};
 const BATCH: i64 = 500;
 /// How long a claim holds before another worker may take the rows.
 const LEASE: chrono::Duration = chrono::Duration::minutes(5);
-
-/// Where issue messages go.
-pub enum Transport {
-    /// Our own pool of SMTP connections.
-    Smtp(SmtpPool),
-    /// `.eml` files (no SMTP server configured).
-    Files(Mailer),
-}
-
-impl Transport {
-    /// The transport the configuration names.
-    pub fn from_config(config: &Config, mailer: &Mailer) -> anyhow::Result<Transport> {
-        use secrecy::ExposeSecret;
-        Ok(match &config.smtp_url {
-            Some(url) => Transport::Smtp(
-                SmtpPool::new(url.expose_secret(), config.send_concurrency)
-                    .map_err(|e| anyhow::anyhow!("configuration: key `smtp_url`: {e}"))?,
-            ),
-            None => Transport::Files(mailer.clone()),
-        })
-    }
-
-    async fn send(
-        &self,
-        envelope: &lettre::address::Envelope,
-        raw: &[u8],
-    ) -> Result<String, SendError> {
-        match self {
-            Transport::Smtp(pool) => pool.send(envelope, raw).await,
-            Transport::Files(mailer) => mailer.send_raw(envelope, raw).await,
-        }
-    }
-}
 
 /// The instance's sending limits, shared by all its workers.
 pub struct Limits {
@@ -102,7 +68,7 @@ pub struct Worker {
     /// The database.
     pub db: Db,
     /// Where messages go.
-    pub transport: Arc<Transport>,
+    pub transport: Mailer,
     /// Retry policy, concurrency, bounce threshold.
     pub config: Arc<Config>,
     /// The time source.
@@ -323,7 +289,7 @@ impl Worker {
             }
         };
         let started = std::time::Instant::now();
-        let result = self.transport.send(&envelope, &raw).await;
+        let result = self.transport.send_raw(&envelope, &raw).await;
         crate::telemetry::record_smtp_latency(started.elapsed());
         match result {
             Ok(reply) => Outcome::Sent(reply),

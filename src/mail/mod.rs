@@ -1,8 +1,9 @@
 //! Outgoing mail: an SMTP server, or `.eml` files in an outbox folder when none is configured.
 
+use std::sync::Arc;
+
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, redact_url};
@@ -11,11 +12,14 @@ pub mod message;
 pub mod pool;
 pub mod prepared;
 
-/// Where mail goes.
+/// How many connections the instance's own mail (confirmations, notices, test sends) keeps open.
+const TRANSACTIONAL_CONNECTIONS: usize = 8;
+
+/// Where mail goes. Clones share one connection pool.
 #[derive(Clone)]
 pub enum Mailer {
-    /// A pooled SMTP connection set.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// A pool of SMTP connections ([`pool::SmtpPool`]).
+    Smtp(Arc<pool::SmtpPool>),
     /// `.eml` files in a folder.
     Files(AsyncFileTransport<Tokio1Executor>),
 }
@@ -37,16 +41,26 @@ pub enum SendError {
 impl Mailer {
     /// Builds the transport the configuration names, saying in the log which one it is.
     pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
+        let mailer = Self::with_connections(config, TRANSACTIONAL_CONNECTIONS)?;
         match &config.smtp_url {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-                    .map_err(|e| anyhow::anyhow!("configuration: key `smtp_url`: {e}"))?
-                    .timeout(Some(std::time::Duration::from_secs(30)))
-                    .pool_config(PoolConfig::new().max_size(8))
-                    .build();
-                tracing::info!(smtp = %redact_url(url.expose_secret()), "mail goes to the SMTP server");
-                Ok(Mailer::Smtp(transport))
+                tracing::info!(smtp = %redact_url(url.expose_secret()), "mail goes to the SMTP server")
             }
+            None => tracing::warn!(
+                outbox_dir = %config.outbox_dir.display(),
+                "no smtp_url configured: mail is written as .eml files to the outbox folder, not sent"
+            ),
+        }
+        Ok(mailer)
+    }
+
+    /// The transport the configuration names, with a pool of its own keeping up to
+    /// `connections` SMTP connections open (the delivery worker's is `send_concurrency`).
+    pub fn with_connections(config: &Config, connections: usize) -> anyhow::Result<Mailer> {
+        match &config.smtp_url {
+            Some(url) => pool::SmtpPool::new(url.expose_secret(), connections)
+                .map(|pool| Mailer::Smtp(Arc::new(pool)))
+                .map_err(|e| anyhow::anyhow!("configuration: key `smtp_url`: {e}")),
             None => {
                 std::fs::create_dir_all(&config.outbox_dir).map_err(|e| {
                     anyhow::anyhow!(
@@ -54,10 +68,6 @@ impl Mailer {
                         config.outbox_dir.display()
                     )
                 })?;
-                tracing::warn!(
-                    outbox_dir = %config.outbox_dir.display(),
-                    "no smtp_url configured: mail is written as .eml files to the outbox folder, not sent"
-                );
                 Ok(Mailer::Files(AsyncFileTransport::new(&config.outbox_dir)))
             }
         }
@@ -72,15 +82,7 @@ impl Mailer {
     /// Hands over a message already encoded (see [`prepared`]).
     pub async fn send_raw(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
         match self {
-            Mailer::Smtp(smtp) => match smtp.send_raw(envelope, raw).await {
-                Ok(response) => Ok(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                )),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(e.to_string())),
-                Err(e) => Err(SendError::Temporary(e.to_string())),
-            },
+            Mailer::Smtp(pool) => pool.send(envelope, raw).await,
             Mailer::Files(files) => files
                 .send_raw(envelope, raw)
                 .await

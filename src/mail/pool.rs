@@ -1,10 +1,14 @@
-//! Bulk sending: our own pool of SMTP connections, reused across messages.
+//! Our own pool of SMTP connections, reused across messages: the delivery worker's, and the
+//! instance's own mail (confirmations, notices, test sends) through [`super::Mailer`].
 //!
 //! lettre's pooled transport writes the message and the final `.` in two writes without
 //! `TCP_NODELAY`, so every message waits for a delayed ACK (about 40 ms). Here each
 //! connection's socket has `TCP_NODELAY` set before lettre's SMTP client takes it over
 //! (`AsyncSmtpConnection::connect_with_transport`), then STARTTLS and AUTH as the URL asks.
 //! `smtps://` (TLS from the first byte) uses lettre's own connect.
+//!
+//! When the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write and
+//! their replies are read together, so a message costs two round trips instead of four.
 
 use std::time::Duration;
 
@@ -78,10 +82,17 @@ fn percent_decode(s: &str) -> String {
 /// drop idle sessions, and a message sent into a dead one would wait out a retry for nothing.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(5);
 
+/// One open session, with what the server said it can do.
+struct Session {
+    conn: AsyncSmtpConnection,
+    /// The server offers PIPELINING.
+    pipelining: bool,
+}
+
 /// A pool of up to `size` SMTP connections to one server.
 pub struct SmtpPool {
     target: Target,
-    idle: Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+    idle: Mutex<Vec<(Session, std::time::Instant)>>,
     size: usize,
     hello: ClientId,
 }
@@ -107,7 +118,7 @@ impl SmtpPool {
 
     /// A fresh connection: TCP with `TCP_NODELAY`, EHLO, STARTTLS and AUTH as configured.
     /// Failing to reach the server at all is [`SendError::Unavailable`].
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Session, SendError> {
         let t = &self.target;
         let unavailable = |e: &dyn std::fmt::Display| {
             SendError::Unavailable(format!("cannot reach {}:{}: {e}", t.host, t.port))
@@ -152,29 +163,34 @@ impl SmtpPool {
                 ));
             }
         }
+        // lettre keeps only the extensions it knows, and PIPELINING is not one of them: ask
+        // again (before AUTH, which some servers want to be the last word of the greeting).
+        let pipelining = offers_pipelining(&mut conn, &self.hello)
+            .await
+            .map_err(classify)?;
         if let Some(credentials) = &t.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
                 .map_err(classify)?;
         }
-        Ok(conn)
+        Ok(Session { conn, pipelining })
     }
 
     /// Sends one message over a pooled connection (opening one when none is idle); returns
     /// the server's reply. A connection that broke is dropped, not returned to the pool.
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
-        let mut conn = loop {
+        let mut session = loop {
             let idle = self.idle.lock().await.pop();
             match idle {
-                Some((mut conn, since)) => {
-                    if since.elapsed() < CHECK_AFTER_IDLE || conn.test_connected().await {
-                        break conn;
+                Some((mut session, since)) => {
+                    if since.elapsed() < CHECK_AFTER_IDLE || session.conn.test_connected().await {
+                        break session;
                     }
                 }
                 None => break self.connect().await?,
             }
         };
-        let result = tokio::time::timeout(TIMEOUT, transact(&mut conn, envelope, raw)).await;
+        let result = tokio::time::timeout(TIMEOUT, transact(&mut session, envelope, raw)).await;
         // A connection that failed in any way (or timed out) is in an unknown state: drop it.
         let result = match result {
             Ok(result) => result.map_err(classify),
@@ -184,33 +200,43 @@ impl SmtpPool {
                 ));
             }
         };
-        if result.is_ok() && !conn.has_broken() {
+        if result.is_ok() && !session.conn.has_broken() {
             let mut idle = self.idle.lock().await;
             if idle.len() < self.size {
-                idle.push((conn, std::time::Instant::now()));
+                idle.push((session, std::time::Instant::now()));
             }
         }
         result.map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
     }
+}
 
-    /// Closes every idle connection politely.
-    pub async fn close(&self) {
-        for (mut conn, _) in self.idle.lock().await.drain(..) {
-            let _ = conn.quit().await;
-        }
-    }
+/// Whether the server lists PIPELINING in its answer to a fresh EHLO.
+async fn offers_pipelining(
+    conn: &mut AsyncSmtpConnection,
+    hello: &ClientId,
+) -> Result<bool, lettre::transport::smtp::Error> {
+    use lettre::transport::smtp::commands::Ehlo;
+    let reply = conn.command(Ehlo::new(hello.clone())).await?;
+    Ok(reply
+        .message()
+        .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING")))
 }
 
 /// One mail transaction. Our messages are ASCII (quoted-printable bodies, encoded headers), so
 /// they are dot-stuffed here with a vectorised scan for line ends and written in one piece; lettre's
 /// own path stuffs byte by byte, which costs more CPU than everything else per message. Other
 /// messages take lettre's path.
+///
+/// With PIPELINING, MAIL, every RCPT and DATA are written together and their replies read in
+/// order; the first refusal is the answer. The caller drops a connection that answered with an
+/// error, so nothing is left half-read on a session that is used again.
 async fn transact(
-    conn: &mut AsyncSmtpConnection,
+    session: &mut Session,
     envelope: &Envelope,
     raw: &[u8],
 ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    let conn = &mut session.conn;
     let Some(text) = std::str::from_utf8(raw).ok().filter(|t| t.is_ascii()) else {
         return conn.send(envelope, raw).await;
     };
@@ -218,12 +244,25 @@ async fn transact(
     if !envelope.to().iter().all(ascii) || !envelope.from().is_none_or(ascii) {
         return conn.send(envelope, raw).await;
     }
-    conn.command(Mail::new(envelope.from().cloned(), vec![]))
-        .await?;
-    for to in envelope.to() {
-        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    let mail = Mail::new(envelope.from().cloned(), vec![]);
+    if session.pipelining {
+        let mut group = mail.to_string();
+        for to in envelope.to() {
+            group.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        group.push_str(&Data.to_string());
+        conn.command(group).await?;
+        for _ in envelope.to() {
+            conn.read_response().await?;
+        }
+        conn.read_response().await?;
+    } else {
+        conn.command(mail).await?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![])).await?;
+        }
+        conn.command(Data).await?;
     }
-    conn.command(Data).await?;
     conn.command(Payload(text)).await
 }
 

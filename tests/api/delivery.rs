@@ -22,6 +22,7 @@ use crate::helpers::{
 
 both_databases!(
     every_active_reader_gets_the_issue_once_through_scripted_failures,
+    scripted_failures_end_the_same_with_a_server_that_does_not_pipeline,
     pause_resume_and_cancel_steer_a_send_and_cancel_keeps_what_was_sent,
     failed_deliveries_of_a_finished_send_can_be_retried,
     a_reader_who_leaves_mid_send_is_skipped,
@@ -112,11 +113,25 @@ fn copies(smtp: &SmtpCapture, subject: &str) -> HashMap<String, Vec<String>> {
 }
 
 async fn every_active_reader_gets_the_issue_once_through_scripted_failures(backend: Backend) {
-    let app = spawn_app_with(backend, Clock::System, |c| {
-        c.send_max_attempts = 4;
-        c.bounce_threshold = 1;
-    })
+    scripted_failures(backend, SmtpCapture::start(SmtpScript::Accept)).await;
+}
+
+async fn scripted_failures_end_the_same_with_a_server_that_does_not_pipeline(backend: Backend) {
+    scripted_failures(
+        backend,
+        SmtpCapture::start_without_pipelining(SmtpScript::Accept),
+    )
     .await;
+}
+
+/// Eight readers, five of them scripted (451 then OK, 550, 421 at the end of DATA, slow, 451
+/// four times): the exact outcome of each, through `smtp`.
+async fn scripted_failures(backend: Backend, smtp: SmtpCapture) {
+    let database = TestDatabase::create(backend).await;
+    let mut config = test_config(&database, smtp.port());
+    config.send_max_attempts = 4;
+    config.bounce_threshold = 1;
+    let app = start(config, Clock::System, smtp, database).await;
     let token = app.api_token().await;
     app.seed_active("reader", 8).await;
     app.sign_up("pending@example.com").await;

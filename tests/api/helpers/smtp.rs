@@ -1,8 +1,14 @@
 //! A real SMTP server in-process (mailin-embedded over TCP) that captures what it is sent and
 //! can be told to refuse recipients.
+//!
+//! By default it offers PIPELINING (RFC 2920), as production servers do, through a relay in
+//! front of mailin (which reads commands in order but does not say so). The relay holds back
+//! the replies to a MAIL … DATA group until the client has sent DATA, so a client that waited
+//! for each reply instead of pipelining would stall and its test fail.
 
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
 
 use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{Handler, Response, Server};
@@ -154,13 +160,29 @@ pub struct SmtpCapture {
 }
 
 impl SmtpCapture {
-    /// Starts a server on a free port.
+    /// Starts a server offering PIPELINING on a free port.
     pub fn start(script: SmtpScript) -> SmtpCapture {
         Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), script)
     }
 
-    /// Starts a server on a listener the caller bound.
+    /// Starts a server offering PIPELINING on a listener the caller bound.
     pub fn start_on(listener: TcpListener, script: SmtpScript) -> SmtpCapture {
+        let inner = Self::start_without_pipelining(script);
+        let port = listener.local_addr().unwrap().port();
+        let back = inner.port;
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if let Ok(server) = TcpStream::connect(("127.0.0.1", back)) {
+                    relay(client, server);
+                }
+            }
+        });
+        SmtpCapture { port, ..inner }
+    }
+
+    /// Starts a server on a free port that does not offer PIPELINING.
+    pub fn start_without_pipelining(script: SmtpScript) -> SmtpCapture {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Mutex::new(Shared {
             script,
@@ -207,4 +229,61 @@ impl SmtpCapture {
     pub fn set_script(&self, script: SmtpScript) {
         self.shared.lock().unwrap().script = script;
     }
+}
+
+/// Relays one session between `client` and `server`, adding PIPELINING to the EHLO answer and
+/// holding the server's replies while the client is between MAIL and DATA.
+fn relay(client: TcpStream, server: TcpStream) {
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    // True while the client has sent MAIL but not yet DATA.
+    let group = Arc::new((Mutex::new(false), Condvar::new()));
+    let set = |group: &(Mutex<bool>, Condvar), open: bool| {
+        *group.0.lock().unwrap() = open;
+        group.1.notify_all();
+    };
+    let (Ok(client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let upstream = group.clone();
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(client_in);
+        let mut line = Vec::new();
+        let mut in_data = false;
+        while matches!(from.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            if in_data {
+                in_data = line != b".\r\n";
+            } else if line.to_ascii_uppercase().starts_with(b"MAIL FROM") {
+                set(&upstream, true);
+            } else if line.to_ascii_uppercase().starts_with(b"DATA") {
+                set(&upstream, false);
+                in_data = true;
+            }
+            if server_out.write_all(&line).is_err() {
+                break;
+            }
+            line.clear();
+        }
+        set(&upstream, false);
+        let _ = server_out.shutdown(Shutdown::Both);
+    });
+    std::thread::spawn(move || {
+        let mut from = BufReader::new(server);
+        let mut to = client;
+        let mut line = Vec::new();
+        while matches!(from.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let mut open = group.0.lock().unwrap();
+            while *open {
+                open = group.1.wait(open).unwrap();
+            }
+            drop(open);
+            let mut out = std::mem::take(&mut line);
+            if out.starts_with(b"250-") && out.ends_with(b"extensions:\r\n") {
+                out.extend_from_slice(b"250-PIPELINING\r\n");
+            }
+            if to.write_all(&out).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
 }
