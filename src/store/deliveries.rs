@@ -199,7 +199,8 @@ pub async fn recipients(db: &Db, ids: &[i64]) -> Result<Vec<Subscriber>, StoreEr
 /// Records every outcome of a batch in one transaction. Each update requires the row to be
 /// still under this worker's lease, so a worker that lost its lease cannot overwrite the
 /// outcome of the one that took over. A hard bounce counts against the reader, who is marked
-/// bounced at `bounce_threshold`.
+/// bounced at `bounce_threshold`. The sent rows, nearly all of them, are written by one
+/// statement; the rest one by one.
 #[tracing::instrument(skip(db, outcomes), fields(n = outcomes.len()))]
 pub async fn finish(
     db: &Db,
@@ -208,18 +209,35 @@ pub async fn finish(
     now: DateTime<Utc>,
     bounce_threshold: i32,
 ) -> Result<(), StoreError> {
+    let sent: Vec<(i64, &str)> = outcomes
+        .iter()
+        .filter_map(|(row, outcome)| match outcome {
+            Outcome::Sent(reply) => Some((row.id, reply.as_str())),
+            _ => None,
+        })
+        .collect();
     with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
+        if !sent.is_empty() {
+            let mut query = sqlx::QueryBuilder::new("WITH v(id, reply) AS (");
+            query.push_values(&sent, |mut row, (id, reply)| {
+                row.push_bind(*id).push_bind(*reply);
+            });
+            query
+                .push(
+                    ") UPDATE deliveries SET status = 'sent', smtp_reply = v.reply, \
+                     locked_until = NULL, last_error = NULL, sent_at = ",
+                )
+                .push_bind(now)
+                .push(", updated_at = ")
+                .push_bind(now)
+                .push(" FROM v WHERE deliveries.id = v.id AND deliveries.locked_until = ")
+                .push_bind(lease);
+            query.build().execute(&mut *tx).await?;
+        }
         for (row, outcome) in outcomes {
             let query = match outcome {
-                Outcome::Sent(reply) => sqlx::query(
-                    "UPDATE deliveries SET status = 'sent', smtp_reply = $3, sent_at = $4, locked_until = NULL, \
-                     last_error = NULL, updated_at = $4 WHERE id = $1 AND locked_until = $2",
-                )
-                .bind(row.id)
-                .bind(lease)
-                .bind(reply.as_str())
-                .bind(now),
+                Outcome::Sent(_) => continue,
                 Outcome::Retry { at, error } => sqlx::query(
                     "UPDATE deliveries SET status = 'retrying', next_attempt_at = $3, last_error = $4, \
                      locked_until = NULL, updated_at = $5 WHERE id = $1 AND locked_until = $2 \

@@ -8,6 +8,7 @@ use std::time::Duration;
 use fortnight::clock::Clock;
 use fortnight::delivery::worker::Worker;
 use fortnight::domain::IssueStatus;
+use fortnight::store::deliveries::{self, Outcome};
 use fortnight::store::{Db, issues, sends};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -31,6 +32,7 @@ both_databases!(
     a_crash_at_any_moment_loses_nothing_and_doubles_only_what_was_in_flight,
     three_instances_send_each_message_once,
     metrics_count_messages_and_requests,
+    outcomes_are_recorded_per_row_and_only_under_the_lease,
 );
 
 /// Creates an issue through the API and starts its send as the scheduler would.
@@ -592,4 +594,105 @@ async fn metrics_count_messages_and_requests(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(with_token.status(), 200);
+}
+
+/// Each delivery row of an issue: id, status, the server's reply, when it was sent, the last error.
+type Row = (
+    i64,
+    String,
+    Option<String>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<String>,
+);
+
+async fn delivery_rows(db: &Db, issue_id: i64) -> HashMap<i64, Row> {
+    let rows: Vec<Row> = fortnight::with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT id, status, smtp_reply, sent_at, last_error FROM deliveries WHERE issue_id = $1"
+    )
+    .bind(issue_id)
+    .fetch_all(pool)
+    .await)
+    .unwrap();
+    rows.into_iter().map(|r| (r.0, r)).collect()
+}
+
+async fn outcomes_are_recorded_per_row_and_only_under_the_lease(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| c.delivery_worker = false).await;
+    let token = app.api_token().await;
+    app.seed_active("lease", 3).await;
+    let id = start_send(&app, &token, "Lease").await;
+    let now = app.clock.now();
+    loop {
+        let pending = deliveries::to_enqueue(&app.db).await.unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        for issue in pending {
+            deliveries::enqueue_batch(&app.db, &issue, now)
+                .await
+                .unwrap();
+        }
+    }
+    let first = now + chrono::Duration::minutes(5);
+    let claimed = deliveries::claim(&app.db, now, first, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // The first worker's lease runs out and another worker takes the rows over.
+    let later = now + chrono::Duration::minutes(6);
+    let second = later + chrono::Duration::minutes(5);
+    let retaken = deliveries::claim(&app.db, later, second, 10).await.unwrap();
+    assert_eq!(retaken.len(), 3);
+    assert_eq!(
+        sends::progress(&app.db, id, later).await.unwrap().in_doubt,
+        3
+    );
+    // The first worker's outcomes come too late and change nothing.
+    let stale: Vec<_> = claimed
+        .iter()
+        .map(|c| (c.clone(), Outcome::Sent("250 stale".into())))
+        .collect();
+    deliveries::finish(&app.db, &stale, first, later, 2)
+        .await
+        .unwrap();
+    let rows = delivery_rows(&app.db, id).await;
+    assert!(
+        rows.values()
+            .all(|r| r.1 == "pending" && r.2.is_none() && r.3.is_none()),
+        "{rows:?}"
+    );
+    // The second worker's are kept, each sent row with its own reply and time.
+    let outcomes = vec![
+        (
+            retaken[0].clone(),
+            Outcome::Sent("250 2.0.0 Ok: queued as A1".into()),
+        ),
+        (
+            retaken[1].clone(),
+            Outcome::Sent("250 2.0.0 Ok: queued as B2".into()),
+        ),
+        (
+            retaken[2].clone(),
+            Outcome::Retry {
+                at: later + chrono::Duration::minutes(1),
+                error: "451 4.3.0 try later".into(),
+            },
+        ),
+    ];
+    deliveries::finish(&app.db, &outcomes, second, later, 2)
+        .await
+        .unwrap();
+    let rows = delivery_rows(&app.db, id).await;
+    let row = |i: usize| rows[&retaken[i].id].clone();
+    assert_eq!(
+        (row(0).1.as_str(), row(0).2.as_deref()),
+        ("sent", Some("250 2.0.0 Ok: queued as A1"))
+    );
+    assert_eq!(
+        (row(1).1.as_str(), row(1).2.as_deref()),
+        ("sent", Some("250 2.0.0 Ok: queued as B2"))
+    );
+    assert!(row(0).3.is_some() && row(1).3.is_some());
+    assert_eq!(
+        (row(2).1.as_str(), row(2).3, row(2).4.as_deref()),
+        ("retrying", None, Some("451 4.3.0 try later"))
+    );
 }
