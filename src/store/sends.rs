@@ -126,6 +126,18 @@ pub async fn complete_if_done(
     issue_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<Summary>, StoreError> {
+    // Cheap first (the index on issue and status answers it): most calls come mid-send.
+    let busy: bool = with_pool!(db, read, |pool| {
+        sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'retrying'))"
+    )
+    .bind(issue_id)
+    .fetch_one(pool)
+    .await
+    })?;
+    if busy {
+        return Ok(None);
+    }
     let progress = progress(db, issue_id, now).await?;
     if progress.remaining() > 0 {
         return Ok(None);
