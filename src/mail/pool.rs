@@ -216,10 +216,14 @@ async fn offers_pipelining(
     hello: &ClientId,
 ) -> Result<bool, lettre::transport::smtp::Error> {
     use lettre::transport::smtp::commands::Ehlo;
-    let reply = conn.command(Ehlo::new(hello.clone())).await?;
-    Ok(reply
-        .message()
-        .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING")))
+    match conn.command(Ehlo::new(hello.clone())).await {
+        Ok(reply) => Ok(reply
+            .message()
+            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"))),
+        // A refused EHLO leaves the session as it was (RFC 5321 4.1.4): go on without.
+        Err(e) if e.is_permanent() || e.is_transient() => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// One mail transaction. Our messages are ASCII (quoted-printable bodies, encoded headers), so

@@ -130,11 +130,38 @@ pub async fn enqueue_batch(
     .map_err(Into::into)
 }
 
-/// Leases up to `limit` due deliveries of sending, unpaused issues and counts the attempt.
-/// A row whose lease ran out (its worker died) is taken again and counted as reclaimed.
+/// Leases up to `limit` due deliveries of sending, unpaused issues (the oldest issue first, then
+/// by when each is due) and counts the attempt. A row whose lease ran out (its worker died) is
+/// taken again and counted as reclaimed.
 #[tracing::instrument(skip(db))]
 pub async fn claim(
     db: &Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let sending: Vec<i64> = with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT id FROM issues WHERE status = 'sending' AND paused_at IS NULL ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await)?;
+    let mut claimed = Vec::new();
+    for issue_id in sending {
+        let want = limit - claimed.len() as i64;
+        if want <= 0 {
+            break;
+        }
+        claimed.extend(claim_of_issue(db, issue_id, now, lease_until, want).await?);
+    }
+    Ok(claimed)
+}
+
+/// One issue's share of a claim. The issue's state is checked again in the statement itself, so
+/// a pause or cancel that commits first is honoured. Each statement reads the `deliveries_due`
+/// index from the issue's earliest due row, so its cost follows `limit`, not the list's size.
+async fn claim_of_issue(
+    db: &Db,
+    issue_id: i64,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
@@ -145,15 +172,17 @@ pub async fn claim(
             sqlx::query_as(
                 "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1, \
                  reclaimed = reclaimed + (CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END) \
-                 WHERE id IN (SELECT d.id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-                 WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+                 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.issue_id = $4 \
+                 AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
                  AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-                 AND i.status = 'sending' AND i.paused_at IS NULL ORDER BY d.next_attempt_at LIMIT $3) \
+                 ORDER BY d.next_attempt_at LIMIT $3) \
+                 AND EXISTS (SELECT 1 FROM issues i WHERE i.id = $4 AND i.status = 'sending' AND i.paused_at IS NULL) \
                  RETURNING id, issue_id, subscriber_id, attempts",
             )
             .bind(now)
             .bind(lease_until)
             .bind(limit)
+            .bind(issue_id)
             .fetch_all(write)
             .await?
         }
@@ -162,16 +191,17 @@ pub async fn claim(
             sqlx::query_as(
                 "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1, \
                  reclaimed = reclaimed + (CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END) \
-                 WHERE id IN (SELECT d.id FROM deliveries d JOIN issues i ON i.id = d.issue_id \
-                 WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+                 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.issue_id = $4 \
+                 AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
                  AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-                 AND i.status = 'sending' AND i.paused_at IS NULL ORDER BY d.next_attempt_at LIMIT $3 \
-                 FOR UPDATE OF d SKIP LOCKED) \
+                 AND EXISTS (SELECT 1 FROM issues i WHERE i.id = $4 AND i.status = 'sending' AND i.paused_at IS NULL) \
+                 ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
                  RETURNING id, issue_id, subscriber_id, attempts",
             )
             .bind(now)
             .bind(lease_until)
             .bind(limit)
+            .bind(issue_id)
             .fetch_all(pool)
             .await?
         }

@@ -33,6 +33,7 @@ both_databases!(
     three_instances_send_each_message_once,
     metrics_count_messages_and_requests,
     outcomes_are_recorded_per_row_and_only_under_the_lease,
+    claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one,
 );
 
 /// Creates an issue through the API and starts its send as the scheduler would.
@@ -616,23 +617,26 @@ async fn delivery_rows(db: &Db, issue_id: i64) -> HashMap<i64, Row> {
     rows.into_iter().map(|r| (r.0, r)).collect()
 }
 
+/// Enqueues every reader of every sending issue, as the workers would.
+async fn enqueue_all(db: &Db, now: chrono::DateTime<chrono::Utc>) {
+    loop {
+        let pending = deliveries::to_enqueue(db).await.unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        for issue in pending {
+            deliveries::enqueue_batch(db, &issue, now).await.unwrap();
+        }
+    }
+}
+
 async fn outcomes_are_recorded_per_row_and_only_under_the_lease(backend: Backend) {
     let app = spawn_app_with(backend, Clock::System, |c| c.delivery_worker = false).await;
     let token = app.api_token().await;
     app.seed_active("lease", 3).await;
     let id = start_send(&app, &token, "Lease").await;
     let now = app.clock.now();
-    loop {
-        let pending = deliveries::to_enqueue(&app.db).await.unwrap();
-        if pending.is_empty() {
-            break;
-        }
-        for issue in pending {
-            deliveries::enqueue_batch(&app.db, &issue, now)
-                .await
-                .unwrap();
-        }
-    }
+    enqueue_all(&app.db, now).await;
     let first = now + chrono::Duration::minutes(5);
     let claimed = deliveries::claim(&app.db, now, first, 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
@@ -694,5 +698,40 @@ async fn outcomes_are_recorded_per_row_and_only_under_the_lease(backend: Backend
     assert_eq!(
         (row(2).1.as_str(), row(2).3, row(2).4.as_deref()),
         ("retrying", None, Some("451 4.3.0 try later"))
+    );
+}
+
+async fn claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| c.delivery_worker = false).await;
+    let token = app.api_token().await;
+    app.seed_active("two", 3).await;
+    let older = start_send(&app, &token, "Older").await;
+    let newer = start_send(&app, &token, "Newer").await;
+    let now = app.clock.now();
+    enqueue_all(&app.db, now).await;
+    let lease = now + chrono::Duration::minutes(5);
+    let issues_of =
+        |rows: &[deliveries::Claimed]| rows.iter().map(|r| r.issue_id).collect::<Vec<_>>();
+    assert!(sends::pause(&app.db, older, now).await.unwrap());
+    let first = deliveries::claim(&app.db, now, lease, 10).await.unwrap();
+    assert_eq!(
+        issues_of(&first),
+        vec![newer; 3],
+        "a paused issue is passed over"
+    );
+    assert!(sends::resume(&app.db, older, now).await.unwrap());
+    let second = deliveries::claim(&app.db, now, lease, 2).await.unwrap();
+    assert_eq!(issues_of(&second), vec![older; 2]);
+    let third = deliveries::claim(&app.db, now, lease, 10).await.unwrap();
+    assert_eq!(
+        issues_of(&third),
+        vec![older],
+        "leased rows are not claimed twice"
+    );
+    assert!(
+        deliveries::claim(&app.db, now, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
