@@ -307,8 +307,18 @@ impl Config {
                     "must look like smtps://user:pass@host:465 or smtp://host:25".into(),
                 );
             }
-            let tls = url.query_pairs().any(|(k, _)| k == "tls");
-            if url.scheme() == "smtp" && url.password().is_some() && !tls {
+            let tls = url
+                .query_pairs()
+                .find(|(k, _)| k == "tls")
+                .map(|(_, v)| v.into_owned());
+            if !matches!(tls.as_deref(), None | Some("required" | "opportunistic")) {
+                return bad(
+                    "smtp_url",
+                    "?tls= must be `required` or `opportunistic` (STARTTLS), or use smtps://"
+                        .into(),
+                );
+            }
+            if url.scheme() == "smtp" && url.password().is_some() && tls.is_none() {
                 return bad(
                     "smtp_url",
                     "credentials over plain smtp:// would travel unencrypted; add ?tls=required or use smtps://"
@@ -520,6 +530,10 @@ mod tests {
             (
                 "FORTNIGHT_SMTP_URL",
                 "smtp://user:pass@mail.example.com:587",
+            ),
+            (
+                "FORTNIGHT_SMTP_URL",
+                "smtp://user:pass@mail.example.com:587?tls=true",
             ),
             ("FORTNIGHT_DATABASE_URL", "sqlite::memory:"),
             ("FORTNIGHT_BASE_URL", "https://example.com/news/"),

@@ -38,6 +38,8 @@ struct Target {
     port: u16,
     tls: Tls,
     credentials: Option<Credentials>,
+    /// The name for EHLO, when the URL gives one (else this machine's host name).
+    hello: Option<String>,
 }
 
 impl Target {
@@ -53,11 +55,22 @@ impl Target {
             ("smtps", _) => Tls::Implicit,
             (_, Some(mode)) if mode == "required" => Tls::StartTls { required: true },
             (_, Some(mode)) if mode == "opportunistic" => Tls::StartTls { required: false },
-            _ => Tls::None,
+            (_, None) => Tls::None,
+            (_, Some(mode)) => {
+                return Err(format!(
+                    "tls={mode}: must be `required` or `opportunistic` (STARTTLS), or use smtps://"
+                ));
+            }
         };
-        let port = url
-            .port()
-            .unwrap_or(if tls == Tls::Implicit { 465 } else { 25 });
+        // The ports of RFC 8314: implicit TLS on 465, submission with STARTTLS on 587.
+        let port = url.port().unwrap_or(match tls {
+            Tls::Implicit => 465,
+            Tls::StartTls { .. } => 587,
+            Tls::None => 25,
+        });
+        // A name to greet with may follow the host, as in `smtp://host:25/client.example.com`.
+        let hello = url.path().trim_matches('/');
+        let hello = (!hello.is_empty()).then(|| percent_decode(hello));
         let credentials = (!url.username().is_empty()).then(|| {
             let decode = |s: &str| percent_decode(s);
             Credentials::new(decode(url.username()), decode(url.password().unwrap_or("")))
@@ -67,6 +80,7 @@ impl Target {
             port,
             tls,
             credentials,
+            hello,
         })
     }
 }
@@ -108,11 +122,16 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
 impl SmtpPool {
     /// A pool for `smtp_url`, keeping at most `size` connections open.
     pub fn new(smtp_url: &str, size: usize) -> Result<SmtpPool, String> {
+        let target = Target::parse(smtp_url)?;
+        let hello = target
+            .hello
+            .clone()
+            .map_or_else(ClientId::default, ClientId::Domain);
         Ok(SmtpPool {
-            target: Target::parse(smtp_url)?,
+            target,
             idle: Mutex::new(Vec::new()),
             size: size.max(1),
-            hello: ClientId::default(),
+            hello,
         })
     }
 
@@ -187,7 +206,16 @@ impl SmtpPool {
                         break session;
                     }
                 }
-                None => break self.connect().await?,
+                None => {
+                    break tokio::time::timeout(TIMEOUT, self.connect())
+                        .await
+                        .map_err(|_| {
+                            SendError::Unavailable(format!(
+                                "{}:{} did not finish the greeting in time",
+                                self.target.host, self.target.port
+                            ))
+                        })??;
+                }
             }
         };
         let result = tokio::time::timeout(TIMEOUT, transact(&mut session, envelope, raw)).await;
@@ -323,6 +351,11 @@ mod tests {
             (t.port, t.tls, t.credentials.is_none()),
             (2525, Tls::None, true)
         );
+        let t = Target::parse("smtp://mail.example.com?tls=opportunistic").unwrap();
+        assert_eq!((t.port, t.hello), (587, None));
+        let t = Target::parse("smtp://127.0.0.1:25/client.example.com").unwrap();
+        assert_eq!(t.hello.as_deref(), Some("client.example.com"));
+        assert!(Target::parse("smtp://u:p@mail.example.com?tls=true").is_err());
         assert_eq!(percent_decode("p%2Bss"), "p+ss");
         assert_eq!(percent_decode("a+b"), "a+b");
     }

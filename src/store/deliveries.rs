@@ -130,9 +130,31 @@ pub async fn enqueue_batch(
     .map_err(Into::into)
 }
 
-/// Leases up to `limit` due deliveries of sending, unpaused issues (the oldest issue first, then
-/// by when each is due) and counts the attempt. A row whose lease ran out (its worker died) is
-/// taken again and counted as reclaimed.
+/// One issue's share of a claim: its due rows in due order, read from the `deliveries_due`
+/// index from the issue's earliest due row, so the cost follows the limit, not the list's size.
+/// The issue's state is checked in the statement itself, so a pause or cancel that committed
+/// first is honoured. PostgreSQL skips rows another instance is claiming right now; SQLite has
+/// one writer, so the subquery and the update cannot interleave.
+macro_rules! claim_of_issue {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1, \
+             reclaimed = reclaimed + (CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END) \
+             WHERE id IN (SELECT d.id FROM deliveries d WHERE d.issue_id = $4 \
+             AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
+             AND (d.locked_until IS NULL OR d.locked_until <= $1) \
+             AND EXISTS (SELECT 1 FROM issues i WHERE i.id = $4 AND i.status = 'sending' AND i.paused_at IS NULL) \
+             ORDER BY d.next_attempt_at LIMIT $3",
+            $lock,
+            ") RETURNING id, issue_id, subscriber_id, attempts"
+        )
+    };
+}
+
+/// Leases up to `limit` due deliveries of sending, unpaused issues (issues in the order they
+/// were created, each issue's rows by when they are due) and counts the attempt, in one
+/// transaction. A row whose lease ran out (its worker died) is taken again and counted as
+/// reclaimed.
 #[tracing::instrument(skip(db))]
 pub async fn claim(
     db: &Db,
@@ -140,72 +162,36 @@ pub async fn claim(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
-    let sending: Vec<i64> = with_pool!(db, read, |pool| sqlx::query_scalar(
-        "SELECT id FROM issues WHERE status = 'sending' AND paused_at IS NULL ORDER BY id"
-    )
-    .fetch_all(pool)
-    .await)?;
-    let mut claimed = Vec::new();
-    for issue_id in sending {
-        let want = limit - claimed.len() as i64;
-        if want <= 0 {
-            break;
+    let sql: &'static str = match db {
+        Db::Sqlite { .. } => claim_of_issue!(""),
+        Db::Postgres(_) => claim_of_issue!(" FOR UPDATE OF d SKIP LOCKED"),
+    };
+    Ok(with_pool!(db, write, |pool| async {
+        let mut tx = pool.begin().await?;
+        let sending: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM issues WHERE status = 'sending' AND paused_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed: Vec<Claimed> = Vec::new();
+        for issue_id in sending {
+            let want = limit - claimed.len() as i64;
+            if want <= 0 {
+                break;
+            }
+            let rows: Vec<Claimed> = sqlx::query_as(sql)
+                .bind(now)
+                .bind(lease_until)
+                .bind(want)
+                .bind(issue_id)
+                .fetch_all(&mut *tx)
+                .await?;
+            claimed.extend(rows);
         }
-        claimed.extend(claim_of_issue(db, issue_id, now, lease_until, want).await?);
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(claimed)
     }
-    Ok(claimed)
-}
-
-/// One issue's share of a claim. The issue's state is checked again in the statement itself, so
-/// a pause or cancel that commits first is honoured. Each statement reads the `deliveries_due`
-/// index from the issue's earliest due row, so its cost follows `limit`, not the list's size.
-async fn claim_of_issue(
-    db: &Db,
-    issue_id: i64,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<Claimed>, StoreError> {
-    Ok(match db {
-        // SQLite has one writer at a time, so the subquery and the update cannot interleave.
-        Db::Sqlite { write, .. } => {
-            sqlx::query_as(
-                "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1, \
-                 reclaimed = reclaimed + (CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END) \
-                 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.issue_id = $4 \
-                 AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
-                 AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-                 ORDER BY d.next_attempt_at LIMIT $3) \
-                 AND EXISTS (SELECT 1 FROM issues i WHERE i.id = $4 AND i.status = 'sending' AND i.paused_at IS NULL) \
-                 RETURNING id, issue_id, subscriber_id, attempts",
-            )
-            .bind(now)
-            .bind(lease_until)
-            .bind(limit)
-            .bind(issue_id)
-            .fetch_all(write)
-            .await?
-        }
-        // PostgreSQL: rows another instance is claiming right now are skipped, not waited on.
-        Db::Postgres(pool) => {
-            sqlx::query_as(
-                "UPDATE deliveries SET locked_until = $2, attempts = attempts + 1, \
-                 reclaimed = reclaimed + (CASE WHEN locked_until IS NULL THEN 0 ELSE 1 END) \
-                 WHERE id IN (SELECT d.id FROM deliveries d WHERE d.issue_id = $4 \
-                 AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 \
-                 AND (d.locked_until IS NULL OR d.locked_until <= $1) \
-                 AND EXISTS (SELECT 1 FROM issues i WHERE i.id = $4 AND i.status = 'sending' AND i.paused_at IS NULL) \
-                 ORDER BY d.next_attempt_at LIMIT $3 FOR UPDATE OF d SKIP LOCKED) \
-                 RETURNING id, issue_id, subscriber_id, attempts",
-            )
-            .bind(now)
-            .bind(lease_until)
-            .bind(limit)
-            .bind(issue_id)
-            .fetch_all(pool)
-            .await?
-        }
-    })
+    .await)?)
 }
 
 /// The subscribers with these ids, as they are now.

@@ -4,7 +4,8 @@
 //! By default it offers PIPELINING (RFC 2920), as production servers do, through a relay in
 //! front of mailin (which reads commands in order but does not say so). The relay holds back
 //! the replies to a MAIL … DATA group until the client has sent DATA, so a client that waited
-//! for each reply instead of pipelining would stall and its test fail.
+//! for each reply instead of pipelining would stall and its test fail. A test of mail that takes
+//! lettre's unpipelined path (non-ASCII addresses or bodies) needs `start_without_pipelining`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
