@@ -109,7 +109,6 @@ impl Parts {
             limits: Arc::new(Limits::from_config(&self.config)),
             outbox_wake: self.outbox_wake.clone(),
             prepared: Arc::default(),
-            in_flight: Arc::new(tokio::sync::Semaphore::new(self.config.send_concurrency)),
         })
     }
 

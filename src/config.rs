@@ -96,6 +96,11 @@ pub struct Config {
     pub send_max_attempts: u32,
     /// Hard bounces (permanent failures) after which a subscriber is marked bounced.
     pub bounce_threshold: u32,
+    /// How long the deliveries a worker holds stay its own after its last heartbeat: a worker
+    /// renews its claim every quarter of this while it lives, so a slow relay or a low rate
+    /// never loses it; the rows of a worker that died are sent by another within this long.
+    #[serde(with = "humantime_serde")]
+    pub delivery_lease: Duration,
     /// Bearer token for `/metrics`; when unset, only clients on this machine may read it.
     pub metrics_token: Option<SecretString>,
     /// How often the scheduler looks for issues whose time has come.
@@ -149,6 +154,7 @@ impl Default for Config {
             send_concurrency: 8,
             send_max_attempts: 8,
             bounce_threshold: 2,
+            delivery_lease: Duration::from_secs(30),
             metrics_token: None,
             tick_interval: Duration::from_secs(30),
             catch_up_grace: Duration::from_secs(6 * 3600),
@@ -192,6 +198,7 @@ const KEYS: &[&str] = &[
     "send_concurrency",
     "send_max_attempts",
     "bounce_threshold",
+    "delivery_lease",
     "metrics_token",
     "tick_interval",
     "catch_up_grace",
@@ -352,6 +359,12 @@ impl Config {
             return bad(
                 "send_max_attempts",
                 "send_max_attempts and bounce_threshold must be at least 1".into(),
+            );
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&self.delivery_lease) {
+            return bad(
+                "delivery_lease",
+                "must be between 1 second and 1 hour".into(),
             );
         }
         if self.send_rate_per_hour == Some(0) {
@@ -539,6 +552,8 @@ mod tests {
             ("FORTNIGHT_BASE_URL", "https://example.com/news/"),
             ("FORTNIGHT_MAIL_RETRY_MAX", "30d"),
             ("FORTNIGHT_SECRET_KEY", "too-short"),
+            ("FORTNIGHT_DELIVERY_LEASE", "500ms"),
+            ("FORTNIGHT_DELIVERY_LEASE", "2h"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);

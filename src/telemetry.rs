@@ -31,15 +31,12 @@ pub fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     })
 }
 
-/// Counts the outcomes of a delivery batch.
-pub fn record_deliveries(
-    outcomes: &[(
-        crate::store::deliveries::Claimed,
-        crate::store::deliveries::Outcome,
-    )],
+/// Counts delivery outcomes as they are recorded.
+pub fn record_deliveries<'a>(
+    outcomes: impl IntoIterator<Item = &'a crate::store::deliveries::Outcome>,
 ) {
     use crate::store::deliveries::Outcome;
-    for (_, outcome) in outcomes {
+    for outcome in outcomes {
         match outcome {
             Outcome::Sent(_) => metrics::counter!("fortnight_messages_sent_total").increment(1),
             Outcome::Failed { bounce: true, .. } => {

@@ -1,6 +1,11 @@
 //! Getting an issue to readers: the per-reader copy, the test send, the hand-off from the
-//! scheduler, a send's status, and (in `worker`) the delivery engine.
+//! scheduler, a send's status and its steering, and (in `worker` and its loops) the delivery
+//! engine.
 
+mod beat;
+mod claimer;
+pub mod gate;
+mod recorder;
 pub mod worker;
 
 use uuid::Uuid;
@@ -87,11 +92,13 @@ impl TestSend<'_> {
     }
 }
 
-/// Where the scheduler hands an issue whose time has come. The issue's `sending` status in
-/// the database is the durable hand-off; this wakes whatever delivers it.
+/// Where the scheduler hands an issue whose time has come, and where this instance's editors
+/// steer a send. The database is the durable hand-off (the issue's status, the steering
+/// counter); this only wakes this instance's workers sooner than their polling would.
 #[derive(Clone, Debug, Default)]
 pub struct Handoff {
     wake: std::sync::Arc<tokio::sync::Notify>,
+    steer: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Handoff {
@@ -99,11 +106,84 @@ impl Handoff {
     pub fn issue_started(&self, issue_id: i64) {
         tracing::info!(issue_id, "issue handed to delivery");
         self.wake.notify_one();
+        self.steer.notify_waiters();
     }
 
     /// Waits until an issue is handed over (returns at once if one was since the last wait).
     pub async fn started(&self) {
         self.wake.notified().await;
+    }
+
+    /// A send was paused, resumed or cancelled here.
+    pub fn steered(&self) -> tokio::sync::futures::Notified<'_> {
+        self.steer.notified()
+    }
+}
+
+/// Steering a send: each change is committed with a bump of the steering counter, and pause
+/// and cancel then wait until every live worker has applied it, so that when they answer, no
+/// copy of the issue starts anywhere. A worker that does not answer within `delivery_lease`
+/// can no longer send anything (its lease lapses first), so the wait is bounded by it.
+pub mod steer {
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+
+    use super::Handoff;
+    use crate::clock::Clock;
+    use crate::store::{Db, StoreError, delivery_workers, sends};
+
+    /// Everything steering needs.
+    pub struct Steer<'a> {
+        /// The database.
+        pub db: &'a Db,
+        /// Wakes this instance's workers.
+        pub handoff: &'a Handoff,
+        /// `delivery_lease`: the longest wait for workers.
+        pub lease: Duration,
+    }
+
+    impl Steer<'_> {
+        /// Pauses a send; `false` when it was not sending or already paused.
+        pub async fn pause(&self, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+            let seq = sends::pause(self.db, issue_id, now).await?;
+            self.settle(seq).await
+        }
+
+        /// Cancels a send; `false` when it was not sending.
+        pub async fn cancel(&self, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+            let seq = sends::cancel(self.db, issue_id, now).await?;
+            self.settle(seq).await
+        }
+
+        /// Resumes a paused send; `false` when it was not paused.
+        pub async fn resume(&self, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+            let resumed = sends::resume(self.db, issue_id, now).await?.is_some();
+            if resumed {
+                self.handoff.issue_started(issue_id);
+            }
+            Ok(resumed)
+        }
+
+        /// Waits (up to the lease) until every live worker has applied steering change `seq`.
+        async fn settle(&self, seq: Option<i64>) -> Result<bool, StoreError> {
+            let Some(seq) = seq else {
+                return Ok(false);
+            };
+            self.handoff.steer.notify_waiters();
+            let deadline = tokio::time::Instant::now() + self.lease;
+            while delivery_workers::lagging(self.db, seq, Clock::System.now()).await? > 0 {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        seq,
+                        "a delivery worker did not confirm the change; its lease has lapsed"
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok(true)
+        }
     }
 }
 

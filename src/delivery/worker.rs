@@ -1,21 +1,30 @@
-//! The delivery worker: enqueues the readers of sending issues, claims deliveries under a
-//! lease, renders each copy from the issue prepared once, sends it under the instance's rate
-//! limit, and records every outcome. Any number of workers, in any number of instances, may
-//! run against one database: the claim decides who sends what.
+//! The delivery worker: enqueues the readers of sending issues, claims deliveries a few at a
+//! time for as long as it lives, sends each copy from the issue prepared once under the
+//! instance's rate limits, and records every outcome as it happens. Any number of workers, in
+//! any number of instances, may run against one database: the claim decides who sends what.
+//!
+//! One worker run is one task made of these loops, so that aborting it stops them all at once
+//! (what a crash does):
+//! - `send_concurrency` *slots*, each sending one copy at a time over its own connection;
+//! - the [claimer](super::claimer), which claims rows for the slots in small batches;
+//! - the [recorder](super::recorder), which group-commits the outcomes;
+//! - the [beat](super::beat), which keeps the worker's lease alive and applies steering;
+//! - the enqueuer, which adds the readers of sending issues to the queue.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroU32;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
 use actix_governor::governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-
-use futures_util::{FutureExt, StreamExt};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::{Handoff, copy_for};
+use super::claimer::{self, Claims};
+use super::gate::Gate;
+use super::recorder::{self, Recorder};
+use super::{Handoff, beat, copy_for};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::token::LinkKey;
@@ -24,14 +33,7 @@ use crate::mail::{Mailer, SendError, retry_at};
 use crate::render::issue::{MailSettings, prepare};
 use crate::render::{Publication, human_duration};
 use crate::store::deliveries::{self, Claimed, Outcome};
-use crate::store::subscribers::Subscriber;
 use crate::store::{Db, StoreError, issues, outbox, sends};
-
-/// Most deliveries claimed per round. Under a low rate limit a round claims about a second's
-/// worth, so that readers who leave meanwhile are still skipped.
-const BATCH: i64 = 500;
-/// How long a claim holds before another worker may take the rows.
-const LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The instance's sending limits, shared by all its workers.
 pub struct Limits {
@@ -40,7 +42,9 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// From `send_rate_per_second` and `send_rate_per_hour`.
+    /// From `send_rate_per_second` and `send_rate_per_hour`. The hourly limit is spread
+    /// evenly (one message every hour / N, no burst), so no rolling hour ever sees more
+    /// than N + 1.
     pub fn from_config(config: &Config) -> Limits {
         Limits {
             second: NonZeroU32::new(config.send_rate_per_second)
@@ -48,15 +52,22 @@ impl Limits {
             hour: config
                 .send_rate_per_hour
                 .and_then(NonZeroU32::new)
-                .map(|n| RateLimiter::direct(Quota::per_hour(n))),
+                .map(|n| {
+                    let every = Duration::from_secs(3600) / n.get();
+                    RateLimiter::direct(
+                        Quota::with_period(every)
+                            .expect("a positive period")
+                            .allow_burst(NonZeroU32::MIN),
+                    )
+                }),
         }
     }
 
     async fn wait(&self) {
-        if let Some(limit) = &self.second {
+        if let Some(limit) = &self.hour {
             limit.until_ready().await;
         }
-        if let Some(limit) = &self.hour {
+        if let Some(limit) = &self.second {
             limit.until_ready().await;
         }
     }
@@ -69,7 +80,7 @@ pub struct Worker {
     pub db: Db,
     /// Where messages go.
     pub transport: Mailer,
-    /// Retry policy, concurrency, bounce threshold.
+    /// Retry policy, concurrency, lease, bounce threshold.
     pub config: Arc<Config>,
     /// The time source.
     pub clock: Clock,
@@ -79,7 +90,7 @@ pub struct Worker {
     pub publication: Arc<Publication>,
     /// Headers and footer of issue emails.
     pub settings: Arc<MailSettings>,
-    /// Woken when an issue starts.
+    /// Woken when an issue starts or is steered.
     pub handoff: Handoff,
     /// The instance's rate limits.
     pub limits: Arc<Limits>,
@@ -87,79 +98,99 @@ pub struct Worker {
     pub outbox_wake: Arc<Notify>,
     /// Issues rendered once, by id.
     pub prepared: Arc<Mutex<HashMap<i64, Arc<PreparedMessage>>>>,
-    /// Messages in flight in this instance, across its loops (`send_concurrency`).
-    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
-/// Claim-and-send loops per instance: while one records its batch and claims the next, the
-/// other is sending, so the connections never wait on the database.
-pub const LOOPS: usize = 2;
+/// What the loops of one worker run share.
+pub(super) struct Run {
+    pub worker: Worker,
+    /// The registration the worker's claims are held under (renewed by the beat; a new one
+    /// after a lost lease).
+    pub holder: AtomicI64,
+    pub gate: Gate,
+    /// Issues whose last claim found no due rows: their send may be complete once what is in
+    /// flight is recorded.
+    pub drained: std::sync::Mutex<HashSet<i64>>,
+    /// Claims start again from the top of each issue (a worker died, or rows were released).
+    pub rescan: AtomicBool,
+    /// The beat is asked to read the sendable issues now.
+    pub refresh: Notify,
+    /// The lease was lost: the claimer drops what it holds (it is no longer ours).
+    pub lost: AtomicBool,
+    /// Rows may have become due (readers were enqueued).
+    pub work: Notify,
+    /// The mail server was unreachable; nothing is tried before this instant.
+    away_until: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
 
-/// What one round did.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Round {
-    /// Deliveries claimed.
-    pub claimed: usize,
-    /// Readers enqueued.
-    pub enqueued: bool,
-    /// The mail server could not be reached.
-    pub server_away: bool,
+impl Run {
+    /// How long the mail server is still considered away.
+    pub fn away_for(&self) -> Option<Duration> {
+        let until = (*self.away_until.lock().unwrap_or_else(|e| e.into_inner()))?;
+        until.checked_duration_since(tokio::time::Instant::now())
+    }
+
+    fn server_away(&self, error: &str) {
+        let mut until = self.away_until.lock().unwrap_or_else(|e| e.into_inner());
+        let now = tokio::time::Instant::now();
+        if until.is_none_or(|u| u <= now) {
+            tracing::warn!(%error, "mail server unavailable; deliveries wait for it");
+            *until = Some(now + self.worker.config.mail_retry_base);
+        }
+    }
+
+    pub fn holder(&self) -> i64 {
+        self.holder.load(Ordering::Acquire)
+    }
 }
 
 impl Worker {
-    /// Runs [`LOOPS`] loops of rounds until `shutdown`. They are futures of this one task, so
-    /// dropping or aborting it stops them all at once (what a crash does).
+    /// Runs the worker until `shutdown`: registers, then sends until told to stop; then lets
+    /// the copies in flight finish, records them, gives back every row it still holds and
+    /// deregisters, so that nothing is left in doubt by a clean stop.
     pub async fn run(self, shutdown: CancellationToken) {
-        futures_util::future::join_all((0..LOOPS).map(|_| self.clone().run_loop(shutdown.clone())))
-            .await;
-    }
-
-    /// Runs rounds until `shutdown`, sleeping when there is nothing to do (or the server is
-    /// away). A database outage or a panic in one round is logged; the next round tries again.
-    async fn run_loop(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let round = AssertUnwindSafe(self.round(&shutdown)).catch_unwind().await;
-            let round = match round {
-                Ok(Ok(round)) => round,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "delivery queue unavailable; will retry");
-                    Round::default()
-                }
-                Err(_) => {
-                    tracing::error!("delivery round panicked; will retry");
-                    Round::default()
-                }
-            };
-            if (round.claimed > 0 || round.enqueued) && !round.server_away {
-                continue;
-            }
-            let pause = if round.server_away {
-                self.config.mail_retry_base
-            } else {
-                self.config.mail_poll_interval
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.handoff.started() => {}
-                _ = tokio::time::sleep(pause) => {}
-            }
+        let Some(holder) = beat::register(&self, &shutdown).await else {
+            return;
+        };
+        let concurrency = self.config.send_concurrency;
+        let run = Run {
+            holder: AtomicI64::new(holder.id),
+            gate: Gate::default(),
+            drained: Default::default(),
+            rescan: AtomicBool::new(false),
+            refresh: Notify::new(),
+            lost: AtomicBool::new(false),
+            work: Notify::new(),
+            away_until: Default::default(),
+            worker: self,
+        };
+        run.gate.renewed(holder.valid_until);
+        let (ask, asks) = mpsc::channel(concurrency * 2);
+        let (record, records) = mpsc::channel(8192);
+        let recorder = Recorder::new(record);
+        let finished = CancellationToken::new();
+        let slots = futures_util::future::join_all(
+            (0..concurrency)
+                .map(|_| slot(&run, Claims::new(ask.clone()), recorder.clone(), &shutdown)),
+        );
+        drop(ask);
+        let claimer = claimer::run(&run, asks, recorder.clone());
+        drop(recorder);
+        let recorded = async {
+            recorder::run(&run, records).await;
+            finished.cancel();
+        };
+        tokio::join!(
+            slots,
+            claimer,
+            recorded,
+            beat::run(&run, &finished),
+            enqueuer(&run, &shutdown)
+        );
+        if let Err(e) =
+            crate::store::delivery_workers::deregister(&run.worker.db, run.holder()).await
+        {
+            tracing::warn!(error = %e, "could not deregister the delivery worker; its lease will run out");
         }
-    }
-
-    /// One round: enqueue a batch of readers for each sending issue, then send one batch.
-    pub async fn round(&self, shutdown: &CancellationToken) -> Result<Round, StoreError> {
-        let mut round = Round::default();
-        for issue in deliveries::to_enqueue(&self.db).await? {
-            let looked = deliveries::enqueue_batch(&self.db, &issue, self.clock.now()).await?;
-            round.enqueued |= looked > 0;
-            if looked == 0 {
-                self.complete(issue.id).await?;
-            }
-        }
-        let (claimed, away) = self.deliver_batch(shutdown).await?;
-        round.claimed = claimed;
-        round.server_away = away;
-        Ok(round)
     }
 
     /// The issue rendered once for its whole send, from the cache.
@@ -185,141 +216,8 @@ impl Worker {
         Ok(Some(prepared))
     }
 
-    /// Claims, sends and records one batch; returns how many were claimed and whether the
-    /// mail server was away.
-    pub async fn deliver_batch(
-        &self,
-        shutdown: &CancellationToken,
-    ) -> Result<(usize, bool), StoreError> {
-        let now = self.clock.now();
-        let lease = now + LEASE;
-        let batch = match self.config.send_rate_per_second {
-            0 => BATCH,
-            rate => (rate as i64).clamp(1, BATCH),
-        };
-        let claimed = deliveries::claim(&self.db, now, lease, batch).await?;
-        if claimed.is_empty() {
-            return Ok((0, false));
-        }
-        let ids: Vec<i64> = claimed.iter().map(|c| c.subscriber_id).collect();
-        let readers: HashMap<i64, Subscriber> = deliveries::recipients(&self.db, &ids)
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect();
-        let issue_ids: HashSet<i64> = claimed.iter().map(|c| c.issue_id).collect();
-        let mut messages = HashMap::new();
-        for id in &issue_ids {
-            if let Some(p) = self.prepared(*id).await? {
-                messages.insert(*id, p);
-            }
-        }
-        let away = AtomicBool::new(false);
-        let count = claimed.len();
-        let outcomes: Vec<(Claimed, Outcome)> = futures_util::stream::iter(claimed)
-            .map(|row| {
-                let (readers, messages, away) = (&readers, &messages, &away);
-                async move {
-                    let outcome = self
-                        .deliver_one(
-                            &row,
-                            readers.get(&row.subscriber_id),
-                            messages.get(&row.issue_id),
-                            away,
-                            shutdown,
-                        )
-                        .await;
-                    (row, outcome)
-                }
-            })
-            // The semaphore bounds the instance; this only keeps the futures in hand small.
-            .buffer_unordered(self.config.send_concurrency * 2)
-            .collect()
-            .await;
-        crate::telemetry::record_deliveries(&outcomes);
-        // If this fails the lease runs out and the rows are sent again (same Message-ID).
-        deliveries::finish(
-            &self.db,
-            &outcomes,
-            lease,
-            self.clock.now(),
-            self.config.bounce_threshold as i32,
-        )
-        .await?;
-        for id in issue_ids {
-            self.complete(id).await?;
-        }
-        Ok((count, away.load(Ordering::Relaxed)))
-    }
-
-    async fn deliver_one(
-        &self,
-        row: &Claimed,
-        reader: Option<&Subscriber>,
-        message: Option<&Arc<PreparedMessage>>,
-        away: &AtomicBool,
-        shutdown: &CancellationToken,
-    ) -> Outcome {
-        let later = || Outcome::Released {
-            at: self.clock.now() + chrono::Duration::seconds(1),
-        };
-        let Some(reader) = reader.filter(|r| r.status.as_str() == "active") else {
-            return Outcome::Skipped;
-        };
-        let Some(message) = message else {
-            return Outcome::Failed {
-                error: "the issue cannot be rendered".into(),
-                bounce: false,
-            };
-        };
-        if shutdown.is_cancelled() || away.load(Ordering::Relaxed) {
-            return later();
-        }
-        let Ok(_slot) = self.in_flight.acquire().await else {
-            return later();
-        };
-        self.limits.wait().await;
-        let (envelope, raw) = match copy_for(message, &self.publication, &self.link_key, reader) {
-            Ok(copy) => copy,
-            Err(e) => {
-                return Outcome::Failed {
-                    error: e.to_string(),
-                    bounce: false,
-                };
-            }
-        };
-        let started = std::time::Instant::now();
-        let result = self.transport.send_raw(&envelope, &raw).await;
-        crate::telemetry::record_smtp_latency(started.elapsed());
-        match result {
-            Ok(reply) => Outcome::Sent(reply),
-            Err(SendError::Permanent(error)) => Outcome::Failed {
-                error,
-                bounce: true,
-            },
-            Err(SendError::Unavailable(error)) => {
-                if !away.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(%error, "mail server unavailable; deliveries wait for it");
-                }
-                later()
-            }
-            Err(SendError::Temporary(error))
-                if row.attempts as u32 >= self.config.send_max_attempts =>
-            {
-                Outcome::Failed {
-                    error: format!("gave up after {} tries: {error}", row.attempts),
-                    bounce: false,
-                }
-            }
-            Err(SendError::Temporary(error)) => Outcome::Retry {
-                at: retry_at(&self.config, row.attempts, self.clock.now()),
-                error,
-            },
-        }
-    }
-
     /// Finishes the issue's send if nothing is left, and tells the editors how it went.
-    async fn complete(&self, issue_id: i64) -> Result<(), StoreError> {
+    pub(super) async fn complete(&self, issue_id: i64) -> Result<(), StoreError> {
         let now = self.clock.now();
         let Some(summary) = sends::complete_if_done(&self.db, issue_id, now).await? else {
             return Ok(());
@@ -332,13 +230,13 @@ impl Worker {
         let p = &summary.progress;
         let text = format!(
             "\"{subject}\" has been sent.\n\nSent: {}\nFailed: {}\nSkipped (left before their turn): {}\n\
-             In doubt (in flight at a crash; may have arrived twice): {}\nDuration: {}\n\n\
+             In doubt (held by a worker that died; may have arrived twice): {}\nDuration: {}\n\n\
              Details: {}/admin/issues/{issue_id}/send\n",
             p.sent,
             p.failed,
             p.skipped,
             p.in_doubt,
-            human_duration(std::time::Duration::from_secs(summary.duration_secs as u64)),
+            human_duration(Duration::from_secs(summary.duration_secs as u64)),
             self.publication.base_url,
         );
         outbox::enqueue_notice_to_editors(&self.db, &format!("Sent: \"{subject}\""), &text, now)
@@ -352,5 +250,154 @@ impl Worker {
             "send finished"
         );
         Ok(())
+    }
+}
+
+/// One sending slot: takes a rate permit, then a row, sends it, hands the outcome to the
+/// recorder, and goes on. Before it starts a copy, the outcome of its copy before last must be
+/// recorded: so when the worker dies, each slot has at most two copies that may have been
+/// accepted without a record (the one in its SMTP transaction and the one before it).
+async fn slot(run: &Run, claims: Claims, recorder: Recorder, shutdown: &CancellationToken) {
+    let poll = run.worker.config.mail_poll_interval;
+    let mut unrecorded: VecDeque<oneshot::Receiver<()>> = VecDeque::with_capacity(2);
+    while !shutdown.is_cancelled() {
+        if let Some(wait) = run.away_for() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(wait) => continue,
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = run.worker.limits.wait() => {}
+        }
+        // Not raced with the shutdown: the claimer always answers soon, and a row it handed
+        // over must come back to the recorder either way.
+        let Some(row) = claims.next().await else {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = run.work.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+            continue;
+        };
+        if shutdown.is_cancelled() {
+            let at = run.worker.clock.now();
+            recorder.submit(row, Outcome::Released { at }).await;
+            break;
+        }
+        while unrecorded.len() > 1 {
+            if let Some(earlier) = unrecorded.pop_front() {
+                let _ = earlier.await;
+            }
+        }
+        let outcome = deliver(run, &row).await;
+        unrecorded.push_back(recorder.submit(row, outcome).await);
+    }
+}
+
+/// Sends one copy and says what became of it.
+async fn deliver(run: &Run, row: &Claimed) -> Outcome {
+    let worker = &run.worker;
+    let Some(reader) = row
+        .reader
+        .as_ref()
+        .filter(|r| r.status.as_str() == "active")
+    else {
+        return Outcome::Skipped;
+    };
+    let message = match worker.prepared(row.issue_id).await {
+        Ok(Some(message)) => message,
+        Ok(None) => {
+            return Outcome::Failed {
+                error: "the issue cannot be rendered".into(),
+                bounce: false,
+            };
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not load the issue; the copy goes back to the queue");
+            return Outcome::Released {
+                at: worker.clock.now(),
+            };
+        }
+    };
+    let (envelope, raw) = match copy_for(&message, &worker.publication, &worker.link_key, reader) {
+        Ok(copy) => copy,
+        Err(e) => {
+            return Outcome::Failed {
+                error: e.to_string(),
+                bounce: false,
+            };
+        }
+    };
+    let started = std::time::Instant::now();
+    let enter = || run.gate.enter(row.issue_id).ok();
+    let result = worker.transport.send_raw_when(&envelope, &raw, enter).await;
+    crate::telemetry::record_smtp_latency(started.elapsed());
+    let tries = row.attempts as u32 + 1;
+    match result {
+        Ok(Some(reply)) => Outcome::Sent(reply),
+        // Paused, cancelled, or the lease is in question: not started, not a try.
+        Ok(None) => Outcome::Released {
+            at: worker.clock.now(),
+        },
+        Err(SendError::Permanent(error)) => Outcome::Failed {
+            error,
+            bounce: true,
+        },
+        Err(SendError::Unavailable(error)) => {
+            run.server_away(&error);
+            Outcome::Released {
+                at: worker.clock.now() + chrono::Duration::seconds(1),
+            }
+        }
+        Err(SendError::Temporary(error)) if tries >= worker.config.send_max_attempts => {
+            Outcome::Failed {
+                error: format!("gave up after {tries} tries: {error}"),
+                bounce: false,
+            }
+        }
+        Err(SendError::Temporary(error)) => Outcome::Retry {
+            at: retry_at(&worker.config, tries as i32, worker.clock.now()),
+            error,
+        },
+    }
+}
+
+/// Adds the readers of sending issues to the queue, a batch at a time, and finishes the sends
+/// whose readers turn out to be none.
+async fn enqueuer(run: &Run, shutdown: &CancellationToken) {
+    let worker = &run.worker;
+    while !shutdown.is_cancelled() {
+        let mut busy = false;
+        match deliveries::to_enqueue(&worker.db).await {
+            Ok(pending) => {
+                for issue in pending {
+                    match deliveries::enqueue_batch(&worker.db, &issue, worker.clock.now()).await {
+                        Ok(0) => {
+                            if let Err(e) = worker.complete(issue.id).await {
+                                tracing::warn!(error = %e, "could not finish a send; will retry");
+                            }
+                        }
+                        Ok(_) => {
+                            busy = true;
+                            run.work.notify_waiters();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not enqueue readers; will retry")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "delivery queue unavailable; will retry"),
+        }
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = worker.handoff.started() => {}
+            _ = tokio::time::sleep(worker.config.mail_poll_interval) => {}
+        }
     }
 }

@@ -81,13 +81,31 @@ impl Mailer {
 
     /// Hands over a message already encoded (see [`prepared`]).
     pub async fn send_raw(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
+        self.send_raw_when(envelope, raw, || Some(()))
+            .await
+            .map(|reply| reply.expect("always entered"))
+    }
+
+    /// [`send_raw`](Self::send_raw) if `enter` agrees once the transport is ready (see
+    /// [`pool::SmtpPool::send_when`]); `Ok(None)` when it refused and nothing was sent.
+    pub async fn send_raw_when<E>(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        enter: impl FnOnce() -> Option<E>,
+    ) -> Result<Option<String>, SendError> {
         match self {
-            Mailer::Smtp(pool) => pool.send(envelope, raw).await,
-            Mailer::Files(files) => files
-                .send_raw(envelope, raw)
-                .await
-                .map(|id| format!("written {id}.eml"))
-                .map_err(|e| SendError::Temporary(e.to_string())),
+            Mailer::Smtp(pool) => pool.send_when(envelope, raw, enter).await,
+            Mailer::Files(files) => {
+                let Some(_entry) = enter() else {
+                    return Ok(None);
+                };
+                files
+                    .send_raw(envelope, raw)
+                    .await
+                    .map(|id| Some(format!("written {id}.eml")))
+                    .map_err(|e| SendError::Temporary(e.to_string()))
+            }
         }
     }
 }

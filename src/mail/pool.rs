@@ -198,6 +198,21 @@ impl SmtpPool {
     /// Sends one message over a pooled connection (opening one when none is idle); returns
     /// the server's reply. A connection that broke is dropped, not returned to the pool.
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
+        self.send_when(envelope, raw, || Some(()))
+            .await
+            .map(|reply| reply.expect("always entered"))
+    }
+
+    /// [`send`](Self::send), but the transaction starts only if `enter` agrees, asked once
+    /// the connection is ready: `Ok(None)` when it refused and nothing was sent. What `enter`
+    /// returns is held until the server has answered MAIL FROM, the start of the transaction,
+    /// so whoever steers the sends can wait until no transaction can start on what it changed.
+    pub async fn send_when<E>(
+        &self,
+        envelope: &Envelope,
+        raw: &[u8],
+        enter: impl FnOnce() -> Option<E>,
+    ) -> Result<Option<String>, SendError> {
         let mut session = loop {
             let idle = self.idle.lock().await.pop();
             match idle {
@@ -218,7 +233,12 @@ impl SmtpPool {
                 }
             }
         };
-        let result = tokio::time::timeout(TIMEOUT, transact(&mut session, envelope, raw)).await;
+        let Some(entry) = enter() else {
+            self.keep(session).await;
+            return Ok(None);
+        };
+        let result =
+            tokio::time::timeout(TIMEOUT, transact(&mut session, envelope, raw, entry)).await;
         // A connection that failed in any way (or timed out) is in an unknown state: drop it.
         let result = match result {
             Ok(result) => result.map_err(classify),
@@ -229,12 +249,23 @@ impl SmtpPool {
             }
         };
         if result.is_ok() && !session.conn.has_broken() {
-            let mut idle = self.idle.lock().await;
-            if idle.len() < self.size {
-                idle.push((session, std::time::Instant::now()));
-            }
+            self.keep(session).await;
         }
-        result.map(|r| format!("{} {}", r.code(), r.message().collect::<Vec<_>>().join(" ")))
+        result.map(|r| {
+            Some(format!(
+                "{} {}",
+                r.code(),
+                r.message().collect::<Vec<_>>().join(" ")
+            ))
+        })
+    }
+
+    /// Returns a healthy session to the pool, unless the pool is full.
+    async fn keep(&self, session: Session) {
+        let mut idle = self.idle.lock().await;
+        if idle.len() < self.size {
+            idle.push((session, std::time::Instant::now()));
+        }
     }
 }
 
@@ -261,11 +292,13 @@ async fn offers_pipelining(
 ///
 /// With PIPELINING, MAIL, every RCPT and DATA are written together and their replies read in
 /// order; the first refusal is the answer. The caller drops a connection that answered with an
-/// error, so nothing is left half-read on a session that is used again.
-async fn transact(
+/// error, so nothing is left half-read on a session that is used again. `entry` is dropped once
+/// MAIL FROM has been answered.
+async fn transact<E>(
     session: &mut Session,
     envelope: &Envelope,
     raw: &[u8],
+    entry: E,
 ) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
     use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
     let conn = &mut session.conn;
@@ -283,13 +316,17 @@ async fn transact(
             group.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
         }
         group.push_str(&Data.to_string());
-        conn.command(group).await?;
+        let started = conn.command(group).await;
+        drop(entry);
+        started?;
         for _ in envelope.to() {
             conn.read_response().await?;
         }
         conn.read_response().await?;
     } else {
-        conn.command(mail).await?;
+        let started = conn.command(mail).await;
+        drop(entry);
+        started?;
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), vec![])).await?;
         }

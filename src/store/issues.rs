@@ -313,16 +313,15 @@ pub async fn published_count(db: &Db) -> Result<i64, StoreError> {
 /// whether this call made the change (a second caller, or a second instance, gets `false`).
 #[tracing::instrument(skip(db))]
 pub async fn start_sending(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let changed = with_pool!(db, write, |pool| sqlx::query(
+    start(
+        db,
         "UPDATE issues SET status = 'sending', published_at = $2, updated_at = $2 \
-         WHERE id = $1 AND status IN ('draft', 'scheduled')"
+         WHERE id = $1 AND status IN ('draft', 'scheduled')",
+        id,
+        now,
+        None,
     )
-    .bind(id)
-    .bind(now)
-    .execute(pool)
     .await
-    .map(|r| r.rows_affected()))?;
-    Ok(changed == 1)
 }
 
 /// Starts a scheduled issue whose time `scheduled_at` has come, once: only while it is still
@@ -334,16 +333,39 @@ pub async fn start_due(
     scheduled_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let changed = with_pool!(db, write, |pool| sqlx::query(
+    start(
+        db,
         "UPDATE issues SET status = 'sending', published_at = $2, updated_at = $2 \
-         WHERE id = $1 AND status = 'scheduled' AND scheduled_at = $3"
+         WHERE id = $1 AND status = 'scheduled' AND scheduled_at = $3",
+        id,
+        now,
+        Some(scheduled_at),
     )
-    .bind(id)
-    .bind(now)
-    .bind(scheduled_at)
-    .execute(pool)
     .await
-    .map(|r| r.rows_affected()))?;
+}
+
+/// One conditional update into `sending`, with the steering counter bumped in the same
+/// transaction so that every worker learns of the new send at once.
+async fn start(
+    db: &Db,
+    sql: &'static str,
+    id: i64,
+    now: DateTime<Utc>,
+    scheduled_at: Option<DateTime<Utc>>,
+) -> Result<bool, StoreError> {
+    let changed = with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut query = sqlx::query(sql).bind(id).bind(now);
+        if let Some(at) = scheduled_at {
+            query = query.bind(at);
+        }
+        let changed = query.execute(&mut *tx).await?.rows_affected();
+        if changed == 1 {
+            crate::bump_steer!(tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(changed)
+    })?;
     Ok(changed == 1)
 }
 

@@ -173,38 +173,49 @@ pub async fn complete_if_done(
     Ok((changed == 1).then_some(summary))
 }
 
-/// Holds workers off a sending issue. Returns whether it changed anything.
-pub async fn pause(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    one(db, "UPDATE issues SET paused_at = $2, updated_at = $2 WHERE id = $1 AND status = 'sending' AND paused_at IS NULL", issue_id, now).await
-}
-
-/// Lets workers at a paused issue again.
-pub async fn resume(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    one(db, "UPDATE issues SET paused_at = NULL, updated_at = $2 WHERE id = $1 AND status = 'sending' AND paused_at IS NOT NULL", issue_id, now).await
-}
-
-/// Stops a send for good: what was sent stays sent, the rest is cancelled.
-pub async fn cancel(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let changed = one(
+/// Holds workers off a sending issue. `Some(steering change)` when it changed anything; the
+/// caller waits for the workers to apply it (see [`crate::delivery::steer`]).
+pub async fn pause(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    steer(
         db,
-        "UPDATE issues SET status = 'cancelled', paused_at = NULL, finished_at = $2, updated_at = $2 \
-         WHERE id = $1 AND status = 'sending'",
+        "UPDATE issues SET paused_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'sending' AND paused_at IS NULL",
+        None,
         issue_id,
         now,
     )
-    .await?;
-    if changed {
-        with_pool!(db, write, |pool| sqlx::query(
+    .await
+}
+
+/// Lets workers at a paused issue again.
+pub async fn resume(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    steer(
+        db,
+        "UPDATE issues SET paused_at = NULL, updated_at = $2 \
+         WHERE id = $1 AND status = 'sending' AND paused_at IS NOT NULL",
+        None,
+        issue_id,
+        now,
+    )
+    .await
+}
+
+/// Stops a send for good: what was sent stays sent, and every delivery still to go, whether
+/// waiting, retrying or held by a worker right now, is cancelled (a copy already inside an
+/// SMTP transaction is then recorded as what became of it).
+pub async fn cancel(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    steer(
+        db,
+        "UPDATE issues SET status = 'cancelled', paused_at = NULL, finished_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'sending'",
+        Some(
             "UPDATE deliveries SET status = 'cancelled', updated_at = $2 \
-             WHERE issue_id = $1 AND status IN ('pending', 'retrying') AND locked_until IS NULL"
-        )
-        .bind(issue_id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
-    }
-    Ok(changed)
+             WHERE issue_id = $1 AND status IN ('pending', 'retrying')",
+        ),
+        issue_id,
+        now,
+    )
+    .await
 }
 
 /// Tries the failed deliveries of a finished send again: they go back to the queue and the
@@ -232,6 +243,7 @@ pub async fn retry_failed(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            crate::bump_steer!(tx).await?;
         }
         tx.commit().await?;
         Ok::<u64, sqlx::Error>(requeued)
@@ -239,17 +251,36 @@ pub async fn retry_failed(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<
     Ok(requeued)
 }
 
-async fn one(
+/// Runs one conditional update of an issue and, when it matched, `then` (with the same
+/// parameters: the issue's id and `now`) and a bump of the steering counter, all in one
+/// transaction. `Some(counter)` when it changed anything.
+async fn steer(
     db: &Db,
     sql: &'static str,
+    then: Option<&'static str>,
     issue_id: i64,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let changed = with_pool!(db, write, |pool| sqlx::query(sql)
-        .bind(issue_id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(changed == 1)
+) -> Result<Option<i64>, StoreError> {
+    Ok(with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let changed = sqlx::query(sql)
+            .bind(issue_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        if let Some(then) = then {
+            sqlx::query(then)
+                .bind(issue_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let seq = crate::bump_steer!(tx).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(Some(seq))
+    })?)
 }

@@ -1,8 +1,6 @@
 //! The confirmation email goes out through a durable queue: an SMTP outage delays it,
 //! never loses it, and never slows the signup answer.
 
-use std::net::TcpListener;
-
 use fortnight::clock::Clock;
 use fortnight::store::outbox;
 
@@ -19,14 +17,12 @@ both_databases!(
 );
 
 async fn a_signup_while_smtp_is_down_is_mailed_once_it_is_back(backend: Backend) {
-    // Reserve a port, then free it: connections to it are refused until the server starts.
-    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = reserved.local_addr().unwrap().port();
-    drop(reserved);
+    // The server is down: every connection is closed before the greeting.
+    let smtp = SmtpCapture::start(SmtpScript::Accept);
+    smtp.set_offline(true);
     let database = TestDatabase::create(backend).await;
-    let config = test_config(&database, port);
-    let idle = SmtpCapture::start(SmtpScript::Accept);
-    let app = start(config, Clock::System, idle, database).await;
+    let config = test_config(&database, smtp.port());
+    let app = start(config, Clock::System, smtp, database).await;
 
     app.sign_up("ida@example.com").await;
     // The queue records failed tries while the server is away.
@@ -48,10 +44,8 @@ async fn a_signup_while_smtp_is_down_is_mailed_once_it_is_back(backend: Backend)
         "still queued, not lost"
     );
 
-    let back = SmtpCapture::start_on(
-        TcpListener::bind(("127.0.0.1", port)).unwrap(),
-        SmtpScript::Accept,
-    );
+    app.smtp.set_offline(false);
+    let back = &app.smtp;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while back.messages().is_empty() {
         assert!(

@@ -10,6 +10,7 @@ use super::context::flash;
 use super::issues::find;
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::delivery;
+use crate::delivery::steer::Steer;
 use crate::render::admin_issues::SendPage;
 use crate::store::sends;
 use crate::web::error::WebError;
@@ -64,21 +65,46 @@ pub async fn script() -> HttpResponse {
         .body(SCRIPT)
 }
 
+/// Which way an editor steers a send.
+#[derive(Clone, Copy)]
+enum Action {
+    Pause,
+    Resume,
+    Cancel,
+}
+
 async fn act(
     state: &AppState,
     session: &Session,
     id: &str,
-    done: &str,
-    refused: &str,
-    action: impl AsyncFnOnce(
-        &crate::store::Db,
-        i64,
-        chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, crate::store::StoreError>,
+    action: Action,
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(id)?;
     find(state, &id.to_string()).await?;
-    if !action(&state.db, id, state.clock.now()).await? {
+    let steer = Steer {
+        db: &state.db,
+        handoff: &state.handoff,
+        lease: state.config.delivery_lease,
+    };
+    let now = state.clock.now();
+    let (changed, done, refused) = match action {
+        Action::Pause => (
+            steer.pause(id, now).await?,
+            "Paused: nothing more goes out until you resume.",
+            "Only a send in progress can be paused.",
+        ),
+        Action::Resume => (
+            steer.resume(id, now).await?,
+            "Resumed.",
+            "Only a paused send can be resumed.",
+        ),
+        Action::Cancel => (
+            steer.cancel(id, now).await?,
+            "Cancelled: what was sent stays sent; nothing more goes out.",
+            "Only a send in progress can be cancelled.",
+        ),
+    };
+    if !changed {
         return Err(WebError::Conflict(refused.into()));
     }
     state.outbox_wake.notify_one();
@@ -92,15 +118,7 @@ pub async fn pause(
     session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    act(
-        &state,
-        &session,
-        &id,
-        "Paused: nothing more goes out until you resume.",
-        "Only a send in progress can be paused.",
-        sends::pause,
-    )
-    .await
+    act(&state, &session, &id, Action::Pause).await
 }
 
 /// `POST /admin/issues/{id}/resume`.
@@ -109,17 +127,7 @@ pub async fn resume(
     session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let response = act(
-        &state,
-        &session,
-        &id,
-        "Resumed.",
-        "Only a paused send can be resumed.",
-        sends::resume,
-    )
-    .await?;
-    state.handoff.issue_started(parse_id(&id)?);
-    Ok(response)
+    act(&state, &session, &id, Action::Resume).await
 }
 
 /// `POST /admin/issues/{id}/cancel`.
@@ -128,15 +136,7 @@ pub async fn cancel(
     session: Session,
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    act(
-        &state,
-        &session,
-        &id,
-        "Cancelled: what was sent stays sent; nothing more goes out.",
-        "Only a send in progress can be cancelled.",
-        sends::cancel,
-    )
-    .await
+    act(&state, &session, &id, Action::Cancel).await
 }
 
 /// `POST /admin/issues/{id}/retry`.

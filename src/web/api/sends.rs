@@ -5,9 +5,18 @@ use actix_web::{HttpResponse, web};
 
 use super::ApiError;
 use super::error::ErrorBody;
+use crate::delivery::steer::Steer;
 use crate::delivery::{self, SendStatus};
 use crate::store::{issues, sends};
 use crate::web::AppState;
+
+fn steer(state: &AppState) -> Steer<'_> {
+    Steer {
+        db: &state.db,
+        handoff: &state.handoff,
+        lease: state.config.delivery_lease,
+    }
+}
 
 fn id(raw: &str) -> Result<i64, ApiError> {
     super::path_id(raw, "an issue")
@@ -35,7 +44,7 @@ pub async fn show(
     current(&state, id(&path)?).await
 }
 
-/// Pause a send in progress.
+/// Pause a send in progress. It answers once no copy of the issue can start in any instance.
 #[utoipa::path(post, path = "/api/v1/issues/{id}/pause", params(("id" = i64, Path, description = "Issue id")),
     responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn pause(
@@ -43,7 +52,7 @@ pub async fn pause(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let issue_id = id(&path)?;
-    if !sends::pause(&state.db, issue_id, state.clock.now()).await? {
+    if !steer(&state).pause(issue_id, state.clock.now()).await? {
         current(&state, issue_id).await?;
         return Err(refused(
             "Only a send in progress (and not paused) can be paused.",
@@ -60,15 +69,15 @@ pub async fn resume(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let issue_id = id(&path)?;
-    if !sends::resume(&state.db, issue_id, state.clock.now()).await? {
+    if !steer(&state).resume(issue_id, state.clock.now()).await? {
         current(&state, issue_id).await?;
         return Err(refused("Only a paused send can be resumed."));
     }
-    state.handoff.issue_started(issue_id);
     current(&state, issue_id).await
 }
 
-/// Cancel the rest of a send; what was sent stays sent.
+/// Cancel the rest of a send; what was sent stays sent, every copy still to go is cancelled.
+/// It answers once no copy of the issue can start in any instance.
 #[utoipa::path(post, path = "/api/v1/issues/{id}/cancel", params(("id" = i64, Path, description = "Issue id")),
     responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn cancel(
@@ -76,7 +85,7 @@ pub async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let issue_id = id(&path)?;
-    if !sends::cancel(&state.db, issue_id, state.clock.now()).await? {
+    if !steer(&state).cancel(issue_id, state.clock.now()).await? {
         current(&state, issue_id).await?;
         return Err(refused("Only a send in progress can be cancelled."));
     }

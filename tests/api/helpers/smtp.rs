@@ -49,6 +49,8 @@ pub struct CapturedMail {
     pub to: Vec<String>,
     /// The raw message as received.
     pub raw: Vec<u8>,
+    /// When the server accepted it.
+    pub accepted_at: std::time::Instant,
 }
 
 impl CapturedMail {
@@ -85,6 +87,14 @@ impl CapturedMail {
 #[derive(Default)]
 struct Shared {
     messages: Vec<CapturedMail>,
+    /// When each transaction started (MAIL FROM was read), in order.
+    starts: Vec<std::time::Instant>,
+    /// How long the server takes over each message before accepting it.
+    delay: std::time::Duration,
+    /// How long the server waits before greeting a new connection (PIPELINING servers only).
+    greeting_delay: std::time::Duration,
+    /// New connections are closed at once, as by a server that is down (PIPELINING servers only).
+    offline: bool,
     script: SmtpScript,
     /// Per-recipient answers, one per attempt, consumed in order; then the script applies.
     replies: std::collections::HashMap<String, std::collections::VecDeque<Reply>>,
@@ -99,6 +109,15 @@ struct Capture {
 }
 
 impl Handler for Capture {
+    fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
+        self.shared
+            .lock()
+            .unwrap()
+            .starts
+            .push(std::time::Instant::now());
+        OK
+    }
+
     fn rcpt(&mut self, to: &str) -> Response {
         let scripted = self
             .shared
@@ -144,9 +163,14 @@ impl Handler for Capture {
             self.data.clear();
             return mailin_embedded::response::NO_SERVICE;
         }
+        let delay = self.shared.lock().unwrap().delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mail = CapturedMail {
             to: std::mem::take(&mut self.to),
             raw: std::mem::take(&mut self.data),
+            accepted_at: std::time::Instant::now(),
         };
         self.shared.lock().unwrap().messages.push(mail);
         OK
@@ -167,14 +191,23 @@ impl SmtpCapture {
     }
 
     /// Starts a server offering PIPELINING on a listener the caller bound.
-    pub fn start_on(listener: TcpListener, script: SmtpScript) -> SmtpCapture {
+    fn start_on(listener: TcpListener, script: SmtpScript) -> SmtpCapture {
         let inner = Self::start_without_pipelining(script);
         let port = listener.local_addr().unwrap().port();
         let back = inner.port;
+        let shared = inner.shared.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                let (greeting_delay, offline) = {
+                    let shared = shared.lock().unwrap();
+                    (shared.greeting_delay, shared.offline)
+                };
+                if offline {
+                    drop(client);
+                    continue;
+                }
                 if let Ok(server) = TcpStream::connect(("127.0.0.1", back)) {
-                    relay(client, server);
+                    relay(client, server, greeting_delay);
                 }
             }
         });
@@ -199,7 +232,7 @@ impl SmtpCapture {
         // A thread per connection, and pooled connections stay open: room for every pool.
         server
             .with_name("capture.test")
-            .with_num_threads(32)
+            .with_num_threads(64)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
@@ -226,6 +259,26 @@ impl SmtpCapture {
             .insert(email.to_lowercase(), replies.iter().copied().collect());
     }
 
+    /// When each transaction so far started (the server read MAIL FROM).
+    pub fn starts(&self) -> Vec<std::time::Instant> {
+        self.shared.lock().unwrap().starts.clone()
+    }
+
+    /// Makes the server take `delay` over each message before accepting it (a slow relay).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.shared.lock().unwrap().delay = delay;
+    }
+
+    /// Takes the server down (new connections are closed before the greeting) or back up.
+    pub fn set_offline(&self, offline: bool) {
+        self.shared.lock().unwrap().offline = offline;
+    }
+
+    /// Makes the server wait `delay` before greeting each new connection.
+    pub fn set_greeting_delay(&self, delay: std::time::Duration) {
+        self.shared.lock().unwrap().greeting_delay = delay;
+    }
+
     /// Changes how recipients are answered from now on.
     pub fn set_script(&self, script: SmtpScript) {
         self.shared.lock().unwrap().script = script;
@@ -233,8 +286,9 @@ impl SmtpCapture {
 }
 
 /// Relays one session between `client` and `server`, adding PIPELINING to the EHLO answer and
-/// holding the server's replies while the client is between MAIL and DATA.
-fn relay(client: TcpStream, server: TcpStream) {
+/// holding the server's replies while the client is between MAIL and DATA; the greeting is
+/// held back for `greeting_delay`.
+fn relay(client: TcpStream, server: TcpStream, greeting_delay: std::time::Duration) {
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     // True while the client has sent MAIL but not yet DATA.
     let group = Arc::new((Mutex::new(false), Condvar::new()));
@@ -268,10 +322,20 @@ fn relay(client: TcpStream, server: TcpStream) {
         let _ = server_out.shutdown(Shutdown::Both);
     });
     std::thread::spawn(move || {
+        // mailin writes each reply on its own without TCP_NODELAY: acknowledge at once, or its
+        // next reply waits for a delayed ACK (40 ms a message).
+        let Ok(quick) = server.try_clone() else {
+            return;
+        };
         let mut from = BufReader::new(server);
         let mut to = client;
         let mut line = Vec::new();
-        while matches!(from.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        std::thread::sleep(greeting_delay);
+        loop {
+            let _ = socket2::SockRef::from(&quick).set_tcp_quickack(true);
+            if !matches!(from.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                break;
+            }
             let mut open = group.0.lock().unwrap();
             while *open {
                 open = group.1.wait(open).unwrap();

@@ -1,15 +1,17 @@
 //! The delivery engine: every active reader gets an issue exactly once, through scripted SMTP
 //! failures, pauses, cancels, outages, crashes and several instances.
 
+mod faults;
+mod steering;
+
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::time::Duration;
 
 use fortnight::clock::Clock;
 use fortnight::delivery::worker::Worker;
 use fortnight::domain::IssueStatus;
 use fortnight::store::deliveries::{self, Outcome};
-use fortnight::store::{Db, issues, sends};
+use fortnight::store::{Db, delivery_workers, issues, sends};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -24,20 +26,18 @@ use crate::helpers::{
 both_databases!(
     every_active_reader_gets_the_issue_once_through_scripted_failures,
     scripted_failures_end_the_same_with_a_server_that_does_not_pipeline,
-    pause_resume_and_cancel_steer_a_send_and_cancel_keeps_what_was_sent,
     failed_deliveries_of_a_finished_send_can_be_retried,
     a_reader_who_leaves_mid_send_is_skipped,
     hard_bounces_past_the_threshold_mark_the_reader_bounced,
     an_smtp_outage_pauses_the_send_without_failing_anyone,
-    a_crash_at_any_moment_loses_nothing_and_doubles_only_what_was_in_flight,
     three_instances_send_each_message_once,
     metrics_count_messages_and_requests,
-    outcomes_are_recorded_per_row_and_only_under_the_lease,
+    outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it,
     claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one,
 );
 
 /// Creates an issue through the API and starts its send as the scheduler would.
-async fn start_send(app: &TestApp, token: &str, subject: &str) -> i64 {
+pub(crate) async fn start_send(app: &TestApp, token: &str, subject: &str) -> i64 {
     let response = app
         .api(Method::POST, "/api/v1/issues", token)
         .json(&json!({"subject": subject, "body": "Body."}))
@@ -58,7 +58,12 @@ async fn start_send(app: &TestApp, token: &str, subject: &str) -> i64 {
 }
 
 /// Waits (up to `secs`) until the issue's status is `want`.
-async fn wait_status(app: &TestApp, id: i64, want: IssueStatus, secs: u64) -> issues::Issue {
+pub(crate) async fn wait_status(
+    app: &TestApp,
+    id: i64,
+    want: IssueStatus,
+    secs: u64,
+) -> issues::Issue {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let issue = issues::get(&app.db, id).await.unwrap().unwrap();
@@ -77,7 +82,7 @@ async fn wait_status(app: &TestApp, id: i64, want: IssueStatus, secs: u64) -> is
 
 /// Waits (up to ten seconds) until no copy of `subject` has arrived for a second; returns how
 /// many have.
-async fn settled(app: &TestApp, subject: &str) -> usize {
+pub(crate) async fn settled(app: &TestApp, subject: &str) -> usize {
     let count = || {
         copies(&app.smtp, subject)
             .values()
@@ -101,7 +106,7 @@ async fn settled(app: &TestApp, subject: &str) -> usize {
 }
 
 /// How many copies of the issue (by subject) each address received.
-fn copies(smtp: &SmtpCapture, subject: &str) -> HashMap<String, Vec<String>> {
+pub(crate) fn copies(smtp: &SmtpCapture, subject: &str) -> HashMap<String, Vec<String>> {
     let mut by_reader: HashMap<String, Vec<String>> = HashMap::new();
     for mail in smtp.messages() {
         let parsed = mail.parsed();
@@ -250,82 +255,6 @@ async fn scripted_failures(backend: Backend, smtp: SmtpCapture) {
     }
 }
 
-async fn pause_resume_and_cancel_steer_a_send_and_cancel_keeps_what_was_sent(backend: Backend) {
-    let app = spawn_app_with(backend, Clock::System, |c| c.send_rate_per_second = 20).await;
-    let token = app.api_token().await;
-    // Long enough at 20 a second that the cancel comes well before the end.
-    app.seed_active("steer", 200).await;
-    let id = start_send(&app, &token, "Steered").await;
-    let sent = |app: &TestApp| {
-        copies(&app.smtp, "Steered")
-            .values()
-            .map(Vec::len)
-            .sum::<usize>()
-    };
-    while sent(&app) < 5 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let paused = app
-        .api(Method::POST, &format!("/api/v1/issues/{id}/pause"), &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paused.status(), 200);
-    assert_eq!(paused.json::<Value>().await.unwrap()["paused"], true);
-    // The batches already in hand finish; then nothing more.
-    let at_pause = settled(&app, "Steered").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(sent(&app), at_pause, "nothing goes out while paused");
-    assert!(at_pause < 200);
-    assert_eq!(
-        app.api(Method::POST, &format!("/api/v1/issues/{id}/pause"), &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        409
-    );
-    assert_eq!(
-        app.api(Method::POST, &format!("/api/v1/issues/{id}/resume"), &token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while sent(&app) < at_pause + 5 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "resumed send does not move"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let cancelled = app
-        .api(Method::POST, &format!("/api/v1/issues/{id}/cancel"), &token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cancelled.status(), 200);
-    let at_cancel = settled(&app, "Steered").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(sent(&app), at_cancel, "nothing goes out after a cancel");
-    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
-    assert_eq!(
-        progress.sent as usize, at_cancel,
-        "what was sent stays sent: {progress:?}"
-    );
-    assert_eq!(progress.sent + progress.cancelled, 200, "{progress:?}");
-    assert_eq!(
-        issues::get(&app.db, id).await.unwrap().unwrap().status,
-        IssueStatus::Cancelled
-    );
-    assert!(
-        copies(&app.smtp, "Steered").values().all(|c| c.len() == 1),
-        "nobody twice"
-    );
-}
-
 async fn failed_deliveries_of_a_finished_send_can_be_retried(backend: Backend) {
     let app = spawn_app_with(backend, Clock::System, |c| c.bounce_threshold = 3).await;
     let token = app.api_token().await;
@@ -426,19 +355,12 @@ async fn hard_bounces_past_the_threshold_mark_the_reader_bounced(backend: Backen
 }
 
 async fn an_smtp_outage_pauses_the_send_without_failing_anyone(backend: Backend) {
-    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = reserved.local_addr().unwrap().port();
-    drop(reserved);
+    let smtp = SmtpCapture::start(SmtpScript::Accept);
+    smtp.set_offline(true);
     let database = TestDatabase::create(backend).await;
-    let mut config = test_config(&database, port);
+    let mut config = test_config(&database, smtp.port());
     config.send_max_attempts = 2;
-    let app = start(
-        config,
-        Clock::System,
-        SmtpCapture::start(SmtpScript::Accept),
-        database,
-    )
-    .await;
+    let app = start(config, Clock::System, smtp, database).await;
     let token = app.api_token().await;
     app.seed_active("outage", 5).await;
     let id = start_send(&app, &token, "Outage").await;
@@ -449,18 +371,22 @@ async fn an_smtp_outage_pauses_the_send_without_failing_anyone(backend: Backend)
         (5, 0, 0),
         "{progress:?}"
     );
-    let back = SmtpCapture::start_on(
-        TcpListener::bind(("127.0.0.1", port)).unwrap(),
-        SmtpScript::Accept,
-    );
+    app.smtp.set_offline(false);
     wait_status(&app, id, IssueStatus::Sent, 20).await;
-    let got = copies(&back, "Outage");
+    let got = copies(&app.smtp, "Outage");
     assert_eq!(got.len(), 5);
     assert!(got.values().all(|c| c.len() == 1));
+    assert_eq!(
+        sends::progress(&app.db, id, app.clock.now())
+            .await
+            .unwrap()
+            .in_doubt,
+        0
+    );
 }
 
 /// A worker of its own (own pool) on the app's database.
-async fn another_worker(app: &TestApp) -> Worker {
+pub(crate) async fn another_worker(app: &TestApp) -> Worker {
     let db = Db::connect(&SecretString::from(app.database_url.clone()), 4)
         .await
         .unwrap();
@@ -469,67 +395,6 @@ async fn another_worker(app: &TestApp) -> Worker {
         prepared: Default::default(),
         ..app.worker.clone()
     }
-}
-
-async fn a_crash_at_any_moment_loses_nothing_and_doubles_only_what_was_in_flight(backend: Backend) {
-    let clock = Clock::fixed(chrono::Utc::now());
-    let app = spawn_app_with(backend, clock.clone(), |c| {
-        c.delivery_worker = false;
-        // 50 a second: batches of 50, each a second long, so crashes land mid-batch.
-        c.send_rate_per_second = 50;
-    })
-    .await;
-    let token = app.api_token().await;
-    app.seed_active("crash", 150).await;
-    let id = start_send(&app, &token, "Crash").await;
-    for seed in 1..=8u64 {
-        let worker = another_worker(&app).await;
-        let db = worker.db.clone();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(worker.run(stop));
-        // Crash at a different moment each time: abort the task, drop its connections.
-        tokio::time::sleep(Duration::from_millis(50 + (seed * 137) % 900)).await;
-        task.abort();
-        let _ = task.await;
-        db.close().await;
-        // Leases held by the dead worker run out.
-        clock.advance(chrono::Duration::minutes(6));
-    }
-    let worker = another_worker(&app).await;
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
-    let issue = wait_status(&app, id, IssueStatus::Sent, 60).await;
-    stop.cancel();
-    let _ = task.await;
-    let got = copies(&app.smtp, "Crash");
-    let progress = sends::progress(&app.db, id, clock.now()).await.unwrap();
-    assert_eq!(got.len(), 150, "every reader got it");
-    assert_eq!(progress.sent, 150, "{progress:?}");
-    let doubled: Vec<_> = got.iter().filter(|(_, ids)| ids.len() > 1).collect();
-    eprintln!(
-        "crash test: {progress:?}, {} readers got two copies",
-        doubled.len()
-    );
-    assert!(
-        doubled.len() as i64 <= progress.in_doubt,
-        "{} doubled, {} in doubt",
-        doubled.len(),
-        progress.in_doubt
-    );
-    for (reader, ids) in &doubled {
-        assert!(
-            ids.iter().all(|m| *m == ids[0]),
-            "{reader}: copies keep their Message-ID"
-        );
-        assert!(ids.len() <= 9);
-    }
-    assert!(ids_are_per_reader(&got, issue.uid));
-}
-
-fn ids_are_per_reader(got: &HashMap<String, Vec<String>>, issue: uuid::Uuid) -> bool {
-    let prefix = format!("{}.", issue.simple());
-    let all: std::collections::HashSet<&String> = got.values().flatten().collect();
-    all.len() == got.len() && all.iter().all(|id| id.starts_with(&prefix))
 }
 
 async fn three_instances_send_each_message_once(backend: Backend) {
@@ -630,33 +495,61 @@ async fn enqueue_all(db: &Db, now: chrono::DateTime<chrono::Utc>) {
     }
 }
 
-async fn outcomes_are_recorded_per_row_and_only_under_the_lease(backend: Backend) {
+/// A worker registered with a lease that ends at `expires`.
+async fn registered(db: &Db, expires: chrono::DateTime<chrono::Utc>) -> i64 {
+    let now = chrono::Utc::now();
+    delivery_workers::register(db, "test", 1, now, expires)
+        .await
+        .unwrap()
+}
+
+/// Claims for `holder` as of `now` (leases compared with `alive_at`), from the top.
+async fn claim(
+    db: &Db,
+    holder: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    alive_at: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> Vec<deliveries::Claimed> {
+    deliveries::claim(db, holder, now, alive_at, limit, &mut Default::default())
+        .await
+        .unwrap()
+        .rows
+}
+
+async fn outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it(backend: Backend) {
     let app = spawn_app_with(backend, Clock::System, |c| c.delivery_worker = false).await;
     let token = app.api_token().await;
     app.seed_active("lease", 3).await;
     let id = start_send(&app, &token, "Lease").await;
     let now = app.clock.now();
     enqueue_all(&app.db, now).await;
-    let first = now + chrono::Duration::minutes(5);
-    let claimed = deliveries::claim(&app.db, now, first, 10).await.unwrap();
+    let alive = chrono::Utc::now();
+    let first = registered(&app.db, alive + chrono::Duration::seconds(1)).await;
+    let second = registered(&app.db, alive + chrono::Duration::hours(1)).await;
+    let claimed = claim(&app.db, first, now, alive, 10).await;
     assert_eq!(claimed.len(), 3);
-    // The first worker's lease runs out and another worker takes the rows over.
-    let later = now + chrono::Duration::minutes(6);
-    let second = later + chrono::Duration::minutes(5);
-    let retaken = deliveries::claim(&app.db, later, second, 10).await.unwrap();
-    assert_eq!(retaken.len(), 3);
-    assert_eq!(
-        sends::progress(&app.db, id, later).await.unwrap().in_doubt,
-        3
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.reader.is_some() && c.holder == first)
     );
+    assert!(
+        claim(&app.db, second, now, alive, 10).await.is_empty(),
+        "rows held by a live worker are not claimed"
+    );
+    assert_eq!(sends::progress(&app.db, id, now).await.unwrap().in_doubt, 0);
+    // The first worker's lease runs out: another takes the rows over, in doubt.
+    let later = alive + chrono::Duration::seconds(2);
+    let retaken = claim(&app.db, second, now, later, 10).await;
+    assert_eq!(retaken.len(), 3);
+    assert_eq!(sends::progress(&app.db, id, now).await.unwrap().in_doubt, 3);
     // The first worker's outcomes come too late and change nothing.
     let stale: Vec<_> = claimed
         .iter()
         .map(|c| (c.clone(), Outcome::Sent("250 stale".into())))
         .collect();
-    deliveries::finish(&app.db, &stale, first, later, 2)
-        .await
-        .unwrap();
+    deliveries::record(&app.db, &stale, now, 2).await.unwrap();
     let rows = delivery_rows(&app.db, id).await;
     assert!(
         rows.values()
@@ -676,12 +569,12 @@ async fn outcomes_are_recorded_per_row_and_only_under_the_lease(backend: Backend
         (
             retaken[2].clone(),
             Outcome::Retry {
-                at: later + chrono::Duration::minutes(1),
+                at: now + chrono::Duration::minutes(1),
                 error: "451 4.3.0 try later".into(),
             },
         ),
     ];
-    deliveries::finish(&app.db, &outcomes, second, later, 2)
+    deliveries::record(&app.db, &outcomes, now, 2)
         .await
         .unwrap();
     let rows = delivery_rows(&app.db, id).await;
@@ -699,6 +592,11 @@ async fn outcomes_are_recorded_per_row_and_only_under_the_lease(backend: Backend
         (row(2).1.as_str(), row(2).3, row(2).4.as_deref()),
         ("retrying", None, Some("451 4.3.0 try later"))
     );
+    // A retried row is due later and claimable again once due; a sent one never again.
+    let due = now + chrono::Duration::minutes(2);
+    let again = claim(&app.db, second, due, later, 10).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (retaken[2].id, 1));
 }
 
 async fn claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one(backend: Backend) {
@@ -709,29 +607,32 @@ async fn claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one(b
     let newer = start_send(&app, &token, "Newer").await;
     let now = app.clock.now();
     enqueue_all(&app.db, now).await;
-    let lease = now + chrono::Duration::minutes(5);
+    let alive = chrono::Utc::now();
+    let holder = registered(&app.db, alive + chrono::Duration::hours(1)).await;
     let issues_of =
         |rows: &[deliveries::Claimed]| rows.iter().map(|r| r.issue_id).collect::<Vec<_>>();
-    assert!(sends::pause(&app.db, older, now).await.unwrap());
-    let first = deliveries::claim(&app.db, now, lease, 10).await.unwrap();
+    assert!(sends::pause(&app.db, older, now).await.unwrap().is_some());
+    let first = claim(&app.db, holder, now, alive, 10).await;
     assert_eq!(
         issues_of(&first),
         vec![newer; 3],
         "a paused issue is passed over"
     );
-    assert!(sends::resume(&app.db, older, now).await.unwrap());
-    let second = deliveries::claim(&app.db, now, lease, 2).await.unwrap();
-    assert_eq!(issues_of(&second), vec![older; 2]);
-    let third = deliveries::claim(&app.db, now, lease, 10).await.unwrap();
+    assert!(sends::resume(&app.db, older, now).await.unwrap().is_some());
+    let mut cursors = Default::default();
+    let second = deliveries::claim(&app.db, holder, now, alive, 2, &mut cursors)
+        .await
+        .unwrap();
+    assert_eq!(issues_of(&second.rows), vec![older; 2]);
+    assert!(second.drained.is_empty());
+    let third = deliveries::claim(&app.db, holder, now, alive, 10, &mut cursors)
+        .await
+        .unwrap();
     assert_eq!(
-        issues_of(&third),
+        issues_of(&third.rows),
         vec![older],
-        "leased rows are not claimed twice"
+        "held rows are not claimed twice"
     );
-    assert!(
-        deliveries::claim(&app.db, now, lease, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(third.drained, vec![older, newer]);
+    assert!(claim(&app.db, holder, now, alive, 10).await.is_empty());
 }

@@ -1,0 +1,301 @@
+//! The delivery promise against slow and capped relays, crashes and clean stops: a live
+//! worker never loses its claim; a crash doubles at most two copies per SMTP connection, all
+//! counted in doubt; the rows of a dead worker are sent within the lease; a clean stop leaves
+//! nothing in doubt.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fortnight::clock::Clock;
+use fortnight::domain::IssueStatus;
+use fortnight::store::sends;
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::{another_worker, copies, start_send, wait_status};
+use crate::both_databases;
+use crate::helpers::{Backend, TestApp, spawn_app_with};
+
+both_databases!(
+    a_relay_slower_than_the_lease_gets_one_copy_to_each_reader,
+    an_hourly_cap_that_spreads_a_send_over_many_leases_sends_each_copy_once,
+    repeated_hard_crashes_lose_nothing_and_double_at_most_two_copies_per_connection,
+    a_killed_worker_process_is_recovered_from_within_the_lease,
+    one_of_three_instances_killed_mid_send_doubles_only_what_it_held,
+    a_clean_stop_mid_send_leaves_nothing_in_doubt,
+);
+
+/// Copies beyond the first, over all readers.
+fn extra_copies(got: &HashMap<String, Vec<String>>) -> usize {
+    got.values().map(|c| c.len().saturating_sub(1)).sum()
+}
+
+/// Each reader's copies keep one Message-ID, and readers' IDs differ.
+fn ids_are_per_reader(got: &HashMap<String, Vec<String>>) -> bool {
+    let all: std::collections::HashSet<&String> = got.values().flatten().collect();
+    all.len() == got.len() && got.values().all(|ids| ids.iter().all(|m| *m == ids[0]))
+}
+
+async fn a_relay_slower_than_the_lease_gets_one_copy_to_each_reader(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.send_rate_per_second = 0;
+        c.send_concurrency = 2;
+        c.delivery_lease = Duration::from_secs(2);
+    })
+    .await;
+    let token = app.api_token().await;
+    app.seed_active("slow", 4).await;
+    app.smtp.set_delay(Duration::from_secs(3));
+    let id = start_send(&app, &token, "Slow").await;
+    wait_status(&app, id, IssueStatus::Sent, 60).await;
+    let got = copies(&app.smtp, "Slow");
+    assert_eq!(got.len(), 4);
+    assert!(got.values().all(|c| c.len() == 1), "{got:?}");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert_eq!((progress.sent, progress.in_doubt), (4, 0), "{progress:?}");
+}
+
+async fn an_hourly_cap_that_spreads_a_send_over_many_leases_sends_each_copy_once(backend: Backend) {
+    // 3,600 an hour is one a second, evenly: five readers take four seconds, four leases.
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.send_rate_per_second = 5;
+        c.send_rate_per_hour = Some(3600);
+        c.delivery_lease = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.api_token().await;
+    app.seed_active("capped", 5).await;
+    let id = start_send(&app, &token, "Capped").await;
+    wait_status(&app, id, IssueStatus::Sent, 30).await;
+    let got = copies(&app.smtp, "Capped");
+    assert_eq!(got.len(), 5);
+    assert!(got.values().all(|c| c.len() == 1), "{got:?}");
+    let mut accepted: Vec<Instant> = app.smtp.messages().iter().map(|m| m.accepted_at).collect();
+    accepted.sort();
+    let spread = *accepted.last().unwrap() - accepted[0];
+    assert!(
+        spread >= Duration::from_millis(3500),
+        "the cap held: {spread:?}"
+    );
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert_eq!((progress.sent, progress.in_doubt), (5, 0), "{progress:?}");
+}
+
+/// An app without a worker of its own, sending as fast as it can over eight connections to a
+/// relay that takes `delay` a message, with a one-second lease.
+async fn crash_app(backend: Backend, readers: usize, delay: Duration) -> (TestApp, String, i64) {
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.delivery_worker = false;
+        c.send_rate_per_second = 0;
+        c.send_concurrency = 8;
+        c.delivery_lease = Duration::from_secs(1);
+    })
+    .await;
+    let token = app.api_token().await;
+    app.seed_active("crash", readers).await;
+    app.smtp.set_delay(delay);
+    let id = start_send(&app, &token, "Crash").await;
+    (app, token, id)
+}
+
+async fn repeated_hard_crashes_lose_nothing_and_double_at_most_two_copies_per_connection(
+    backend: Backend,
+) {
+    let connections = 8;
+    // About 250 copies a second: six crash cycles of under two seconds come mid-send.
+    let readers = 4000;
+    let (app, _, id) = crash_app(backend, readers, Duration::from_millis(30)).await;
+    let mut rng = rand::rng();
+    let mut crashes = 0;
+    let mut doubled = 0;
+    for _ in 0..6 {
+        let worker = another_worker(&app).await;
+        let db = worker.db.clone();
+        let task = tokio::spawn(worker.run(CancellationToken::new()));
+        // Long enough for the last dead worker's rows to be taken again and sent, then a
+        // crash at a random moment: the task is aborted and its connections dropped.
+        tokio::time::sleep(Duration::from_millis(1600 + rng.random_range(0..500))).await;
+        let before = extra_copies(&copies(&app.smtp, "Crash"));
+        assert!(
+            before - doubled <= 2 * connections,
+            "crash {crashes} doubled {} copies",
+            before - doubled
+        );
+        doubled = before;
+        let issue = fortnight::store::issues::get(&app.db, id)
+            .await
+            .unwrap()
+            .unwrap();
+        task.abort();
+        let _ = task.await;
+        db.close().await;
+        if issue.status == IssueStatus::Sending {
+            crashes += 1;
+        }
+    }
+    let crashed = Instant::now();
+    let worker = another_worker(&app).await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    wait_status(&app, id, IssueStatus::Sent, 60).await;
+    let recovered = crashed.elapsed();
+    stop.cancel();
+    let _ = task.await;
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    let extra = extra_copies(&got);
+    eprintln!(
+        "{crashes} crashes mid-send: {extra} extra copies, {} in doubt, finished {recovered:?} after the last; {progress:?}",
+        progress.in_doubt
+    );
+    assert!(crashes >= 4, "the crashes came mid-send ({crashes})");
+    assert_eq!(got.len(), readers, "nobody is skipped");
+    assert_eq!(progress.sent, readers as i64, "{progress:?}");
+    assert!(extra - doubled <= 2 * connections, "the last crash");
+    assert!(
+        extra as i64 <= progress.in_doubt,
+        "every duplicate is counted in doubt: {extra} > {}",
+        progress.in_doubt
+    );
+    // What a worker holds: two per connection in its slots, up to four per slot in reserve.
+    assert!(
+        progress.in_doubt <= (crashes * 6 * connections) as i64,
+        "in doubt counts not many more than what the crashes held: {}",
+        progress.in_doubt
+    );
+    assert!(ids_are_per_reader(&got), "copies keep their Message-ID");
+}
+
+/// `fortnight worker` as a child process on the app's database and relay.
+fn worker_process(app: &TestApp) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fortnight"))
+        .arg("worker")
+        .env("FORTNIGHT_DATABASE_URL", &app.database_url)
+        .env(
+            "FORTNIGHT_SMTP_URL",
+            format!("smtp://127.0.0.1:{}", app.smtp.port()),
+        )
+        .env("FORTNIGHT_SEND_RATE_PER_SECOND", "0")
+        .env("FORTNIGHT_SEND_CONCURRENCY", "8")
+        .env("FORTNIGHT_DELIVERY_LEASE", "1s")
+        .env("FORTNIGHT_MAIL_POLL_INTERVAL", "50ms")
+        .env("FORTNIGHT_BASE_URL", "http://news.example.com")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the fortnight binary")
+}
+
+async fn a_killed_worker_process_is_recovered_from_within_the_lease(backend: Backend) {
+    let readers = 2000;
+    let (app, _, id) = crash_app(backend, readers, Duration::from_millis(30)).await;
+    let mut rng = rand::rng();
+    let mut doubled = 0;
+    for kill in 0..3 {
+        let mut child = worker_process(&app);
+        tokio::time::sleep(Duration::from_millis(1500 + rng.random_range(0..500))).await;
+        let before = extra_copies(&copies(&app.smtp, "Crash"));
+        assert!(
+            before - doubled <= 16,
+            "kill {kill} doubled {}",
+            before - doubled
+        );
+        doubled = before;
+        // SIGKILL: no handler runs, sockets are closed by the kernel.
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let killed = Instant::now();
+    let mut child = worker_process(&app);
+    wait_status(&app, id, IssueStatus::Sent, 60).await;
+    let recovered = killed.elapsed();
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    let extra = extra_copies(&got);
+    eprintln!(
+        "3 kills: {extra} extra copies, {} in doubt, finished {recovered:?} after the last",
+        progress.in_doubt
+    );
+    assert_eq!(got.len(), readers);
+    assert!(extra - doubled <= 16);
+    assert!(extra as i64 <= progress.in_doubt);
+    assert!(ids_are_per_reader(&got));
+}
+
+async fn one_of_three_instances_killed_mid_send_doubles_only_what_it_held(backend: Backend) {
+    let readers = 3000;
+    let (app, _, id) = crash_app(backend, readers, Duration::from_millis(10)).await;
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let worker = another_worker(&app).await;
+        tasks.push((worker.db.clone(), tokio::spawn(worker.run(stop.clone()))));
+    }
+    while app.smtp.messages().len() < readers / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (db, victim) = tasks.remove(1);
+    victim.abort();
+    let _ = victim.await;
+    db.close().await;
+    wait_status(&app, id, IssueStatus::Sent, 90).await;
+    stop.cancel();
+    for (_, task) in tasks {
+        let _ = task.await;
+    }
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    let extra = extra_copies(&got);
+    eprintln!(
+        "one of three killed: {extra} extra copies, {} in doubt",
+        progress.in_doubt
+    );
+    assert_eq!(got.len(), readers);
+    assert!(extra <= 16, "{extra}");
+    assert!(extra as i64 <= progress.in_doubt);
+    assert!(progress.in_doubt <= 48, "{}", progress.in_doubt);
+}
+
+async fn a_clean_stop_mid_send_leaves_nothing_in_doubt(backend: Backend) {
+    let readers = 600;
+    let (app, _, id) = crash_app(backend, readers, Duration::from_millis(10)).await;
+    for _ in 0..3 {
+        let worker = another_worker(&app).await;
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(worker.run(stop.clone()));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // What SIGTERM does: stop taking work, finish what is in flight, give the rest back.
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("a clean stop is quick")
+            .unwrap();
+        let held: i64 = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL"
+        )
+        .fetch_one(pool)
+        .await)
+        .unwrap();
+        assert_eq!(held, 0, "a stopped worker holds nothing");
+    }
+    let worker = another_worker(&app).await;
+    let stop = CancellationToken::new();
+    // Without the stopped workers' rows back at once, this would wait out their leases.
+    let started = Instant::now();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    wait_status(&app, id, IssueStatus::Sent, 30).await;
+    stop.cancel();
+    let _ = task.await;
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert_eq!(got.len(), readers);
+    assert!(got.values().all(|c| c.len() == 1), "nobody twice");
+    assert_eq!(progress.in_doubt, 0, "{progress:?}");
+    eprintln!(
+        "after three clean stops the send finished {:?} after the last start",
+        started.elapsed()
+    );
+}
