@@ -5,7 +5,7 @@
 //!
 //! Needs `smtp-sink` and `smtp-source` (Debian package `postfix`). Run:
 //! `cargo bench --bench delivery` (env: `READERS`, default 100000; `CONNECTIONS`, default 8;
-//! `POSTGRES_BENCH_URL` to run the PostgreSQL half too).
+//! `POSTGRES_BENCH_URL` to run the PostgreSQL half too; `SKIP_SQLITE` to run only that).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -212,14 +212,16 @@ async fn main() {
         .expect("smtp-sink (apt-get install postfix)");
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
-    run(
-        "SQLite",
-        &format!("sqlite://{}", dir.path().join("bench.db").display()),
-        readers,
-        connections,
-    )
-    .await;
-    reference(connections);
+    if std::env::var("SKIP_SQLITE").is_err() {
+        run(
+            "SQLite",
+            &format!("sqlite://{}", dir.path().join("bench.db").display()),
+            readers,
+            connections,
+        )
+        .await;
+        reference(connections);
+    }
     if let Ok(admin_url) = std::env::var("POSTGRES_BENCH_URL") {
         let admin = Db::connect(&SecretString::from(admin_url.clone()), 1)
             .await

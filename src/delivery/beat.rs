@@ -79,18 +79,18 @@ pub(super) async fn run(run: &Run, finished: &CancellationToken) {
     let mut renewed = Instant::now();
     let mut dead: HashSet<i64> = HashSet::new();
     let mut forgotten = Instant::now();
-    let mut force = true;
+    let mut first = true;
     loop {
-        if !force {
+        // The first round reads at once: the gate starts empty.
+        if !std::mem::take(&mut first) {
             tokio::select! {
                 _ = finished.cancelled() => return,
                 _ = tokio::time::sleep(poll) => {}
                 _ = worker.handoff.steered() => {}
-                _ = run.refresh.notified() => force = true,
             }
         }
         let started = Instant::now();
-        let fresh = steer(run, &mut applied, std::mem::take(&mut force)).await;
+        let fresh = steer(run, &mut applied).await;
         let now = Clock::System.now();
         match workers::expired(&worker.db, now).await {
             Ok(expired) => {
@@ -128,10 +128,9 @@ pub(super) async fn run(run: &Run, finished: &CancellationToken) {
     }
 }
 
-/// Reads the steering counter and, when it moved (or `force`), the sendable issues; applies
-/// them to the gate and waits until nothing starts on the old set. `true` when the read
-/// succeeded.
-async fn steer(run: &Run, applied: &mut Option<i64>, force: bool) -> bool {
+/// Reads the steering counter and, when it moved, the sendable issues; applies them to the gate
+/// and waits until nothing starts on the old set. `true` when the read succeeded.
+async fn steer(run: &Run, applied: &mut Option<i64>) -> bool {
     let db = &run.worker.db;
     let seq = match workers::steer_seq(db).await {
         Ok(seq) => seq,
@@ -140,7 +139,7 @@ async fn steer(run: &Run, applied: &mut Option<i64>, force: bool) -> bool {
             return false;
         }
     };
-    if *applied == Some(seq) && !force {
+    if *applied == Some(seq) {
         return true;
     }
     match workers::sendable(db).await {

@@ -1,12 +1,19 @@
-//! The claimer: one loop per worker that claims deliveries for its slots. A slot asks only once
-//! it holds a rate permit, so what is claimed is what the instance can send now. The claimer
-//! keeps a small reserve so that slots do not wait on the database between copies, sized to
-//! what the slots use while one claim takes (at most four rows per slot), and gives back rows
-//! that have waited too long, whose issue was paused or cancelled, or that arrive while the mail
+//! The claimer: one loop per worker that claims deliveries for its slots, of the issues the gate
+//! knows to be sendable. A slot asks only once it holds a rate permit, so what is claimed is what
+//! the instance can send now. The claimer keeps a small reserve so that slots do not wait on the
+//! database between copies, sized to what the slots use while a claim takes (at most four rows
+//! per slot), serves slots from it while the next claim is under way, and gives back rows that
+//! have waited too long, whose issue was paused or cancelled, or that arrive while the mail
 //! server is away. Every row a worker holds counts as in doubt if the worker dies, so the
 //! reserve is kept this small on purpose.
+//!
+//! Claims read each issue from the position the worker reached in it (see [`Cursor`]),
+//! starting again from the top when rows may have become claimable behind it (a worker died,
+//! rows were released, steering changed) and every few seconds regardless.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,7 +23,9 @@ use tokio::time::Instant;
 use super::recorder::Recorder;
 use super::worker::Run;
 use crate::clock::Clock;
-use crate::store::deliveries::{self, Claimed, Cursor, Outcome};
+use crate::store::StoreError;
+use crate::store::deliveries::{Claim, Claimed, Cursor, Outcome};
+use crate::store::delivery_ledger::{self, Round};
 
 /// A row not handed to a slot within this long goes back (its reader may have left meanwhile).
 const STALE: Duration = Duration::from_secs(1);
@@ -24,8 +33,6 @@ const STALE: Duration = Duration::from_secs(1);
 const RESCAN: Duration = Duration::from_secs(10);
 /// How often the reserve is looked over when no slot asks.
 const SWEEP: Duration = Duration::from_millis(250);
-/// How long the claimer waits for the beat to learn of an issue it has just claimed rows of.
-const LEARN: Duration = Duration::from_secs(2);
 
 type Ask = oneshot::Sender<Option<Claimed>>;
 
@@ -75,11 +82,27 @@ impl Pace {
         }
     }
 
-    /// Rows to keep in hand: what the slots use in two claims' time, at most four per slot.
+    /// Rows to keep in hand: while rows are being used, what the slots use in two claims'
+    /// time, at least one per slot and at most four.
     fn reserve(&self, slots: usize) -> usize {
-        ((self.rate * self.latency * 2.0).ceil() as usize).min(4 * slots)
+        if self.rate < 1.0 {
+            return 0;
+        }
+        ((self.rate * self.latency * 2.0).ceil() as usize).clamp(slots, 4 * slots)
     }
 }
+
+/// What a claim under way gives back: its result, the positions it took, when it started and
+/// how many rows it asked for.
+type ClaimResult = (
+    Result<Claim, StoreError>,
+    HashMap<i64, Cursor>,
+    Instant,
+    usize,
+);
+
+/// A claim under way.
+type Pending<'a> = Pin<Box<dyn Future<Output = ClaimResult> + Send + 'a>>;
 
 /// Serves the slots until they are all gone, then gives back what it still holds.
 pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Recorder) {
@@ -87,75 +110,112 @@ pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Reco
     let slots = worker.config.send_concurrency;
     let mut held: VecDeque<(Claimed, Instant)> = VecDeque::new();
     let mut waiting: Vec<Ask> = Vec::new();
-    let mut cursors: HashMap<i64, Cursor> = HashMap::new();
+    let mut cursors: Option<HashMap<i64, Cursor>> = Some(HashMap::new());
+    let mut pending: Option<Pending<'_>> = None;
     let mut pace = Pace::new();
     let mut rescanned = Instant::now();
     let mut sweep = tokio::time::interval(SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    let mut open = true;
+    while open || pending.is_some() {
         tokio::select! {
-            ask = asks.recv() => match ask {
+            ask = asks.recv(), if open => match ask {
                 Some(ask) => waiting.push(ask),
-                None => break,
+                None => open = false,
             },
+            (claim, positions, started, wanted) = async { pending.as_mut().expect("a claim").await }, if pending.is_some() => {
+                pending = None;
+                cursors = Some(positions);
+                let short = match claim {
+                    Ok(claim) => {
+                        pace.claimed(started.elapsed());
+                        let short = claim.rows.len() < wanted;
+                        took(run, &mut held, claim).await;
+                        short
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim deliveries; will retry");
+                        true
+                    }
+                };
+                if short {
+                    // Nothing more is due now: whoever the claim could not serve is told so,
+                    // rather than asking the database again at once.
+                    serve(&mut waiting, &mut held, &mut pace);
+                    for ask in waiting.drain(..) {
+                        let _ = ask.send(None);
+                    }
+                }
+            }
             _ = sweep.tick() => {}
         }
         while let Ok(ask) = asks.try_recv() {
             waiting.push(ask);
         }
-        if run.lost.swap(false, Ordering::AcqRel) {
-            // Held under a registration that lapsed: others may be sending these now.
-            held.clear();
-            cursors.clear();
-        }
-        if run.rescan.swap(false, Ordering::AcqRel) || rescanned.elapsed() >= RESCAN {
-            cursors.clear();
-            rescanned = Instant::now();
+        if let Some(positions) = cursors.as_mut() {
+            if run.lost.swap(false, Ordering::AcqRel) {
+                // Held under a registration that lapsed: others may be sending these now.
+                held.clear();
+                positions.clear();
+            }
+            if run.rescan.swap(false, Ordering::AcqRel) || rescanned.elapsed() >= RESCAN {
+                positions.clear();
+                rescanned = Instant::now();
+            }
         }
         give_back(run, &mut held, &recorder).await;
         serve(&mut waiting, &mut held, &mut pace);
-        let wanted = waiting.len() + pace.reserve(slots).saturating_sub(held.len());
-        if wanted > 0 && run.away_for().is_none() {
-            let started = Instant::now();
-            let claim = deliveries::claim(
-                &worker.db,
-                run.holder(),
-                worker.clock.now(),
-                Clock::System.now(),
-                wanted as i64,
-                &mut cursors,
-            )
-            .await;
-            match claim {
-                Ok(claim) => {
-                    pace.claimed(started.elapsed());
-                    learn_issues(run, &claim.rows).await;
-                    {
-                        let mut drained = run.drained.lock().unwrap_or_else(|e| e.into_inner());
-                        for row in &claim.rows {
-                            drained.remove(&row.issue_id);
-                        }
-                        drained.extend(claim.drained.iter().copied());
-                    }
-                    held.extend(claim.rows.into_iter().map(|row| (row, Instant::now())));
-                    serve(&mut waiting, &mut held, &mut pace);
-                    for issue_id in claim.drained {
-                        if let Err(e) = worker.complete(issue_id).await {
-                            tracing::warn!(error = %e, "could not finish a send; will retry");
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "could not claim deliveries; will retry"),
-            }
+        let reserve = pace.reserve(slots);
+        // Claim when slots wait, or when the reserve is down to half (so a claim brings half a
+        // reserve at least, not one row at a time).
+        let low = !waiting.is_empty() || held.len() * 2 < reserve;
+        let issues = run.gate.sendable_issues();
+        if open && pending.is_none() && low && !issues.is_empty() && run.away_for().is_none() {
+            let wanted = (waiting.len() + reserve).saturating_sub(held.len()).max(1);
+            let mut positions = cursors.take().expect("no claim under way");
+            let (holder, now) = (run.holder(), worker.clock.now());
+            pending = Some(Box::pin(async move {
+                let started = Instant::now();
+                let round = Round {
+                    outcomes: &[],
+                    want: wanted as i64,
+                    holder,
+                    issues: &issues,
+                    now,
+                    alive_at: Clock::System.now(),
+                    bounce_threshold: 0,
+                };
+                let claim = delivery_ledger::settle(&worker.db, round, &mut positions).await;
+                (claim, positions, started, wanted)
+            }));
         }
-        // Whoever still waits: nothing is due now.
-        for ask in waiting.drain(..) {
-            let _ = ask.send(None);
+        if pending.is_none() {
+            // Whoever still waits: nothing is due now.
+            for ask in waiting.drain(..) {
+                let _ = ask.send(None);
+            }
         }
     }
     let at = worker.clock.now();
     for (row, _) in held {
         recorder.submit(row, Outcome::Released { at }).await;
+    }
+}
+
+/// Takes the rows of a claim into the reserve, and finishes the sends that found nothing due.
+async fn took(run: &Run, held: &mut VecDeque<(Claimed, Instant)>, claim: Claim) {
+    {
+        let mut drained = run.drained.lock().unwrap_or_else(|e| e.into_inner());
+        for row in &claim.rows {
+            drained.remove(&row.issue_id);
+        }
+        drained.extend(claim.drained.iter().copied());
+    }
+    held.extend(claim.rows.into_iter().map(|row| (row, Instant::now())));
+    for issue_id in claim.drained {
+        if let Err(e) = run.worker.complete(issue_id).await {
+            tracing::warn!(error = %e, "could not finish a send; will retry");
+        }
     }
 }
 
@@ -192,20 +252,4 @@ async fn give_back(run: &Run, held: &mut VecDeque<(Claimed, Instant)>, recorder:
     if released {
         run.rescan.store(true, Ordering::Release);
     }
-}
-
-/// Makes sure the gate knows the issues of freshly claimed rows: a send that has just started
-/// is sendable in the database before the beat has read it.
-async fn learn_issues(run: &Run, rows: &[Claimed]) {
-    let unknown: HashSet<i64> = rows
-        .iter()
-        .map(|r| r.issue_id)
-        .filter(|id| !run.gate.sendable(*id))
-        .collect();
-    if unknown.is_empty() {
-        return;
-    }
-    let version = run.gate.version();
-    run.refresh.notify_one();
-    let _ = tokio::time::timeout(LEARN, run.gate.newer_than(version)).await;
 }

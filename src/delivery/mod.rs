@@ -16,8 +16,9 @@ use crate::mail::prepared::{PreparedMessage, Reader};
 use crate::mail::{Mailer, SendError};
 use crate::render::Publication;
 use crate::render::issue::{self, MailSettings, RenderError};
+use crate::store::deliveries::Recipient;
 use crate::store::issues::Issue;
-use crate::store::subscribers::{self, Subscriber};
+use crate::store::subscribers;
 use crate::store::{Db, StoreError};
 
 /// Why a test copy did not go out.
@@ -34,19 +35,19 @@ pub enum TestSendError {
     Send(#[from] SendError),
 }
 
-/// Personalises `prepared` for a subscriber: their name, their unsubscribe link, and the
+/// Personalises `prepared` for a reader: their name, their unsubscribe link, and the
 /// `Message-ID` that is theirs for this issue on every try.
 pub fn copy_for(
     prepared: &PreparedMessage,
     publication: &Publication,
     link_key: &LinkKey,
-    subscriber: &Subscriber,
+    recipient: &Recipient,
 ) -> Result<(lettre::address::Envelope, Vec<u8>), RenderError> {
-    let unsubscribe_url = publication.unsubscribe_url(link_key, &subscriber.uid);
+    let unsubscribe_url = publication.unsubscribe_url(link_key, &recipient.uid);
     let reader = Reader {
-        email: &subscriber.email,
-        name: subscriber.name.as_deref(),
-        uid: subscriber.uid,
+        email: &recipient.email,
+        name: recipient.name.as_deref(),
+        uid: recipient.uid,
         unsubscribe_url: &unsubscribe_url,
     };
     Ok(prepared.for_reader(&reader)?)

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::worker::Run;
-use crate::store::deliveries::{self, Claimed, Outcome};
+use crate::clock::Clock;
+use crate::store::deliveries::{Claimed, Outcome};
+use crate::store::delivery_ledger::{self, Round};
 
 /// Most outcomes in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -51,9 +53,20 @@ pub(super) async fn run(run: &Run, mut items: mpsc::Receiver<Item>) {
             replies.push(reply);
         }
         let mut wait = Duration::from_millis(50);
-        while let Err(e) =
-            deliveries::record(&worker.db, &outcomes, worker.clock.now(), threshold).await
-        {
+        loop {
+            let round = Round {
+                outcomes: &outcomes,
+                want: 0,
+                holder: run.holder(),
+                issues: &[],
+                now: worker.clock.now(),
+                alive_at: Clock::System.now(),
+                bounce_threshold: threshold,
+            };
+            let Err(e) = delivery_ledger::settle(&worker.db, round, &mut Default::default()).await
+            else {
+                break;
+            };
             tracing::error!(error = %e, n = outcomes.len(), "delivery outcomes not recorded yet; will retry");
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));

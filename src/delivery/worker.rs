@@ -112,8 +112,6 @@ pub(super) struct Run {
     pub drained: std::sync::Mutex<HashSet<i64>>,
     /// Claims start again from the top of each issue (a worker died, or rows were released).
     pub rescan: AtomicBool,
-    /// The beat is asked to read the sendable issues now.
-    pub refresh: Notify,
     /// The lease was lost: the claimer drops what it holds (it is no longer ours).
     pub lost: AtomicBool,
     /// Rows may have become due (readers were enqueued).
@@ -157,7 +155,6 @@ impl Worker {
             gate: Gate::default(),
             drained: Default::default(),
             rescan: AtomicBool::new(false),
-            refresh: Notify::new(),
             lost: AtomicBool::new(false),
             work: Notify::new(),
             away_until: Default::default(),

@@ -14,6 +14,7 @@ use sqlx::{PgPool, SqlitePool};
 pub mod api_tokens;
 pub mod cadence;
 pub mod deliveries;
+pub mod delivery_ledger;
 pub mod delivery_workers;
 pub mod editors;
 pub mod issues;

@@ -159,17 +159,27 @@ pub async fn complete_if_done(
         serde_json::to_string(&summary).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     // The remaining-work test in the WHERE clause closes the gap between the count above and
     // this update (a retry of failed deliveries may have started meanwhile).
-    let changed = with_pool!(db, write, |pool| sqlx::query(
-        "UPDATE issues SET status = 'sent', finished_at = $2, summary = $3, updated_at = $2 \
-         WHERE id = $1 AND status = 'sending' AND enqueue_done AND NOT EXISTS \
-         (SELECT 1 FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'retrying'))"
-    )
-    .bind(issue_id)
-    .bind(now)
-    .bind(json)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected()))?;
+    // Workers learn through the steering counter that the issue is no longer to be sent.
+    let changed = with_pool!(db, write, |pool| async {
+        let mut tx = pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE issues SET status = 'sent', finished_at = $2, summary = $3, updated_at = $2 \
+             WHERE id = $1 AND status = 'sending' AND enqueue_done AND NOT EXISTS \
+             (SELECT 1 FROM deliveries WHERE issue_id = $1 AND status IN ('pending', 'retrying'))",
+        )
+        .bind(issue_id)
+        .bind(now)
+        .bind(json)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            crate::bump_steer!(tx).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(changed)
+    }
+    .await)?;
     Ok((changed == 1).then_some(summary))
 }
 

@@ -11,6 +11,7 @@ use fortnight::clock::Clock;
 use fortnight::delivery::worker::Worker;
 use fortnight::domain::IssueStatus;
 use fortnight::store::deliveries::{self, Outcome};
+use fortnight::store::delivery_ledger::{self, Round};
 use fortnight::store::{Db, delivery_workers, issues, sends};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -503,18 +504,79 @@ async fn registered(db: &Db, expires: chrono::DateTime<chrono::Utc>) -> i64 {
         .unwrap()
 }
 
-/// Claims for `holder` as of `now` (leases compared with `alive_at`), from the top.
+/// Every issue, oldest first.
+async fn all_issues(db: &Db) -> Vec<i64> {
+    fortnight::with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT id FROM issues ORDER BY id"
+    )
+    .fetch_all(pool)
+    .await)
+    .unwrap()
+}
+
+/// A round that only claims, for `holder` as of `now` (leases compared with `alive_at`), of
+/// `issues` from `cursors`.
+async fn claim_from(
+    db: &Db,
+    holder: i64,
+    now: chrono::DateTime<chrono::Utc>,
+    alive_at: chrono::DateTime<chrono::Utc>,
+    want: i64,
+    issues: &[i64],
+    cursors: &mut HashMap<i64, deliveries::Cursor>,
+) -> deliveries::Claim {
+    let round = Round {
+        outcomes: &[],
+        want,
+        holder,
+        issues,
+        now,
+        alive_at,
+        bounce_threshold: 2,
+    };
+    delivery_ledger::settle(db, round, cursors).await.unwrap()
+}
+
+/// Claims from the top of every issue.
 async fn claim(
     db: &Db,
     holder: i64,
     now: chrono::DateTime<chrono::Utc>,
     alive_at: chrono::DateTime<chrono::Utc>,
-    limit: i64,
+    want: i64,
 ) -> Vec<deliveries::Claimed> {
-    deliveries::claim(db, holder, now, alive_at, limit, &mut Default::default())
+    let issues = all_issues(db).await;
+    claim_from(
+        db,
+        holder,
+        now,
+        alive_at,
+        want,
+        &issues,
+        &mut HashMap::new(),
+    )
+    .await
+    .rows
+}
+
+/// A round that only records.
+async fn record(
+    db: &Db,
+    outcomes: &[(deliveries::Claimed, Outcome)],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let round = Round {
+        outcomes,
+        want: 0,
+        holder: 0,
+        issues: &[],
+        now,
+        alive_at: chrono::Utc::now(),
+        bounce_threshold: 2,
+    };
+    delivery_ledger::settle(db, round, &mut HashMap::new())
         .await
-        .unwrap()
-        .rows
+        .unwrap();
 }
 
 async fn outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it(backend: Backend) {
@@ -549,7 +611,7 @@ async fn outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it(backend
         .iter()
         .map(|c| (c.clone(), Outcome::Sent("250 stale".into())))
         .collect();
-    deliveries::record(&app.db, &stale, now, 2).await.unwrap();
+    record(&app.db, &stale, now).await;
     let rows = delivery_rows(&app.db, id).await;
     assert!(
         rows.values()
@@ -574,9 +636,7 @@ async fn outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it(backend
             },
         ),
     ];
-    deliveries::record(&app.db, &outcomes, now, 2)
-        .await
-        .unwrap();
+    record(&app.db, &outcomes, now).await;
     let rows = delivery_rows(&app.db, id).await;
     let row = |i: usize| rows[&retaken[i].id].clone();
     assert_eq!(
@@ -616,18 +676,15 @@ async fn claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one(b
     assert_eq!(
         issues_of(&first),
         vec![newer; 3],
-        "a paused issue is passed over"
+        "a paused issue is passed over, even when asked for"
     );
     assert!(sends::resume(&app.db, older, now).await.unwrap().is_some());
     let mut cursors = Default::default();
-    let second = deliveries::claim(&app.db, holder, now, alive, 2, &mut cursors)
-        .await
-        .unwrap();
+    let both = [older, newer];
+    let second = claim_from(&app.db, holder, now, alive, 2, &both, &mut cursors).await;
     assert_eq!(issues_of(&second.rows), vec![older; 2]);
     assert!(second.drained.is_empty());
-    let third = deliveries::claim(&app.db, holder, now, alive, 10, &mut cursors)
-        .await
-        .unwrap();
+    let third = claim_from(&app.db, holder, now, alive, 10, &both, &mut cursors).await;
     assert_eq!(
         issues_of(&third.rows),
         vec![older],
