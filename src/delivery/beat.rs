@@ -74,8 +74,12 @@ pub(super) async fn run(run: &Run, finished: &CancellationToken) {
     let lease = worker.config.delivery_lease;
     let renew_every = lease / 4;
     let poll = POLL.min(lease / 10);
+    // The steering change whose sendable set the gate holds; the one whose older passes have
+    // all started (what renewals report as seen); the one the last renewal reported.
     let mut applied: Option<i64> = None;
-    let mut acked: Option<i64> = None;
+    let mut draining: Option<(i64, u64)> = None;
+    let mut seen: i64 = 0;
+    let mut reported: Option<i64> = None;
     let mut renewed = Instant::now();
     let mut dead: HashSet<i64> = HashSet::new();
     let mut forgotten = Instant::now();
@@ -89,8 +93,20 @@ pub(super) async fn run(run: &Run, finished: &CancellationToken) {
                 _ = worker.handoff.steered() => {}
             }
         }
+        if run.rotate.swap(false, Ordering::AcqRel) {
+            rotate(run, finished).await;
+            reported = None;
+        }
         let started = Instant::now();
-        let fresh = steer(run, &mut applied).await;
+        let fresh = steer(run, &mut applied, &mut draining).await;
+        // Waiting for older passes to start never holds up the renewals: a relay slow to
+        // answer MAIL FROM must not cost the worker its lease.
+        if let Some((seq, version)) = draining
+            && run.gate.drained(version)
+        {
+            seen = seq;
+            draining = None;
+        }
         let now = Clock::System.now();
         match workers::expired(&worker.db, now).await {
             Ok(expired) => {
@@ -103,18 +119,18 @@ pub(super) async fn run(run: &Run, finished: &CancellationToken) {
         }
         // A renewal vouches for the steering read just before it, so it happens only after a
         // successful read: the gate then never trusts a lease longer than its knowledge.
-        if fresh && (applied != acked || started - renewed >= renew_every) {
+        if fresh && (reported != Some(seen) || started - renewed >= renew_every) {
             let expires = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-            let seen = applied.unwrap_or(0);
             match workers::renew(&worker.db, run.holder(), now, expires, seen).await {
                 Ok(true) => {
-                    run.gate.renewed(started + validity(lease));
-                    acked = applied;
+                    run.gate.renewed(run.holder(), started + validity(lease));
+                    reported = Some(seen);
                     renewed = started;
                 }
                 Ok(false) => {
                     lost(run, finished).await;
-                    acked = None;
+                    // Read the steering again before anything is sent under the new lease.
+                    (applied, draining, reported) = (None, None, None);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot renew the delivery lease; will retry"),
             }
@@ -128,9 +144,10 @@ pub(super) async fn run(run: &Run, finished: &CancellationToken) {
     }
 }
 
-/// Reads the steering counter and, when it moved, the sendable issues; applies them to the gate
-/// and waits until nothing starts on the old set. `true` when the read succeeded.
-async fn steer(run: &Run, applied: &mut Option<i64>) -> bool {
+/// Reads the steering counter and, when it moved, the sendable issues, and applies them to the
+/// gate; `draining` then names the change and the gate version to wait out. `true` when the
+/// read succeeded.
+async fn steer(run: &Run, applied: &mut Option<i64>, draining: &mut Option<(i64, u64)>) -> bool {
     let db = &run.worker.db;
     let seq = match workers::steer_seq(db).await {
         Ok(seq) => seq,
@@ -145,12 +162,12 @@ async fn steer(run: &Run, applied: &mut Option<i64>) -> bool {
     match workers::sendable(db).await {
         Ok(ids) => {
             let version = run.gate.update(ids.into_iter().collect());
-            run.gate.drained(version).await;
-            if applied.is_some_and(|a| a != seq) {
+            if applied.is_some() {
                 // Released or resumed rows may sit behind the claim positions.
                 run.rescan.store(true, Ordering::Release);
             }
             *applied = Some(seq);
+            *draining = Some((seq, version));
             true
         }
         Err(e) => {
@@ -161,9 +178,12 @@ async fn steer(run: &Run, applied: &mut Option<i64>) -> bool {
 }
 
 /// The lease ran out while the worker lived (it could not reach the database for that long):
-/// what it held may be another's now. It stops, forgets those rows, and registers anew.
+/// what it held may be another's now. Nothing more starts (the gate closes and forgets which
+/// issues may go out), the rows in hand are refused by the gate as no longer its own, and the
+/// worker registers anew; the caller reads the steering again before the gate reopens.
 async fn lost(run: &Run, finished: &CancellationToken) {
     run.gate.lapse();
+    run.gate.update(HashSet::new());
     run.lost.store(true, Ordering::Release);
     tracing::error!(
         worker = run.holder(),
@@ -171,6 +191,22 @@ async fn lost(run: &Run, finished: &CancellationToken) {
     );
     if let Some(again) = register(&run.worker, finished).await {
         run.holder.store(again.id, Ordering::Release);
-        run.gate.renewed(again.valid_until);
+        run.gate.renewed(again.id, again.valid_until);
+    }
+}
+
+/// A claim failed in a way that may have left rows claimed that the worker does not know of:
+/// it registers anew and lets the old registration run out, so those rows are claimed again
+/// (in doubt) within the lease. Copies of the old registration already in their transaction
+/// are still recorded under it; the others are refused by the gate and given back at once.
+async fn rotate(run: &Run, finished: &CancellationToken) {
+    if let Some(again) = register(&run.worker, finished).await {
+        tracing::warn!(
+            old = run.holder(),
+            new = again.id,
+            "a claim failed; the delivery worker registers anew"
+        );
+        run.holder.store(again.id, Ordering::Release);
+        run.gate.renewed(again.id, again.valid_until);
     }
 }

@@ -33,6 +33,8 @@ const STALE: Duration = Duration::from_secs(1);
 const RESCAN: Duration = Duration::from_secs(10);
 /// How often the reserve is looked over when no slot asks.
 const SWEEP: Duration = Duration::from_millis(250);
+/// How long after a failed claim the next may start.
+const BACK_OFF: Duration = Duration::from_millis(250);
 
 type Ask = oneshot::Sender<Option<Claimed>>;
 
@@ -114,6 +116,7 @@ pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Reco
     let mut pending: Option<Pending<'_>> = None;
     let mut pace = Pace::new();
     let mut rescanned = Instant::now();
+    let mut next_claim = Instant::now();
     let mut sweep = tokio::time::interval(SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut open = true;
@@ -134,7 +137,11 @@ pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Reco
                         short
                     }
                     Err(e) => {
+                        // The claim may have committed without the worker learning its rows:
+                        // it registers anew, and those rows come back when the old lease ends.
                         tracing::warn!(error = %e, "could not claim deliveries; will retry");
+                        run.rotate.store(true, Ordering::Release);
+                        next_claim = Instant::now() + BACK_OFF;
                         true
                     }
                 };
@@ -170,7 +177,11 @@ pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Reco
         // reserve at least, not one row at a time).
         let low = !waiting.is_empty() || held.len() * 2 < reserve;
         let issues = run.gate.sendable_issues();
-        if open && pending.is_none() && low && !issues.is_empty() && run.away_for().is_none() {
+        // Nothing is claimed that could not be sent now: not under a lease in question, not
+        // while the server is away, not right after a failure.
+        let can =
+            run.gate.lease_valid() && run.away_for().is_none() && Instant::now() >= next_claim;
+        if open && pending.is_none() && low && !issues.is_empty() && can {
             let wanted = (waiting.len() + reserve).saturating_sub(held.len()).max(1);
             let mut positions = cursors.take().expect("no claim under way");
             let (holder, now) = (run.holder(), worker.clock.now());

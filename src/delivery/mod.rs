@@ -172,8 +172,17 @@ pub mod steer {
                 return Ok(false);
             };
             self.handoff.steer.notify_waiters();
+            // The change is committed whatever happens here: a failed look is tried again, and
+            // after the lease any worker that has not confirmed it has stopped sending anyway.
             let deadline = tokio::time::Instant::now() + self.lease;
-            while delivery_workers::lagging(self.db, seq, Clock::System.now()).await? > 0 {
+            loop {
+                match delivery_workers::lagging(self.db, seq, Clock::System.now()).await {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot see whether workers applied a change")
+                    }
+                }
                 if tokio::time::Instant::now() >= deadline {
                     tracing::warn!(
                         seq,

@@ -114,6 +114,9 @@ pub(super) struct Run {
     pub rescan: AtomicBool,
     /// The lease was lost: the claimer drops what it holds (it is no longer ours).
     pub lost: AtomicBool,
+    /// A claim failed in a way that may have left rows claimed unknown to the worker: the beat
+    /// registers it anew.
+    pub rotate: AtomicBool,
     /// Rows may have become due (readers were enqueued).
     pub work: Notify,
     /// The mail server was unreachable; nothing is tried before this instant.
@@ -156,11 +159,12 @@ impl Worker {
             drained: Default::default(),
             rescan: AtomicBool::new(false),
             lost: AtomicBool::new(false),
+            rotate: AtomicBool::new(false),
             work: Notify::new(),
             away_until: Default::default(),
             worker: self,
         };
-        run.gate.renewed(holder.valid_until);
+        run.gate.renewed(holder.id, holder.valid_until);
         let (ask, asks) = mpsc::channel(concurrency * 2);
         let (record, records) = mpsc::channel(8192);
         let recorder = Recorder::new(record);
@@ -328,7 +332,7 @@ async fn deliver(run: &Run, row: &Claimed) -> Outcome {
         }
     };
     let started = std::time::Instant::now();
-    let enter = || run.gate.enter(row.issue_id).ok();
+    let enter = || run.gate.enter(row.issue_id, row.holder).ok();
     let result = worker.transport.send_raw_when(&envelope, &raw, enter).await;
     crate::telemetry::record_smtp_latency(started.elapsed());
     let tries = row.attempts as u32 + 1;

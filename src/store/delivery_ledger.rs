@@ -1,7 +1,7 @@
-//! One round of a delivery worker's bookkeeping: the outcomes of the copies that finished since
-//! the last round are recorded, and rows are claimed for the slots that asked, together. Each
-//! round is one commit; on PostgreSQL the usual round (copies accepted, one issue sending) is a
-//! single statement.
+//! A delivery worker's bookkeeping in rounds: the outcomes of the copies that finished since the
+//! last round are recorded (the recorder's rounds), or rows are claimed for the slots (the
+//! claimer's). Each round is one commit, and the usual ones are a single statement: a batch of
+//! accepted copies, or the claim of one sending issue (on PostgreSQL with the readers joined).
 //!
 //! A row is held by the worker registration named in `claimed_by`; it is free when nobody holds
 //! it or its holder's lease has run out (see [`super::delivery_workers`]), and then it is
@@ -81,25 +81,22 @@ macro_rules! push_claim {
 }
 
 /// Pushes the update of every sent row (each with its own reply, under its holder) onto
-/// `$query`: a statement of its own, or (`$cte`, PostgreSQL only) the start of a `WITH` list
-/// that a claim can follow.
+/// `$query`.
 macro_rules! push_sent {
-    ($query:expr, $sent:expr, $now:expr, $cte:expr) => {{
+    ($query:expr, $sent:expr, $now:expr) => {{
         $query.push("WITH v(id, holder, reply) AS (");
         $query.push_values($sent, |mut row, (id, holder, reply)| {
             row.push_bind(*id).push_bind(*holder).push_bind(*reply);
         });
         $query
-            .push(if $cte { "), done AS (" } else { ") " })
             .push(
-                "UPDATE deliveries SET status = 'sent', smtp_reply = v.reply, \
+                ") UPDATE deliveries SET status = 'sent', smtp_reply = v.reply, \
                  claimed_by = NULL, last_error = NULL, attempts = attempts + 1, sent_at = ",
             )
             .push_bind($now)
             .push(", updated_at = ")
             .push_bind($now)
             .push(" FROM v WHERE deliveries.id = v.id AND deliveries.claimed_by = v.holder")
-            .push(if $cte { " RETURNING 1)" } else { "" })
     }};
 }
 
@@ -120,12 +117,10 @@ pub async fn settle(
         })
         .collect();
     let issues = if round.want > 0 { round.issues } else { &[] };
-    // One statement when it can be: copies accepted and no claim, a claim of one issue and no
-    // outcome, or (PostgreSQL) both at once.
-    let postgres = matches!(db, Db::Postgres(_));
-    let single = sent.len() == round.outcomes.len()
-        && issues.len() <= 1
-        && (postgres || sent.is_empty() || issues.is_empty());
+    // One statement when it can be: copies accepted and no claim, or a claim of one issue and
+    // no outcome.
+    let single = (sent.len() == round.outcomes.len() && issues.is_empty())
+        || (round.outcomes.is_empty() && issues.len() == 1);
     let mut claim = if single {
         one_statement(db, &round, &sent, issues.first().copied(), cursors).await?
     } else {
@@ -172,7 +167,7 @@ struct ClaimedWithReader {
 }
 
 /// A round that is one statement, in its own transaction: the sent rows, or the claim of one
-/// issue, or on PostgreSQL both together with the claimed rows' readers.
+/// issue (on PostgreSQL with the claimed rows' readers).
 async fn one_statement(
     db: &Db,
     round: &Round<'_>,
@@ -185,7 +180,7 @@ async fn one_statement(
         if !sent.is_empty() {
             with_pool!(db, write, |pool| {
                 let mut query = sqlx::QueryBuilder::new("");
-                push_sent!(query, sent, round.now, false);
+                push_sent!(query, sent, round.now);
                 query.build().execute(pool).await.map(|_| ())
             })?;
         }
@@ -194,13 +189,7 @@ async fn one_statement(
     let from = cursors.get(&issue_id).copied().unwrap_or(Cursor::START);
     match db {
         Db::Postgres(pool) => {
-            let mut query = sqlx::QueryBuilder::new("");
-            if sent.is_empty() {
-                query.push("WITH c AS (");
-            } else {
-                push_sent!(query, sent, round.now, true);
-                query.push(", c AS (");
-            }
+            let mut query = sqlx::QueryBuilder::new("WITH c AS (");
             push_claim!(query, round, issue_id, round.want, from, true);
             query.push(RETURNING).push(
                 ") SELECT c.id, c.issue_id, c.subscriber_id, c.attempts, c.next_attempt_at, \
@@ -323,7 +312,7 @@ async fn transaction(
         let mut tx = pool.begin().await?;
         if !sent.is_empty() {
             let mut query = sqlx::QueryBuilder::new("");
-            push_sent!(query, sent, round.now, false);
+            push_sent!(query, sent, round.now);
             query.build().execute(&mut *tx).await?;
         }
         for (row, outcome) in round.outcomes {

@@ -22,8 +22,8 @@ pub struct Progress {
     pub skipped: i64,
     /// Stopped by a cancel.
     pub cancelled: i64,
-    /// Taken over after a worker died holding them: these may have gone out twice (with the
-    /// same Message-ID).
+    /// Held by a worker that died before recording them, so they may have gone out twice (with
+    /// the same Message-ID): taken over by another worker, or, in a cancelled send, still held.
     pub in_doubt: i64,
     /// Sent in the last minute.
     pub sent_last_minute: i64,
@@ -52,13 +52,16 @@ pub struct Summary {
 
 /// The counts for one issue.
 pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Progress, StoreError> {
-    let rows: Vec<(String, i64, i64)> = with_pool!(db, read, |pool| sqlx::query_as(
-        "SELECT status, COUNT(*), SUM(CASE WHEN reclaimed > 0 THEN 1 ELSE 0 END) \
+    let rows: Vec<(String, i64, i64)> = with_pool!(db, read, |pool| {
+        sqlx::query_as(
+        "SELECT status, COUNT(*), \
+         SUM(CASE WHEN reclaimed > 0 OR (status = 'cancelled' AND claimed_by IS NOT NULL) THEN 1 ELSE 0 END) \
          FROM deliveries WHERE issue_id = $1 GROUP BY status"
     )
     .bind(issue_id)
     .fetch_all(pool)
-    .await)?;
+    .await
+    })?;
     let recent: i64 = with_pool!(db, read, |pool| {
         sqlx::query_scalar(
         "SELECT COUNT(*) FROM deliveries WHERE issue_id = $1 AND status = 'sent' AND sent_at > $2"

@@ -35,7 +35,11 @@ async fn create(app: &TestApp, token: &str, body: Value) -> i64 {
 async fn publish(app: &TestApp, id: i64) {
     let now = app.clock.now();
     assert!(issues::start_sending(&app.db, id, now).await.unwrap());
-    assert!(issues::finish_sending(&app.db, id, now).await.unwrap());
+    // The app's own delivery worker may finish a send with no readers first.
+    if !issues::finish_sending(&app.db, id, now).await.unwrap() {
+        let issue = issues::get(&app.db, id).await.unwrap().unwrap();
+        assert_eq!(issue.status.as_str(), "sent");
+    }
 }
 
 async fn an_issue_email_carries_every_header_and_both_parts(backend: Backend) {

@@ -24,11 +24,36 @@ both_databases!(
     a_killed_worker_process_is_recovered_from_within_the_lease,
     one_of_three_instances_killed_mid_send_doubles_only_what_it_held,
     a_clean_stop_mid_send_leaves_nothing_in_doubt,
+    a_relay_slow_to_answer_mail_from_during_a_steering_change_costs_no_lease,
+    a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing,
+    a_cancel_right_after_a_crash_counts_every_copy_that_went_out,
 );
 
 /// Copies beyond the first, over all readers.
 fn extra_copies(got: &HashMap<String, Vec<String>>) -> usize {
     got.values().map(|c| c.len().saturating_sub(1)).sum()
+}
+
+/// Every reader who got more than one copy has their delivery counted in doubt.
+async fn doubles_are_in_doubt(app: &TestApp, id: i64, got: &HashMap<String, Vec<String>>) {
+    let rows: Vec<(String, i32)> = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_as(
+        "SELECT s.email, d.reclaimed FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+         WHERE d.issue_id = $1"
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await)
+    .unwrap();
+    let reclaimed: HashMap<String, i32> = rows.into_iter().collect();
+    for (reader, ids) in got {
+        if ids.len() > 1 {
+            assert!(
+                reclaimed[reader] > 0,
+                "{reader} got {} copies and is not counted in doubt",
+                ids.len()
+            );
+        }
+    }
 }
 
 /// Each reader's copies keep one Message-ID, and readers' IDs differ.
@@ -165,6 +190,7 @@ async fn repeated_hard_crashes_lose_nothing_and_double_at_most_two_copies_per_co
         progress.in_doubt
     );
     assert!(ids_are_per_reader(&got), "copies keep their Message-ID");
+    doubles_are_in_doubt(&app, id, &got).await;
 }
 
 /// `fortnight worker` as a child process on the app's database and relay.
@@ -188,7 +214,8 @@ fn worker_process(app: &TestApp) -> Child {
 }
 
 async fn a_killed_worker_process_is_recovered_from_within_the_lease(backend: Backend) {
-    let readers = 2000;
+    // About 250 copies a second: three kills under two seconds apart come mid-send.
+    let readers = 3000;
     let (app, _, id) = crash_app(backend, readers, Duration::from_millis(30)).await;
     let mut rng = rand::rng();
     let mut doubled = 0;
@@ -223,6 +250,7 @@ async fn a_killed_worker_process_is_recovered_from_within_the_lease(backend: Bac
     assert!(extra - doubled <= 16);
     assert!(extra as i64 <= progress.in_doubt);
     assert!(ids_are_per_reader(&got));
+    doubles_are_in_doubt(&app, id, &got).await;
 }
 
 async fn one_of_three_instances_killed_mid_send_doubles_only_what_it_held(backend: Backend) {
@@ -257,6 +285,7 @@ async fn one_of_three_instances_killed_mid_send_doubles_only_what_it_held(backen
     assert!(extra <= 16, "{extra}");
     assert!(extra as i64 <= progress.in_doubt);
     assert!(progress.in_doubt <= 48, "{}", progress.in_doubt);
+    doubles_are_in_doubt(&app, id, &got).await;
 }
 
 async fn a_clean_stop_mid_send_leaves_nothing_in_doubt(backend: Backend) {
@@ -298,4 +327,139 @@ async fn a_clean_stop_mid_send_leaves_nothing_in_doubt(backend: Backend) {
         "after three clean stops the send finished {:?} after the last start",
         started.elapsed()
     );
+}
+
+async fn a_relay_slow_to_answer_mail_from_during_a_steering_change_costs_no_lease(
+    backend: Backend,
+) {
+    // Every MAIL FROM takes 3 s to answer, longer than the 2 s lease. One worker holds both
+    // readers' rows, in their transactions; a second send starts meanwhile (a steering change,
+    // which waits for those transactions to start before it is confirmed). The first worker must
+    // go on renewing its lease all the while, or the second, idle worker takes its rows over and
+    // sends them again.
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.delivery_worker = false;
+        c.send_rate_per_second = 0;
+        c.send_concurrency = 2;
+        c.delivery_lease = Duration::from_secs(2);
+    })
+    .await;
+    let token = app.api_token().await;
+    app.seed_active("checked", 2).await;
+    app.smtp.set_mail_delay(Duration::from_secs(3));
+    let stop = CancellationToken::new();
+    let first_worker = tokio::spawn(another_worker(&app).await.run(stop.clone()));
+    let first = start_send(&app, &token, "First").await;
+    while app.smtp.starts().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Room for the second send's copies and for taking the first one's over, should its lease
+    // lapse.
+    let mut idle = another_worker(&app).await;
+    idle.config = std::sync::Arc::new(fortnight::config::Config {
+        send_concurrency: 4,
+        ..(*idle.config).clone()
+    });
+    let second_worker = tokio::spawn(idle.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = start_send(&app, &token, "Second").await;
+    wait_status(&app, first, IssueStatus::Sent, 60).await;
+    wait_status(&app, second, IssueStatus::Sent, 60).await;
+    stop.cancel();
+    let _ = tokio::join!(first_worker, second_worker);
+    for (subject, id) in [("First", first), ("Second", second)] {
+        let got = copies(&app.smtp, subject);
+        assert_eq!(got.len(), 2, "{subject}: {got:?}");
+        assert!(got.values().all(|c| c.len() == 1), "{subject}: {got:?}");
+        let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+        assert_eq!(progress.in_doubt, 0, "{subject}: {progress:?}");
+    }
+}
+
+async fn a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing(
+    backend: Backend,
+) {
+    let readers = 600;
+    let (app, _, id) = crash_app(backend, readers, Duration::from_millis(10)).await;
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(another_worker(&app).await.run(stop.clone()));
+    while app.smtp.messages().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // As if the worker had been cut off from the database for longer than its lease: its
+    // registration is gone, and what it holds may be anyone's.
+    fortnight::with_pool!(&app.db, write, |pool| sqlx::query(
+        "DELETE FROM delivery_workers"
+    )
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .unwrap();
+    wait_status(&app, id, IssueStatus::Sent, 30).await;
+    stop.cancel();
+    let _ = task.await;
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert_eq!(got.len(), readers, "nobody is skipped");
+    assert_eq!(progress.sent, readers as i64, "{progress:?}");
+    assert!(
+        extra_copies(&got) as i64 <= progress.in_doubt,
+        "{progress:?}"
+    );
+    doubles_are_in_doubt(&app, id, &got).await;
+    let registered: i64 = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM delivery_workers"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    assert_eq!(
+        registered, 0,
+        "the new registration is removed at the clean stop"
+    );
+}
+
+async fn a_cancel_right_after_a_crash_counts_every_copy_that_went_out(backend: Backend) {
+    let readers = 2000;
+    let (app, token, id) = crash_app(backend, readers, Duration::from_millis(30)).await;
+    let worker = another_worker(&app).await;
+    let db = worker.db.clone();
+    let task = tokio::spawn(worker.run(CancellationToken::new()));
+    while app.smtp.messages().len() < 100 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    db.close().await;
+    // The dead worker's lease has not run out yet: the cancel waits for it, then answers.
+    let response = app
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v1/issues/{id}/cancel"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Copies the relay was still taking when the worker died arrive now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert_eq!(
+        (progress.pending, progress.retrying),
+        (0, 0),
+        "{progress:?}"
+    );
+    assert_eq!(
+        progress.sent + progress.cancelled,
+        readers as i64,
+        "{progress:?}"
+    );
+    assert!(
+        got.len() as i64 <= progress.sent + progress.in_doubt,
+        "every copy that went out is counted sent or in doubt: {} copies, {progress:?}",
+        got.len()
+    );
+    assert!(progress.in_doubt <= 48, "{progress:?}");
 }

@@ -386,7 +386,7 @@ async fn an_smtp_outage_pauses_the_send_without_failing_anyone(backend: Backend)
     );
 }
 
-/// A worker of its own (own pool) on the app's database.
+/// A worker of its own (own pool, own wake-ups, as in another instance) on the app's database.
 pub(crate) async fn another_worker(app: &TestApp) -> Worker {
     let db = Db::connect(&SecretString::from(app.database_url.clone()), 4)
         .await
@@ -394,6 +394,7 @@ pub(crate) async fn another_worker(app: &TestApp) -> Worker {
     Worker {
         db,
         prepared: Default::default(),
+        handoff: fortnight::delivery::Handoff::default(),
         ..app.worker.clone()
     }
 }

@@ -10,7 +10,7 @@ use fortnight::store::sends;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{copies, settled, start_send, wait_status};
+use super::{another_worker, copies, settled, start_send, wait_status};
 use crate::both_databases;
 use crate::helpers::{Backend, Reply, TestApp, spawn_app_with};
 
@@ -55,10 +55,14 @@ async fn pause_and_cancel_stop_every_new_transaction_before_they_answer(backend:
     // 451 costs the connection, and a new one is greeted only after 100 ms: slots often hold a
     // row for that long before their transaction can start.
     let app = spawn_app_with(backend, Clock::System, |c| {
+        c.delivery_worker = false;
         c.send_rate_per_second = 0;
         c.delivery_lease = Duration::from_secs(2);
     })
     .await;
+    // The sending worker is another instance's: it learns of steering only from the database.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = tokio::spawn(another_worker(&app).await.run(stop.clone()));
     let token = app.api_token().await;
     let readers = 600;
     app.seed_active("steer", readers).await;
@@ -137,6 +141,8 @@ async fn pause_and_cancel_stop_every_new_transaction_before_they_answer(backend:
         "nobody twice"
     );
     assert_eq!(progress.in_doubt, 0);
+    stop.cancel();
+    let _ = worker.await;
 }
 
 async fn progress_counts_each_copy_within_a_second_of_the_relay_accepting_it(backend: Backend) {

@@ -91,6 +91,8 @@ struct Shared {
     starts: Vec<std::time::Instant>,
     /// How long the server takes over each message before accepting it.
     delay: std::time::Duration,
+    /// How long the server takes to answer MAIL FROM.
+    mail_delay: std::time::Duration,
     /// How long the server waits before greeting a new connection (PIPELINING servers only).
     greeting_delay: std::time::Duration,
     /// New connections are closed at once, as by a server that is down (PIPELINING servers only).
@@ -110,11 +112,14 @@ struct Capture {
 
 impl Handler for Capture {
     fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
-        self.shared
-            .lock()
-            .unwrap()
-            .starts
-            .push(std::time::Instant::now());
+        let delay = {
+            let mut shared = self.shared.lock().unwrap();
+            shared.starts.push(std::time::Instant::now());
+            shared.mail_delay
+        };
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         OK
     }
 
@@ -267,6 +272,11 @@ impl SmtpCapture {
     /// Makes the server take `delay` over each message before accepting it (a slow relay).
     pub fn set_delay(&self, delay: std::time::Duration) {
         self.shared.lock().unwrap().delay = delay;
+    }
+
+    /// Makes the server take `delay` to answer MAIL FROM (a relay doing slow checks).
+    pub fn set_mail_delay(&self, delay: std::time::Duration) {
+        self.shared.lock().unwrap().mail_delay = delay;
     }
 
     /// Takes the server down (new connections are closed before the greeting) or back up.
