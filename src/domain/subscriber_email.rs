@@ -1,8 +1,14 @@
-//! A subscriber's email address, parsed once.
+//! A subscriber's email address, parsed once and kept in one normal form: the text in Unicode
+//! NFC, the domain lower-case and in its ASCII (IDNA) form, so that `ADA@Bücher.example` and
+//! `ada@xn--bcher-kva.example` are one reader and the envelope names a domain DNS can find.
+//! Invisible, control and direction-changing characters are refused rather than stripped: an
+//! address that looks like another is how a list gets poisoned.
 
 use std::str::FromStr;
 
 use email_address::EmailAddress;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 /// The longest address SMTP can carry (RFC 5321 path limit less the brackets).
 const MAX_LEN: usize = 254;
@@ -23,33 +29,57 @@ pub enum EmailError {
     /// Not an address at all.
     #[error("That does not look like an email address; please check it.")]
     Invalid,
+    /// It holds a character that cannot be seen or that turns the text around.
+    #[error(
+        "That email address contains an invisible or direction-changing character; please type it again."
+    )]
+    Hidden,
+}
+
+/// Characters no address may hold besides spaces: every control, format (zero-width and
+/// bidirectional controls, the soft hyphen, the byte-order mark), surrogate, private-use or
+/// unassigned code point.
+fn is_hidden(c: char) -> bool {
+    c.general_category_group() == GeneralCategoryGroup::Other
 }
 
 impl SubscriberEmail {
-    /// Trims and checks `raw`: RFC 5322 syntax, a dotted domain name, no IP literal.
+    /// Trims, normalizes and checks `raw`: RFC 5322 syntax, a dotted domain name, no IP literal.
     pub fn parse(raw: &str) -> Result<SubscriberEmail, EmailError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(EmailError::Missing);
         }
-        if trimmed.len() > MAX_LEN {
+        if trimmed.len() > 4 * MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if trimmed.chars().any(char::is_whitespace) {
             return Err(EmailError::Invalid);
         }
-        let parsed = EmailAddress::from_str(trimmed).map_err(|_| EmailError::Invalid)?;
-        let domain = parsed.domain();
+        if trimmed.chars().any(is_hidden) {
+            return Err(EmailError::Hidden);
+        }
+        let composed: String = trimmed.nfc().collect();
+        let (local, domain) = composed.rsplit_once('@').ok_or(EmailError::Invalid)?;
+        if local.is_empty() || domain.is_empty() || domain.starts_with('[') {
+            return Err(EmailError::Invalid);
+        }
+        let domain = idna::domain_to_ascii_strict(domain).map_err(|_| EmailError::Invalid)?;
+        let address = format!("{local}@{domain}");
+        if address.len() > MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
+        EmailAddress::from_str(&address).map_err(|_| EmailError::Invalid)?;
         let labels_ok = domain
             .split('.')
             .all(|l| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-'));
-        if !domain.contains('.') || domain.starts_with('[') || !labels_ok {
+        if !domain.contains('.') || !labels_ok {
             return Err(EmailError::Invalid);
         }
-        Ok(SubscriberEmail(trimmed.to_owned()))
+        Ok(SubscriberEmail(address))
     }
 
-    /// The address as the reader typed it (trimmed).
+    /// The address in its normal form: as typed (trimmed, NFC), the domain in ASCII lower case.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -74,7 +104,7 @@ mod tests {
     #[test]
     fn accepts_ordinary_addresses_and_trims_them() {
         let email = SubscriberEmail::parse("  Ada.Lovelace+news@Example.org ").unwrap();
-        assert_eq!(email.as_str(), "Ada.Lovelace+news@Example.org");
+        assert_eq!(email.as_str(), "Ada.Lovelace+news@example.org");
         assert_eq!(email.key(), "ada.lovelace+news@example.org");
     }
 
@@ -109,6 +139,57 @@ mod tests {
     }
 
     #[test]
+    fn refuses_invisible_control_and_bidirectional_characters() {
+        for c in [
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{061C}',
+            '\u{00AD}',
+            '\u{FEFF}',
+            '\u{0007}',
+            '\u{E000}',
+            '\u{E0041}',
+        ] {
+            for raw in [format!("ad{c}a@example.com"), format!("ada@exa{c}mple.com")] {
+                assert_eq!(
+                    SubscriberEmail::parse(&raw),
+                    Err(EmailError::Hidden),
+                    "U+{:04X} in {raw:?}",
+                    c as u32
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn composes_to_nfc_and_writes_the_domain_in_ascii() {
+        let decomposed = SubscriberEmail::parse("zoe\u{0301}@Bu\u{0308}cher.example").unwrap();
+        let composed = SubscriberEmail::parse("zoé@bücher.example").unwrap();
+        assert_eq!(decomposed, composed);
+        assert_eq!(composed.as_str(), "zoé@xn--bcher-kva.example");
+        let upper = SubscriberEmail::parse("ADA@Bücher.example").unwrap();
+        let ascii = SubscriberEmail::parse("ada@xn--bcher-kva.example").unwrap();
+        assert_eq!(upper.key(), ascii.key());
+        assert_eq!(ascii.key(), "ada@xn--bcher-kva.example");
+        for bad in [
+            "ada@xn--a.example",
+            "ada@exa_mple.com",
+            "ada@bücher..example",
+        ] {
+            assert_eq!(
+                SubscriberEmail::parse(bad),
+                Err(EmailError::Invalid),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_over_long_addresses() {
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(SubscriberEmail::parse(&long), Err(EmailError::TooLong));
@@ -125,9 +206,18 @@ mod tests {
         #[test]
         fn parsing_never_panics_and_never_keeps_whitespace(raw in "\\PC{0,80}") {
             if let Ok(email) = SubscriberEmail::parse(&raw) {
-                prop_assert!(!email.as_str().chars().any(char::is_whitespace));
+                prop_assert!(!email.as_str().chars().any(|c| is_hidden(c) || c.is_whitespace()));
                 prop_assert!(email.as_str().len() <= 254);
+                let domain = email.as_str().rsplit_once('@').unwrap().1;
+                prop_assert!(domain.is_ascii() && domain == domain.to_ascii_lowercase());
+                // The normal form is a fixed point.
+                prop_assert_eq!(SubscriberEmail::parse(email.as_str()).unwrap(), email.clone());
             }
+        }
+
+        #[test]
+        fn any_character_of_the_other_group_is_refused(c in any::<char>().prop_filter("Other", |c| is_hidden(*c) && !c.is_whitespace())) {
+            prop_assert_eq!(SubscriberEmail::parse(&format!("a{c}b@example.com")), Err(EmailError::Hidden));
         }
 
         #[test]

@@ -23,9 +23,10 @@ pub(crate) mod archive;
 pub mod client_ip;
 pub mod error;
 mod health;
-mod metrics;
+pub(crate) mod metrics;
 mod public;
 mod request_span;
+mod utf8;
 
 use client_ip::ClientIp;
 
@@ -135,6 +136,7 @@ pub fn server(
     crate::telemetry::metrics();
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(utf8::refuse_invalid_utf8))
             .wrap(ErrorHandlers::new().default_handler(error::render_error_page))
             .wrap(security_headers())
             .wrap(TracingLogger::<request_span::RouteOnlySpan>::new())

@@ -1,5 +1,6 @@
 //! Request logging that never records a URL: paths carry confirmation and unsubscribe tokens,
-//! so the span holds the method, the route pattern and the status only.
+//! so the span holds the method, the route pattern and the status only. An invented method
+//! is logged as `other`, whatever its length.
 
 use actix_web::Error;
 use actix_web::body::MessageBody;
@@ -15,7 +16,8 @@ impl RootSpanBuilder for RouteOnlySpan {
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "(unmatched)".to_owned());
-        tracing::info_span!("request", method = %request.method(), route = %route, status = tracing::field::Empty)
+        let method = super::metrics::method_label(request.method());
+        tracing::info_span!("request", method = %method, route = %route, status = tracing::field::Empty)
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {

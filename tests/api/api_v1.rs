@@ -191,7 +191,10 @@ async fn the_api_creates_lists_reads_updates_unsubscribes_and_erases(backend: Ba
         .json()
         .await
         .unwrap();
-    assert_eq!(found["data"][0]["email"], "Ada@Example.com");
+    assert_eq!(
+        found["data"][0]["email"], "Ada@example.com",
+        "the domain is kept in lower case"
+    );
 
     let renamed: Value = app
         .api(Method::PATCH, &format!("/api/v1/subscribers/{id}"), &token)

@@ -9,6 +9,7 @@ mod archive;
 mod bad_input;
 mod delivery;
 mod health;
+mod hostile_input;
 mod issues;
 mod mail_outage;
 mod rendering;
