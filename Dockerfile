@@ -7,10 +7,12 @@ COPY migrations migrations
 COPY templates templates
 RUN cargo build --release --locked --bin fortnight
 
-# Runtime stage: the binary, CA certificates for smtps://, and an unprivileged user.
+# Runtime stage: the binary, CA certificates for smtps://, Debian's current time-zone rules
+# (read at run time; rebuild the image, or update tzdata, when zones change), and an
+# unprivileged user.
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates tzdata \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin fortnight \
  && mkdir -p /data \

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveTime, Utc, Weekday};
-use chrono_tz::Tz;
 use fortnight::delivery::Handoff;
 use fortnight::domain::cadence::{Cadence, Rule};
 use fortnight::domain::{IssueDraft, IssueInput};
@@ -32,7 +31,7 @@ fn slots() {
             every,
             Weekday::Thu,
             NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
-            Tz::Europe__London,
+            fortnight::domain::cadence::Zone::parse("Europe/London").unwrap(),
             from.parse::<NaiveDate>().unwrap(),
         )
         .unwrap()

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `worker`, `migrate`, `tick`, `editor …`, `subscribers import|export`.
+//! The command line: `serve`, `worker`, `migrate`, `tick`, `doctor`, `editor …`,
+//! `subscribers import|export`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use crate::domain::SubscriberEmail;
 use crate::domain::password::Password;
 use crate::store::{Db, editors};
 
+mod doctor;
 mod subscribers;
 
 /// Fortnight: a self-hosted newsletter backend for a publication with a steady rhythm.
@@ -44,6 +46,9 @@ pub enum Command {
     /// Manage the editors who sign in to the admin.
     #[command(subcommand)]
     Editor(EditorCommand),
+    /// Check the installation: version, the time-zone rules read (and their release), the
+    /// database, and the cadence's next slots.
+    Doctor,
     /// Import or export subscribers as CSV.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
@@ -123,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open(&config).await?;
             crate::app::run_workers(Parts::assemble(config, db, Clock::System).await?).await
         }
+        Command::Doctor => doctor::run(&config).await,
         Command::Editor(command) => editor(&open(&config).await?, command).await,
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await

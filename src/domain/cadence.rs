@@ -6,11 +6,14 @@
 //! daylight-saving changes (RFC 5545): a time that does not exist that day (a spring-forward
 //! gap) is read with the offset in force before the gap, so 02:30 becomes 03:30; a time that
 //! occurs twice (fall-back) is the first of the two.
+//!
+//! Each rule makes the slots of its own dates, so at a change to a zone further east a new
+//! rule's first slot can come before the old rule's last: both are kept, in time order, and
+//! each slot is shown in the zone of the rule that made it.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday,
-};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc, Weekday};
+
+pub use super::zone::Zone;
 
 /// Why a rule or a cadence was refused; the message names the field.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +30,7 @@ pub struct Rule {
     /// The local time of each slot.
     pub time: NaiveTime,
     /// The IANA time zone the weekday and time are read in.
-    pub zone: Tz,
+    pub zone: Zone,
     /// The first date this rule is in force (its anchor).
     pub effective_from: NaiveDate,
 }
@@ -38,7 +41,7 @@ impl Rule {
         every_weeks: u8,
         weekday: Weekday,
         time: NaiveTime,
-        zone: Tz,
+        zone: Zone,
         effective_from: NaiveDate,
     ) -> Result<Rule, CadenceError> {
         if !(1..=8).contains(&every_weeks) {
@@ -73,7 +76,7 @@ impl Rule {
 
     /// The instant of this rule's `k`-th slot.
     fn slot(&self, k: i64) -> DateTime<Utc> {
-        local_instant(self.zone, self.date(k), self.time)
+        self.zone.instant(self.date(k), self.time)
     }
 
     /// The index of the slot whose date is nearest below or at `date` (may be negative).
@@ -113,19 +116,8 @@ pub fn weekday_name(day: Weekday) -> &'static str {
 }
 
 /// The instant a local date and time name in `zone`, by the rules in the module comment.
-pub fn local_instant(zone: Tz, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
-    let local = date.and_time(time);
-    match zone.from_local_datetime(&local) {
-        LocalResult::Single(at) => at.with_timezone(&Utc),
-        LocalResult::Ambiguous(first, second) => first.min(second).with_timezone(&Utc),
-        LocalResult::None => {
-            // The offset a day earlier is the one in force before the gap.
-            let before = zone
-                .offset_from_utc_datetime(&(local - Duration::days(1)))
-                .fix();
-            (local - Duration::seconds(before.local_minus_utc() as i64)).and_utc()
-        }
-    }
+pub fn local_instant(zone: &Zone, date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+    zone.instant(date, time)
 }
 
 /// A cadence: its rules in the order they took effect. Never empty.
@@ -163,7 +155,7 @@ impl Cadence {
         self.rules
             .iter()
             .rev()
-            .find(|r| at.with_timezone(&r.zone).date_naive() >= r.effective_from)
+            .find(|r| r.zone.date_of(at) >= r.effective_from)
             .unwrap_or(&self.rules[0])
     }
 
@@ -180,20 +172,11 @@ impl Cadence {
         Cadence { rules }
     }
 
-    /// The last slot of rule `i` (before the next rule's date), if it has one.
-    fn last_of(&self, i: usize) -> Option<DateTime<Utc>> {
-        let rule = &self.rules[i];
-        let until = self.rules.get(i + 1)?.effective_from;
-        let k = rule.index_near(until - Duration::days(1));
-        (k >= 0)
-            .then(|| rule.slot(k))
-            .filter(|at| Some(*at) > self.floor(i))
-    }
-
-    /// Slots of rule `i` must come after every slot of the rules before it (zones of two rules
-    /// may differ, so a date boundary alone does not order their instants).
-    fn floor(&self, i: usize) -> Option<DateTime<Utc>> {
-        (0..i).rev().find_map(|j| self.last_of(j))
+    /// The index of rule `i`'s last slot before its successor takes effect, if it has a
+    /// successor.
+    fn last_index(&self, i: usize) -> Option<i64> {
+        let next = self.rules.get(i + 1)?;
+        Some(self.rules[i].index_near(next.effective_from - Duration::days(1)))
     }
 
     /// Whether date `date` lies before rule `i`'s successor takes effect.
@@ -203,63 +186,78 @@ impl Cadence {
             .is_none_or(|next| date < next.effective_from)
     }
 
-    /// The next `count` slots strictly after `after`, in order.
+    /// The next `count` slots strictly after `after`, in time order.
     pub fn slots_after(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
-        let mut out = Vec::with_capacity(count);
-        for i in 0..self.rules.len() {
-            if out.len() == count {
-                break;
-            }
-            let rule = &self.rules[i];
-            let from = self.floor(i).map_or(after, |f| f.max(after));
-            let mut k = (rule.index_near(from.with_timezone(&rule.zone).date_naive()) - 1).max(0);
-            while out.len() < count && self.in_segment(i, rule.date(k)) {
+        let mut out = Vec::with_capacity(count * 2);
+        for (i, rule) in self.rules.iter().enumerate() {
+            let mut k = (rule.index_near(rule.zone.date_of(after)) - 1).max(0);
+            let mut found = 0;
+            while found < count && self.in_segment(i, rule.date(k)) {
                 let at = rule.slot(k);
-                if at > from {
+                if at > after {
                     out.push(at);
+                    found += 1;
                 }
                 k += 1;
             }
         }
+        out.sort_unstable();
+        out.dedup();
+        out.truncate(count);
         out
     }
 
-    /// The latest slot at or before `at`, if any.
-    pub fn slot_on_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        for i in (0..self.rules.len()).rev() {
-            let rule = &self.rules[i];
-            let floor = self.floor(i);
-            let mut k = rule.index_near(at.with_timezone(&rule.zone).date_naive()) + 1;
-            if let Some(next) = self.rules.get(i + 1) {
-                k = k.min(rule.index_near(next.effective_from - Duration::days(1)));
+    /// Rule `i`'s latest slot at or before `at`, if any.
+    fn rule_slot_on_or_before(&self, i: usize, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let rule = &self.rules[i];
+        let mut k = rule.index_near(rule.zone.date_of(at)) + 1;
+        if let Some(last) = self.last_index(i) {
+            k = k.min(last);
+        }
+        while k >= 0 {
+            let found = rule.slot(k);
+            if found <= at {
+                return Some(found);
             }
-            while k >= 0 {
-                let found = rule.slot(k);
-                if floor.is_some_and(|f| found <= f) {
-                    break;
-                }
-                if found <= at && self.in_segment(i, rule.date(k)) {
-                    return Some(found);
-                }
-                k -= 1;
-            }
+            k -= 1;
         }
         None
     }
 
+    /// The latest slot at or before `at`, if any.
+    pub fn slot_on_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        (0..self.rules.len())
+            .filter_map(|i| self.rule_slot_on_or_before(i, at))
+            .max()
+    }
+
+    /// The rule that makes the slot at `at` (the later rule, should two name one instant), or
+    /// `None` when `at` is not a slot.
+    pub fn rule_of_slot(&self, at: DateTime<Utc>) -> Option<&Rule> {
+        (0..self.rules.len())
+            .rev()
+            .find(|&i| self.rule_slot_on_or_before(i, at) == Some(at))
+            .map(|i| &self.rules[i])
+    }
+
     /// Whether `at` is exactly a slot.
     pub fn is_slot(&self, at: DateTime<Utc>) -> bool {
-        self.slot_on_or_before(at) == Some(at)
+        self.rule_of_slot(at).is_some()
+    }
+
+    /// The zone an instant is shown in: that of the rule that made it when it is a slot,
+    /// else that of the rule in force then.
+    pub fn zone_at(&self, at: DateTime<Utc>) -> &Zone {
+        &self
+            .rule_of_slot(at)
+            .unwrap_or_else(|| self.rule_at(at))
+            .zone
     }
 }
 
 /// Reads an IANA zone name ("Europe/London").
-pub fn parse_zone(raw: &str) -> Result<Tz, CadenceError> {
-    raw.trim().parse::<Tz>().map_err(|_| {
-        CadenceError(format!(
-            "{raw:?} is not an IANA time zone such as Europe/London."
-        ))
-    })
+pub fn parse_zone(raw: &str) -> Result<Zone, CadenceError> {
+    Zone::parse(raw).map_err(|e| CadenceError(e.to_string()))
 }
 
 /// Reads a weekday: "thursday", "thu" or 1..=7 (Monday = 1).

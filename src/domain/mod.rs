@@ -1,4 +1,5 @@
-//! Pure types and rules, no I/O: once you hold one of these values, it is valid.
+//! Pure types and rules, no I/O (but for the time-zone rules `zone` reads from the system's
+//! database): once you hold one of these values, it is valid.
 
 pub mod cadence;
 mod issue;
@@ -7,6 +8,7 @@ mod subscriber;
 mod subscriber_email;
 mod subscriber_name;
 pub mod token;
+pub mod zone;
 
 pub use issue::{
     IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES, MAX_LINKS,

@@ -92,7 +92,7 @@ impl SlotRow {
     ) -> SlotRow {
         SlotRow {
             at: view.at.to_rfc3339(),
-            local: super::local_time(view.at, cadence.rule_at(view.at).zone),
+            local: super::local_time(view.at, cadence.zone_at(view.at)),
             skipped: view.skipped,
             issue: view.issue.map(|i| (i.id, i.subject)),
         }
@@ -131,6 +131,8 @@ pub struct CadencePage<'a> {
     pub zone: String,
     /// Why the last change was refused.
     pub error: Option<String>,
+    /// Which time-zone database is read: "tzdata 2026f from /usr/share/zoneinfo".
+    pub tzdata: String,
 }
 
 /// The weekdays for a select: (value, name).

@@ -4,7 +4,9 @@ use atom_syndication::{Content, Entry, Feed, Link, Person, Text};
 use chrono::{DateTime, Utc};
 
 use super::Publication;
-use super::issue::{Body, view_url};
+use askama::Template;
+
+use super::issue::{Body, RoundupHtml, view_url};
 use crate::store::issues::Issue;
 
 fn link(href: String, rel: &str, mime_type: Option<&str>) -> Link {
@@ -15,7 +17,8 @@ fn link(href: String, rel: &str, mime_type: Option<&str>) -> Link {
     link
 }
 
-/// An Atom document of `issues` (newest first), each with its full web version as content.
+/// An Atom document of `issues` (newest first), each with its full web version as content:
+/// the body and the links roundup.
 /// Entry ids are the issues' uids, so an edited slug or title never repeats an entry.
 pub fn atom(publication: &Publication, issues: &[Issue]) -> String {
     let published = |issue: &Issue| issue.published_at.unwrap_or(issue.updated_at);
@@ -44,7 +47,12 @@ pub fn atom(publication: &Publication, issues: &[Issue]) -> String {
             }
             let mut content = Content::default();
             content.set_content_type(Some("html".to_owned()));
-            content.set_value(Some(Body::of(issue, publication).html));
+            let mut html = Body::of(issue, publication).html;
+            // The roundup as the web version shows it (it renders nothing without links).
+            if let Ok(roundup) = (RoundupHtml { issue }).render() {
+                html.push_str(&roundup);
+            }
+            content.set_value(Some(html));
             entry.set_content(Some(content));
             entry
         })

@@ -94,6 +94,40 @@ impl IssueEmail<'_> {
     pub fn underline(&self) -> String {
         "-".repeat(self.issue.links_heading.chars().count())
     }
+
+    /// One link of the roundup in the text part: "3. Title (Source)", the note, then the
+    /// address, the title and note wrapped at 72 columns under a three-space indent like the
+    /// body's paragraphs; the address is never broken.
+    pub fn link_text(&self, number: &usize, link: &crate::domain::IssueLink) -> String {
+        let head = if link.source.is_empty() {
+            format!("{number}. {}", link.title)
+        } else {
+            format!("{number}. {} ({})", link.title, link.source)
+        };
+        let indent = "   ";
+        let mut out = textwrap::fill(&head, textwrap::Options::new(72).subsequent_indent(indent));
+        if !link.note.is_empty() {
+            out.push('\n');
+            out.push_str(&textwrap::fill(
+                &link.note,
+                textwrap::Options::new(72)
+                    .initial_indent(indent)
+                    .subsequent_indent(indent),
+            ));
+        }
+        out.push('\n');
+        out.push_str(indent);
+        out.push_str(link.url.as_str());
+        out
+    }
+}
+
+/// The roundup as the web version shows it, for the Atom feed.
+#[derive(Template)]
+#[template(path = "web/roundup.html")]
+pub struct RoundupHtml<'a> {
+    /// The issue.
+    pub issue: &'a Issue,
 }
 
 /// The HTML part, before CSS inlining.

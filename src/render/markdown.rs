@@ -19,13 +19,18 @@ pub fn to_safe_html(markdown: &str, base_url: &url::Url) -> String {
 }
 
 /// The plain-text reading of sanitized HTML: paragraphs wrapped at 72 columns, emphasis
-/// kept as `*marks*`, and each link numbered in the text and listed with its address below.
+/// kept as `*marks*`, thematic breaks as `* * *`, and each link numbered in the text and
+/// listed with its address below.
 pub fn to_text(safe_html: &str) -> String {
+    // html2text drops thematic breaks; a section break stays visible as "* * *".
+    let html = safe_html
+        .replace("<hr>", "<p>* * *</p>")
+        .replace("<hr />", "<p>* * *</p>");
     // Very deep nesting does not fit 72 columns; then the lines may run long rather than the
     // text being lost.
     html2text::config::plain()
-        .string_from_read(safe_html.as_bytes(), 72)
-        .or_else(|_| html2text::config::plain().string_from_read(safe_html.as_bytes(), 100_000))
+        .string_from_read(html.as_bytes(), 72)
+        .or_else(|_| html2text::config::plain().string_from_read(html.as_bytes(), 100_000))
         .unwrap_or_default()
         .trim_end()
         .to_owned()
@@ -95,6 +100,12 @@ mod tests {
     fn deep_nesting_keeps_its_text() {
         let deep = format!("{}deep words", "> ".repeat(40));
         assert!(to_text(&render(&deep)).contains("deep words"));
+    }
+
+    #[test]
+    fn a_thematic_break_stays_in_the_text() {
+        let text = to_text(&render("Before.\n\n---\n\nAfter."));
+        assert_eq!(text, "Before.\n\n* * *\n\nAfter.");
     }
 
     #[test]

@@ -130,10 +130,10 @@ pub use crate::mail::prepared::greeting;
 
 /// An instant as the editor reads it, in the publication's zone with the zone named:
 /// "Thu 3 Sep 2026, 08:00 Asia/Shanghai".
-pub fn local_time(at: chrono::DateTime<chrono::Utc>, zone: chrono_tz::Tz) -> String {
+pub fn local_time(at: chrono::DateTime<chrono::Utc>, zone: &crate::domain::zone::Zone) -> String {
     format!(
         "{} {}",
-        at.with_timezone(&zone).format("%a %-d %b %Y, %H:%M"),
+        zone.local(at).format("%a %-d %b %Y, %H:%M"),
         zone.name()
     )
 }

@@ -84,10 +84,10 @@ impl Scheduler {
     }
 
     async fn tell_missed(&self, issue: &Issue, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let zone = cadence::load(&self.db).await?.rule_at(now).zone;
+        let cadence = cadence::load(&self.db).await?;
         let when = issue
             .scheduled_at
-            .map(|at| local_time(at, zone))
+            .map(|at| local_time(at, cadence.zone_at(at)))
             .unwrap_or_default();
         let text = format!(
             "\"{}\" was to go out on {when}, but no Fortnight instance was running then, and it \
@@ -133,7 +133,7 @@ impl Scheduler {
                 continue;
             }
             if cadence::claim_reminder(&self.db, slot, now).await? {
-                let when = local_time(slot, cadence.rule_at(slot).zone);
+                let when = local_time(slot, cadence.zone_at(slot));
                 let text = format!(
                     "No issue is scheduled for the slot on {when}.\n\n\
                      Write one and put it on the slot, or skip the slot: {}/admin/cadence\n",

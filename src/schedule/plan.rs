@@ -151,7 +151,7 @@ pub async fn place(
 
 /// The date the publication's calendar says it is now (in the current rule's zone).
 pub fn today(cadence: &Cadence, now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&cadence.rule_at(now).zone).date_naive()
+    cadence.rule_at(now).zone.date_of(now)
 }
 
 /// Changes the cadence from `rule.effective_from`, which must be after today, so that no

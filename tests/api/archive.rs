@@ -16,6 +16,7 @@ both_databases!(
     the_feed_is_valid_atom_of_sent_issues,
     hostile_markdown_never_reaches_readers,
     bad_archive_requests_get_clear_answers,
+    the_text_part_wraps_roundup_notes_and_keeps_section_breaks,
 );
 
 /// Creates an issue through the API and returns its id.
@@ -32,6 +33,17 @@ async fn create(app: &TestApp, token: &str, body: Value) -> i64 {
 }
 
 /// Makes an issue public as delivery will: sending, then sent.
+/// Mails a test copy of the issue to zoe@example.com.
+async fn send_test(app: &TestApp, token: &str, id: i64) {
+    let sent = app
+        .api(Method::POST, &format!("/api/v1/issues/{id}/test"), token)
+        .json(&json!({"email": "zoe@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+}
+
 async fn publish(app: &TestApp, id: i64) {
     let now = app.clock.now();
     assert!(issues::start_sending(&app.db, id, now).await.unwrap());
@@ -68,13 +80,7 @@ async fn an_issue_email_carries_every_header_and_both_parts(backend: Backend) {
     let issue = issues::get(&app.db, id).await.unwrap().unwrap();
     let subscriber = app.subscriber("zoe@example.com").await.unwrap();
     for _ in 0..2 {
-        let sent = app
-            .api(Method::POST, &format!("/api/v1/issues/{id}/test"), &token)
-            .json(&json!({"email": "zoe@example.com"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(sent.status(), 200);
+        send_test(&app, &token, id).await;
     }
     let mail = app.wait_for_mail(2).await;
     let message = mail[0].parsed();
@@ -264,7 +270,9 @@ async fn the_feed_is_valid_atom_of_sent_issues(backend: Backend) {
     let first = create(
         &app,
         &token,
-        json!({"subject": "Alpha", "preheader": "The first", "body": "Alpha *body*"}),
+        json!({"subject": "Alpha", "preheader": "The first", "body": "Alpha *body*",
+               "links_heading": "Weekly Links",
+               "links": [{"title": "Ships & ports", "url": "https://example.com/ships", "source": "The Ledger", "note": "Rates explain it."}]}),
     )
     .await;
     publish(&app, first).await;
@@ -309,6 +317,18 @@ async fn the_feed_is_valid_atom_of_sent_issues(backend: Backend) {
             .unwrap()
             .contains("<em>body</em>")
     );
+    // The roundup as the web version shows it.
+    let content = alpha.content.as_ref().unwrap().body.as_ref().unwrap();
+    for part in [
+        "<h2>Weekly Links</h2>",
+        "<a href=\"https://example.com/ships\">Ships &#38; ports</a>",
+        "The Ledger",
+        "Rates explain it.",
+    ] {
+        assert!(content.contains(part), "{part} missing from {content}");
+    }
+    let web = app.get("/archive/alpha").await.text().await.unwrap();
+    assert!(web.contains("<a href=\"https://example.com/ships\">Ships &#38; ports</a>"));
     assert!(alpha.published.is_some());
 }
 
@@ -375,4 +395,57 @@ async fn bad_archive_requests_get_clear_answers(backend: Backend) {
     assert_eq!(app.get(&long).await.status(), 404);
     let empty = app.get("/archive").await.text().await.unwrap();
     assert!(empty.contains("Nothing has been published yet."));
+}
+
+async fn the_text_part_wraps_roundup_notes_and_keeps_section_breaks(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let note = "Freight rates tell the story better than any forecast: ".repeat(6);
+    let long_url = format!("https://example.com/{}", "path/".repeat(30));
+    let id = create(&app, &token, json!({
+        "subject": "Wrapped",
+        "body": "First part.\n\n---\n\nSecond part.",
+        "links_heading": "Weekly Links",
+        "links": [
+            {"title": "A title long enough to need a second line of its own in the text part of the email", "url": long_url, "source": "The Ledger", "note": note.trim()},
+            {"title": "Short", "url": "https://example.com/short"}
+        ]
+    })).await;
+    send_test(&app, &token, id).await;
+    let text = app.wait_for_mail(1).await[0].text().replace("\r\n", "\n");
+    assert!(
+        text.contains("First part.\n\n* * *\n\nSecond part."),
+        "{text}"
+    );
+    let roundup = &text[text.find("Weekly Links").expect("the roundup")..];
+    for line in roundup.lines().take_while(|l| !l.starts_with("--")) {
+        if line.trim_start().starts_with("https://") {
+            continue;
+        }
+        assert!(
+            line.chars().count() <= 72,
+            "{} columns: {line:?}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        roundup.contains(&format!("   {long_url}\n")),
+        "the address is never broken: {roundup}"
+    );
+    let note_lines: Vec<_> = roundup
+        .lines()
+        .filter(|l| l.contains("Freight") || l.contains("forecast"))
+        .collect();
+    assert!(note_lines.len() >= 4, "{roundup}");
+    assert!(note_lines.iter().all(|l| l.starts_with("   ")), "{roundup}");
+    let words: Vec<_> = roundup.split_whitespace().collect();
+    assert_eq!(
+        words.iter().filter(|w| **w == "forecast:").count(),
+        6,
+        "no word of the note is lost: {roundup}"
+    );
+    assert!(
+        roundup.contains("2. Short\n   https://example.com/short"),
+        "{roundup}"
+    );
 }

@@ -18,3 +18,4 @@ mod shutdown;
 mod signup;
 mod subscription;
 mod transfer;
+mod zones;

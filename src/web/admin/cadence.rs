@@ -101,6 +101,13 @@ async fn page(
             time: current.time.format("%H:%M").to_string(),
             zone: current.zone.name().to_owned(),
             error: refused,
+            tzdata: {
+                let tzdata = crate::domain::zone::tzdata();
+                match tzdata.stale() {
+                    Some(warning) => format!("{tzdata}; {warning}"),
+                    None => tzdata.to_string(),
+                }
+            },
         },
     )
 }
@@ -205,7 +212,8 @@ pub async fn schedule(
                 .ok_or_else(|| {
                     WebError::BadRequest(format!("{:?} is not a date and time.", form.at))
                 })?;
-            let zone = cadence::load(&state.db).await?.rule_at(now).zone;
+            let cadence = cadence::load(&state.db).await?;
+            let zone = &cadence.rule_at(now).zone;
             Placement::Exact(local_instant(zone, local.date(), local.time()))
         }
         other => {
@@ -215,11 +223,14 @@ pub async fn schedule(
         }
     };
     let issue = plan::place(&state.db, id, placement, now).await?;
-    let zone = cadence::load(&state.db).await?.rule_at(now).zone;
+    let cadence = cadence::load(&state.db).await?;
     if let Some(at) = issue.scheduled_at {
         flash(
             &session,
-            format!("Scheduled for {}.", crate::render::local_time(at, zone)),
+            format!(
+                "Scheduled for {}.",
+                crate::render::local_time(at, cadence.zone_at(at))
+            ),
         );
     }
     Ok(see_other(&format!("/admin/issues/{id}#schedule")))

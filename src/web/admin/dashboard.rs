@@ -42,7 +42,6 @@ pub async fn show(
         .collect();
     let now = state.clock.now();
     let cadence = cadence::load(&state.db).await?;
-    let zone = cadence.rule_at(now).zone;
     let next_slot = plan::upcoming(&state.db, &cadence, now, 1)
         .await?
         .into_iter()
@@ -54,7 +53,7 @@ pub async fn show(
         .map(|i| {
             let when = i
                 .scheduled_at
-                .map(|at| local_time(at, zone))
+                .map(|at| local_time(at, cadence.zone_at(at)))
                 .unwrap_or_default();
             (i.id, i.subject, when)
         })

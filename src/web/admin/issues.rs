@@ -81,7 +81,7 @@ const OPEN_SLOTS: usize = 12;
 async fn schedule_box(state: &AppState, issue: &Issue) -> Result<ScheduleBox, WebError> {
     let now = state.clock.now();
     let cadence = cadence::load(&state.db).await?;
-    let zone = cadence.rule_at(now).zone;
+    let zone = &cadence.rule_at(now).zone;
     let open = plan::upcoming(&state.db, &cadence, now, OPEN_SLOTS * 2)
         .await?
         .into_iter()
@@ -93,12 +93,12 @@ async fn schedule_box(state: &AppState, issue: &Issue) -> Result<ScheduleBox, We
         scheduled: issue
             .scheduled_at
             .filter(|_| issue.status == IssueStatus::Scheduled)
-            .map(|at| local_time(at, zone)),
+            .map(|at| local_time(at, cadence.zone_at(at))),
         on_slot: issue.slot_at.is_some(),
         missed: issue
             .missed_at
             .and(issue.scheduled_at)
-            .map(|at| local_time(at, zone)),
+            .map(|at| local_time(at, cadence.zone_at(at))),
         open,
         zone: zone.name().to_owned(),
     })

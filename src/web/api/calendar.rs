@@ -153,7 +153,7 @@ pub async fn slots(
         .into_iter()
         .map(|s| SlotJson {
             at: s.at,
-            local: local_time(s.at, cadence.rule_at(s.at).zone),
+            local: local_time(s.at, cadence.zone_at(s.at)),
             state: match (&s.issue, s.skipped) {
                 (Some(_), _) => "taken",
                 (None, true) => "skipped",
