@@ -197,26 +197,7 @@ pub mod steer {
     }
 }
 
-/// A send as the editor watches it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct SendStatus {
-    /// The issue's status: sending, sent, cancelled (or draft/scheduled before it starts).
-    pub state: crate::domain::IssueStatus,
-    /// Held by the editor.
-    pub paused: bool,
-    /// Deliveries by state.
-    pub progress: crate::store::sends::Progress,
-    /// Share done, 0 to 100.
-    pub percent: i64,
-    /// Messages sent in the last minute.
-    pub rate_per_minute: i64,
-    /// Seconds left at the current rate, when it can be told.
-    pub eta_secs: Option<i64>,
-    /// The latest errors, newest first.
-    pub errors: Vec<crate::store::sends::DeliveryError>,
-    /// The final report, once finished.
-    pub summary: Option<crate::store::sends::Summary>,
-}
+pub use crate::domain::send::SendStatus;
 
 /// How a send stands now.
 pub async fn status(

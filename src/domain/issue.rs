@@ -310,6 +310,47 @@ impl IssueDraft {
     }
 }
 
+/// An issue: its content, where it stands and when things happened to it.
+#[derive(Debug, Clone)]
+pub struct Issue {
+    /// Internal id.
+    pub id: i64,
+    /// Public identity: feed entry ids and Message-IDs derive from it.
+    pub uid: uuid::Uuid,
+    /// The address under `/archive/`.
+    pub slug: String,
+    /// Subject line.
+    pub subject: String,
+    /// Preview line.
+    pub preheader: String,
+    /// Markdown body.
+    pub body: String,
+    /// Heading over the links.
+    pub links_heading: String,
+    /// The links roundup, in order.
+    pub links: Vec<IssueLink>,
+    /// Where it stands.
+    pub status: IssueStatus,
+    /// First saved.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// When sending started (and it became public).
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it is to go out (scheduled), or the time it missed (after a miss).
+    pub scheduled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The cadence slot it holds; `None` when scheduled at an exact time outside the cadence.
+    pub slot_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the scheduler found its time long past and returned it to draft.
+    pub missed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the editor paused its send.
+    pub paused_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When its send finished (sent or cancelled).
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The send's final report (JSON).
+    pub summary: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

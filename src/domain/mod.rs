@@ -4,6 +4,7 @@
 pub mod cadence;
 mod issue;
 pub mod password;
+pub mod send;
 mod subscriber;
 mod subscriber_email;
 mod subscriber_name;
@@ -11,9 +12,9 @@ pub mod token;
 pub mod zone;
 
 pub use issue::{
-    IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES, MAX_LINKS,
-    Slug,
+    Issue, IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES,
+    MAX_LINKS, Slug,
 };
-pub use subscriber::{ConsentSource, SubscriberStatus, new_uid};
+pub use subscriber::{ConsentSource, StatusCounts, Subscriber, SubscriberStatus, new_uid};
 pub use subscriber_email::{EmailError, SubscriberEmail};
 pub use subscriber_name::{NameError, SubscriberName};

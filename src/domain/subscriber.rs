@@ -79,3 +79,43 @@ impl ConsentSource {
 pub fn new_uid() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
+
+/// Subscribers by status.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StatusCounts {
+    /// Waiting for confirmation.
+    pub pending: i64,
+    /// Receiving issues.
+    pub active: i64,
+    /// Left.
+    pub unsubscribed: i64,
+    /// Undeliverable.
+    pub bounced: i64,
+}
+
+/// A reader on the list: their address, where they stand, and the evidence of consent.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// Internal id.
+    pub id: i64,
+    /// Public random id; unsubscribe links derive from it.
+    pub uid: uuid::Uuid,
+    /// The address as given.
+    pub email: String,
+    /// Display name, if any.
+    pub name: Option<String>,
+    /// Lifecycle state.
+    pub status: SubscriberStatus,
+    /// When consent was last given.
+    pub consent_at: chrono::DateTime<chrono::Utc>,
+    /// Where consent was last given (form, api, import, admin).
+    pub consent_source: String,
+    /// The address consent came from, when known.
+    pub consent_ip: Option<String>,
+    /// First signup.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Latest confirmation.
+    pub confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Latest unsubscription.
+    pub unsubscribed_at: Option<chrono::DateTime<chrono::Utc>>,
+}

@@ -3,9 +3,8 @@
 use askama::Template;
 
 use super::Publication;
+use crate::domain::{StatusCounts, Subscriber};
 use crate::store::api_tokens::ApiToken;
-use crate::store::subscriber_admin::StatusCounts;
-use crate::store::subscribers::Subscriber;
 use crate::transfer::ImportReport;
 
 /// What every admin page shows around its content.

@@ -3,8 +3,8 @@
 use askama::Template;
 
 use super::admin::Chrome;
+use crate::domain::Issue;
 use crate::domain::{IssueInput, IssueStatus};
-use crate::store::issues::Issue;
 
 /// The list of issues.
 #[derive(Template)]
@@ -84,21 +84,6 @@ pub struct SlotRow {
     pub issue: Option<(i64, String)>,
 }
 
-impl SlotRow {
-    /// From a planned slot, shown in the zone of the rule that makes it.
-    pub fn new(
-        view: crate::schedule::plan::SlotView,
-        cadence: &crate::domain::cadence::Cadence,
-    ) -> SlotRow {
-        SlotRow {
-            at: view.at.to_rfc3339(),
-            local: super::local_time(view.at, cadence.zone_at(view.at)),
-            skipped: view.skipped,
-            issue: view.issue.map(|i| (i.id, i.subject)),
-        }
-    }
-}
-
 /// One entry of the cadence's history.
 pub struct RuleRow {
     /// In force from (a date).
@@ -168,5 +153,5 @@ pub struct SendPage<'a> {
     /// The issue.
     pub issue: &'a Issue,
     /// The numbers.
-    pub s: crate::delivery::SendStatus,
+    pub s: crate::domain::send::SendStatus,
 }

@@ -7,7 +7,7 @@ use super::Publication;
 use askama::Template;
 
 use super::issue::{Body, RoundupHtml, view_url};
-use crate::store::issues::Issue;
+use crate::domain::Issue;
 
 fn link(href: String, rel: &str, mime_type: Option<&str>) -> Link {
     let mut link = Link::default();

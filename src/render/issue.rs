@@ -8,9 +8,9 @@ use lettre::message::Mailbox;
 
 use super::{Publication, markdown};
 use crate::config::Config;
+use crate::domain::Issue;
 use crate::mail::message::BuildError;
 use crate::mail::prepared::{Heading, PreparedMessage, Slot};
-use crate::store::issues::Issue;
 
 /// A rendering failure: a template or the CSS inliner refused.
 #[derive(Debug, thiserror::Error)]

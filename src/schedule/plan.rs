@@ -63,6 +63,18 @@ pub struct SlotView {
     pub issue: Option<Issue>,
 }
 
+impl SlotView {
+    /// The row the admin shows, in the zone of the rule that makes the slot.
+    pub fn row(self, cadence: &Cadence) -> crate::render::admin_issues::SlotRow {
+        crate::render::admin_issues::SlotRow {
+            at: self.at.to_rfc3339(),
+            local: crate::render::local_time(self.at, cadence.zone_at(self.at)),
+            skipped: self.skipped,
+            issue: self.issue.map(|i| (i.id, i.subject)),
+        }
+    }
+}
+
 /// The next `count` slots after `now`, each with its issue or skip mark.
 pub async fn upcoming(
     db: &Db,

@@ -5,50 +5,84 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Db, StoreError};
+pub use crate::domain::Issue;
 use crate::domain::{IssueDraft, IssueLink, IssueStatus, Slug};
 use crate::with_pool;
 
-/// A stored issue.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Issue {
+/// An issue as stored; read into [`Issue`].
+#[derive(sqlx::FromRow)]
+struct IssueRow {
     /// Internal id.
-    pub id: i64,
+    id: i64,
     /// Public identity: feed entry ids and Message-IDs derive from it.
-    pub uid: Uuid,
+    uid: Uuid,
     /// The address under `/archive/`.
-    pub slug: String,
+    slug: String,
     /// Subject line.
-    pub subject: String,
+    subject: String,
     /// Preview line.
-    pub preheader: String,
+    preheader: String,
     /// Markdown body.
-    pub body: String,
+    body: String,
     /// Heading over the links.
-    pub links_heading: String,
+    links_heading: String,
     /// The links roundup, in order.
     #[sqlx(json)]
-    pub links: Vec<IssueLink>,
+    links: Vec<IssueLink>,
     /// Where it stands.
     #[sqlx(try_from = "String")]
-    pub status: IssueStatus,
+    status: IssueStatus,
     /// First saved.
-    pub created_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
     /// Last changed.
-    pub updated_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     /// When sending started (and it became public).
-    pub published_at: Option<DateTime<Utc>>,
+    published_at: Option<DateTime<Utc>>,
     /// When it is to go out (scheduled), or the time it missed (after a miss).
-    pub scheduled_at: Option<DateTime<Utc>>,
+    scheduled_at: Option<DateTime<Utc>>,
     /// The cadence slot it holds; `None` when scheduled at an exact time outside the cadence.
-    pub slot_at: Option<DateTime<Utc>>,
+    slot_at: Option<DateTime<Utc>>,
     /// When the scheduler found its time long past and returned it to draft.
-    pub missed_at: Option<DateTime<Utc>>,
+    missed_at: Option<DateTime<Utc>>,
     /// When the editor paused its send.
-    pub paused_at: Option<DateTime<Utc>>,
+    paused_at: Option<DateTime<Utc>>,
     /// When its send finished (sent or cancelled).
-    pub finished_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
     /// The send's final report (JSON).
-    pub summary: Option<String>,
+    summary: Option<String>,
+}
+
+impl From<IssueRow> for Issue {
+    fn from(row: IssueRow) -> Issue {
+        Issue {
+            id: row.id,
+            uid: row.uid,
+            slug: row.slug,
+            subject: row.subject,
+            preheader: row.preheader,
+            body: row.body,
+            links_heading: row.links_heading,
+            links: row.links,
+            status: row.status,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            published_at: row.published_at,
+            scheduled_at: row.scheduled_at,
+            slot_at: row.slot_at,
+            missed_at: row.missed_at,
+            paused_at: row.paused_at,
+            finished_at: row.finished_at,
+            summary: row.summary,
+        }
+    }
+}
+
+fn one(row: Option<IssueRow>) -> Option<Issue> {
+    row.map(Issue::from)
+}
+
+fn all(rows: Vec<IssueRow>) -> Vec<Issue> {
+    rows.into_iter().map(Issue::from).collect()
 }
 
 const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
@@ -142,7 +176,7 @@ async fn insert(
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $8) \
          ON CONFLICT (slug) DO NOTHING RETURNING {COLUMNS}"
     ));
-    let row = with_pool!(db, write, |pool| sqlx::query_as(sql)
+    let row = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
         .bind(crate::domain::new_uid())
         .bind(slug.as_str())
         .bind(&draft.subject)
@@ -153,7 +187,7 @@ async fn insert(
         .bind(now)
         .fetch_optional(pool)
         .await)?;
-    Ok(row)
+    Ok(one(row))
 }
 
 /// Replaces an issue's content, if it is still editable (draft or scheduled). A draft without
@@ -172,7 +206,7 @@ pub async fn update(
          links_heading = $6, links = $7, updated_at = $8 \
          WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
     ));
-    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
+    let result = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
         .bind(id)
         .bind(&draft.subject)
         .bind(draft.slug.as_ref().map(Slug::as_str))
@@ -184,7 +218,7 @@ pub async fn update(
         .fetch_optional(pool)
         .await);
     match result {
-        Ok(Some(issue)) => Ok(issue),
+        Ok(Some(issue)) => Ok(issue.into()),
         Ok(None) => Err(why_unchanged(db, id).await),
         Err(e) if is_unique_violation(&e) => Err(IssueError::SlugTaken(
             draft
@@ -242,10 +276,13 @@ pub async fn duplicate(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Issue, Is
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, id: i64) -> Result<Option<Issue>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM issues WHERE id = $1"));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
-        .bind(id)
-        .fetch_optional(pool)
-        .await)?)
+    Ok(one(with_pool!(db, read, |pool| sqlx::query_as::<
+        _,
+        IssueRow,
+    >(sql)
+    .bind(id)
+    .fetch_optional(pool)
+    .await)?))
 }
 
 /// A page of issues, newest first, optionally of one status, older than `before` (an id).
@@ -268,9 +305,9 @@ pub async fn list(
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(limit.clamp(1, 501));
-        query.build_query_as().fetch_all(pool).await
+        query.build_query_as::<IssueRow>().fetch_all(pool).await
     })?;
-    Ok(rows)
+    Ok(all(rows))
 }
 
 /// A public issue by slug: sending or sent. Drafts, scheduled and cancelled issues are not
@@ -280,10 +317,13 @@ pub async fn published_by_slug(db: &Db, slug: &str) -> Result<Option<Issue>, Sto
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM issues WHERE slug = $1 AND status IN ('sending', 'sent')"
     ));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
-        .bind(slug)
-        .fetch_optional(pool)
-        .await)?)
+    Ok(one(with_pool!(db, read, |pool| sqlx::query_as::<
+        _,
+        IssueRow,
+    >(sql)
+    .bind(slug)
+    .fetch_optional(pool)
+    .await)?))
 }
 
 /// Public issues, most recently published first: `limit` of them after skipping `offset`.
@@ -293,11 +333,14 @@ pub async fn published(db: &Db, offset: i64, limit: i64) -> Result<Vec<Issue>, S
         "SELECT {COLUMNS} FROM issues WHERE status IN ('sending', 'sent') \
          ORDER BY published_at DESC, id DESC LIMIT $1 OFFSET $2"
     ));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(pool)
-        .await)?)
+    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
+        _,
+        IssueRow,
+    >(sql)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await)?))
 }
 
 /// How many issues are public.
@@ -399,7 +442,7 @@ pub async fn schedule(
         "UPDATE issues SET status = 'scheduled', scheduled_at = $2, slot_at = $3, missed_at = NULL, \
          updated_at = $4 WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
     ));
-    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
+    let result = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
         .bind(id)
         .bind(at)
         .bind(slot)
@@ -407,7 +450,7 @@ pub async fn schedule(
         .fetch_optional(pool)
         .await);
     match result {
-        Ok(Some(issue)) => Ok(issue),
+        Ok(Some(issue)) => Ok(issue.into()),
         Ok(None) => Err(why_unchanged(db, id).await),
         Err(e) if is_unique_violation(&e) => Err(IssueError::SlotTaken),
         Err(e) => Err(e.into()),
@@ -421,13 +464,13 @@ pub async fn unschedule(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Issue, I
         "UPDATE issues SET status = 'draft', scheduled_at = NULL, slot_at = NULL, updated_at = $2 \
          WHERE id = $1 AND status = 'scheduled' RETURNING {COLUMNS}"
     ));
-    let row = with_pool!(db, write, |pool| sqlx::query_as(sql)
+    let row = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
         .bind(id)
         .bind(now)
         .fetch_optional(pool)
         .await)?;
     match row {
-        Some(issue) => Ok(issue),
+        Some(issue) => Ok(issue.into()),
         None => Err(why_unchanged(db, id).await),
     }
 }
@@ -440,11 +483,14 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Issue>, 
         "SELECT {COLUMNS} FROM issues WHERE status = 'scheduled' AND scheduled_at <= $1 \
          ORDER BY scheduled_at LIMIT $2"
     ));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)?)
+    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
+        _,
+        IssueRow,
+    >(sql)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?))
 }
 
 /// Returns a scheduled issue whose time passed too long ago to draft, marked missed and off
@@ -478,11 +524,14 @@ pub async fn on_slots(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM issues WHERE slot_at >= $1 AND slot_at <= $2 ORDER BY slot_at"
     ));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
-        .bind(from)
-        .bind(to)
-        .fetch_all(pool)
-        .await)?)
+    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
+        _,
+        IssueRow,
+    >(sql)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await)?))
 }
 
 /// Drafts that missed their time and have not been scheduled again.
@@ -491,7 +540,10 @@ pub async fn missed(db: &Db) -> Result<Vec<Issue>, StoreError> {
         "SELECT {COLUMNS} FROM issues WHERE missed_at IS NOT NULL AND status = 'draft' \
          ORDER BY missed_at DESC LIMIT 20"
     ));
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
-        .fetch_all(pool)
-        .await)?)
+    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
+        _,
+        IssueRow,
+    >(sql)
+    .fetch_all(pool)
+    .await)?))
 }

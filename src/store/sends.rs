@@ -2,53 +2,11 @@
 //! and the moment it is finished.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::{Db, StoreError};
 use crate::with_pool;
 
-/// Deliveries of one issue by state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Progress {
-    /// Waiting for a first try.
-    pub pending: i64,
-    /// Failed temporarily; tried again later.
-    pub retrying: i64,
-    /// Accepted by the mail server.
-    pub sent: i64,
-    /// Failed permanently.
-    pub failed: i64,
-    /// The reader left before their turn.
-    pub skipped: i64,
-    /// Stopped by a cancel.
-    pub cancelled: i64,
-    /// Held by a worker that died before recording them, so they may have gone out twice (with
-    /// the same Message-ID): taken over by another worker, or, in a cancelled send, still held.
-    pub in_doubt: i64,
-    /// Sent in the last minute.
-    pub sent_last_minute: i64,
-}
-
-impl Progress {
-    /// Deliveries in all.
-    pub fn total(&self) -> i64 {
-        self.pending + self.retrying + self.sent + self.failed + self.skipped + self.cancelled
-    }
-
-    /// Deliveries still to go.
-    pub fn remaining(&self) -> i64 {
-        self.pending + self.retrying
-    }
-}
-
-/// The report kept with a finished send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Summary {
-    /// Deliveries by state at the end.
-    pub progress: Progress,
-    /// From start to finish, in seconds.
-    pub duration_secs: i64,
-}
+pub use crate::domain::send::{DeliveryError, Progress, Summary};
 
 /// The counts for one issue.
 pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Progress, StoreError> {
@@ -89,37 +47,35 @@ pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Prog
     Ok(p)
 }
 
-/// A delivery that went wrong, for the send page.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
-pub struct DeliveryError {
-    /// The reader's address.
-    pub email: String,
-    /// retrying or failed.
-    pub status: String,
-    /// Tries so far.
-    pub attempts: i32,
-    /// The server's reply or the connection error.
-    pub last_error: Option<String>,
-    /// When it was recorded.
-    pub updated_at: DateTime<Utc>,
-}
-
 /// The latest errors of a send, newest first.
 pub async fn recent_errors(
     db: &Db,
     issue_id: i64,
     limit: i64,
 ) -> Result<Vec<DeliveryError>, StoreError> {
-    Ok(with_pool!(db, read, |pool| sqlx::query_as(
-        "SELECT s.email, d.status, d.attempts, d.last_error, d.updated_at FROM deliveries d \
+    let rows: Vec<(String, String, i32, Option<String>, DateTime<Utc>)> =
+        with_pool!(db, read, |pool| sqlx::query_as(
+            "SELECT s.email, d.status, d.attempts, d.last_error, d.updated_at FROM deliveries d \
          JOIN subscribers s ON s.id = d.subscriber_id \
          WHERE d.issue_id = $1 AND d.last_error IS NOT NULL AND d.status IN ('retrying', 'failed') \
          ORDER BY d.updated_at DESC LIMIT $2"
-    )
-    .bind(issue_id)
-    .bind(limit)
-    .fetch_all(pool)
-    .await)?)
+        )
+        .bind(issue_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(email, status, attempts, last_error, updated_at)| DeliveryError {
+                email,
+                status,
+                attempts,
+                last_error,
+                updated_at,
+            },
+        )
+        .collect())
 }
 
 /// Finishes a send whose readers are all enqueued and none pending or retrying: the issue

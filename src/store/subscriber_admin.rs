@@ -125,18 +125,7 @@ pub async fn list(
     })
 }
 
-/// Subscribers by status.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct StatusCounts {
-    /// Waiting for confirmation.
-    pub pending: i64,
-    /// Receiving issues.
-    pub active: i64,
-    /// Left.
-    pub unsubscribed: i64,
-    /// Undeliverable.
-    pub bounced: i64,
-}
+pub use crate::domain::StatusCounts;
 
 /// Counts subscribers by status (an index-only scan of `(status, id)`).
 #[tracing::instrument(skip(db))]

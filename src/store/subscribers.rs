@@ -10,33 +10,38 @@ use crate::domain::token::TokenHash;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::with_pool;
 
-/// A stored subscriber.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Subscriber {
-    /// Internal id.
-    pub id: i64,
-    /// Public random id; unsubscribe links derive from it.
-    pub uid: Uuid,
-    /// The address as given.
-    pub email: String,
-    /// Display name, if any.
-    pub name: Option<String>,
-    /// Lifecycle state.
-    #[sqlx(try_from = "String")]
-    pub status: SubscriberStatus,
-    /// When consent was last given.
-    pub consent_at: DateTime<Utc>,
-    /// Where consent was last given (form, api, import, admin).
-    pub consent_source: String,
-    /// The address consent came from, when known.
-    pub consent_ip: Option<String>,
-    /// First signup.
-    pub created_at: DateTime<Utc>,
-    /// Latest confirmation.
-    pub confirmed_at: Option<DateTime<Utc>>,
-    /// Latest unsubscription.
-    pub unsubscribed_at: Option<DateTime<Utc>>,
+pub use crate::domain::Subscriber;
+
+/// Reads a [`Subscriber`] from a row of either database (the columns of [`COLUMNS`]).
+macro_rules! subscriber_from_row {
+    ($row:ty) => {
+        impl<'r> sqlx::FromRow<'r, $row> for Subscriber {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                use sqlx::Row;
+                Ok(Subscriber {
+                    id: row.try_get("id")?,
+                    uid: row.try_get("uid")?,
+                    email: row.try_get("email")?,
+                    name: row.try_get("name")?,
+                    status: SubscriberStatus::try_from(row.try_get::<String, _>("status")?)
+                        .map_err(|e| sqlx::Error::ColumnDecode {
+                            index: "status".into(),
+                            source: e.into(),
+                        })?,
+                    consent_at: row.try_get("consent_at")?,
+                    consent_source: row.try_get("consent_source")?,
+                    consent_ip: row.try_get("consent_ip")?,
+                    created_at: row.try_get("created_at")?,
+                    confirmed_at: row.try_get("confirmed_at")?,
+                    unsubscribed_at: row.try_get("unsubscribed_at")?,
+                })
+            }
+        }
+    };
 }
+
+subscriber_from_row!(sqlx::sqlite::SqliteRow);
+subscriber_from_row!(sqlx::postgres::PgRow);
 
 pub(super) const COLUMNS: &str = "id, uid, email, name, status, consent_at, consent_source, consent_ip, \
                        created_at, confirmed_at, unsubscribed_at";

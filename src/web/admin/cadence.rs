@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::context::flash;
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::cadence::{Rule, local_instant, parse_weekday, parse_zone};
-use crate::render::admin_issues::{CadencePage, RuleRow, SlotRow};
+use crate::render::admin_issues::{CadencePage, RuleRow};
 use crate::schedule::plan::{self, Placement, PlanError};
 use crate::store::cadence;
 use crate::web::error::WebError;
@@ -91,10 +91,7 @@ async fn page(
                     describe: r.describe(),
                 })
                 .collect(),
-            slots: slots
-                .into_iter()
-                .map(|s| SlotRow::new(s, &cadence))
-                .collect(),
+            slots: slots.into_iter().map(|s| s.row(&cadence)).collect(),
             earliest: (plan::today(&cadence, now) + chrono::Duration::days(1)).to_string(),
             every: current.every_weeks,
             weekday: current.weekday.number_from_monday(),

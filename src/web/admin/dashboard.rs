@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 
 use super::{AdminContext, chrome};
 use crate::render::admin::{Bar, DashboardPage};
-use crate::render::admin_issues::SlotRow;
 use crate::render::local_time;
 use crate::schedule::plan;
 use crate::store::{cadence, issues, subscriber_admin};
@@ -46,7 +45,7 @@ pub async fn show(
         .await?
         .into_iter()
         .next()
-        .map(|s| SlotRow::new(s, &cadence));
+        .map(|s| s.row(&cadence));
     let missed = issues::missed(&state.db)
         .await?
         .into_iter()

@@ -9,7 +9,7 @@ use super::context::flash;
 use super::issue_form::{Action, IssueForm};
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::{IssueDraft, IssueInput, IssueStatus};
-use crate::render::admin_issues::{IssueEditPage, IssuesPage, ScheduleBox, SlotRow};
+use crate::render::admin_issues::{IssueEditPage, IssuesPage, ScheduleBox};
 use crate::render::local_time;
 use crate::schedule::plan;
 use crate::store::cadence;
@@ -87,7 +87,7 @@ async fn schedule_box(state: &AppState, issue: &Issue) -> Result<ScheduleBox, We
         .into_iter()
         .filter(|s| !s.skipped && s.issue.is_none())
         .take(OPEN_SLOTS)
-        .map(|s| SlotRow::new(s, &cadence))
+        .map(|s| s.row(&cadence))
         .collect();
     Ok(ScheduleBox {
         scheduled: issue

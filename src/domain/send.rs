@@ -1,0 +1,83 @@
+//! A send as the editor watches it: deliveries by state, the errors, the final report.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Deliveries of one issue by state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Progress {
+    /// Waiting for a first try.
+    pub pending: i64,
+    /// Failed temporarily; tried again later.
+    pub retrying: i64,
+    /// Accepted by the mail server.
+    pub sent: i64,
+    /// Failed permanently.
+    pub failed: i64,
+    /// The reader left before their turn.
+    pub skipped: i64,
+    /// Stopped by a cancel.
+    pub cancelled: i64,
+    /// Held by a worker that died before recording them, so they may have gone out twice (with
+    /// the same Message-ID): taken over by another worker, or, in a cancelled send, still held.
+    pub in_doubt: i64,
+    /// Sent in the last minute.
+    pub sent_last_minute: i64,
+}
+
+impl Progress {
+    /// Deliveries in all.
+    pub fn total(&self) -> i64 {
+        self.pending + self.retrying + self.sent + self.failed + self.skipped + self.cancelled
+    }
+
+    /// Deliveries still to go.
+    pub fn remaining(&self) -> i64 {
+        self.pending + self.retrying
+    }
+}
+
+/// The report kept with a finished send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// Deliveries by state at the end.
+    pub progress: Progress,
+    /// From start to finish, in seconds.
+    pub duration_secs: i64,
+}
+
+/// A delivery that went wrong, for the send page.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryError {
+    /// The reader's address.
+    pub email: String,
+    /// retrying or failed.
+    pub status: String,
+    /// Tries so far.
+    pub attempts: i32,
+    /// The server's reply or the connection error.
+    pub last_error: Option<String>,
+    /// When it was recorded.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A send as the editor watches it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SendStatus {
+    /// The issue's status: sending, sent, cancelled (or draft/scheduled before it starts).
+    pub state: crate::domain::IssueStatus,
+    /// Held by the editor.
+    pub paused: bool,
+    /// Deliveries by state.
+    pub progress: Progress,
+    /// Share done, 0 to 100.
+    pub percent: i64,
+    /// Messages sent in the last minute.
+    pub rate_per_minute: i64,
+    /// Seconds left at the current rate, when it can be told.
+    pub eta_secs: Option<i64>,
+    /// The latest errors, newest first.
+    pub errors: Vec<DeliveryError>,
+    /// The final report, once finished.
+    pub summary: Option<Summary>,
+}
