@@ -2,88 +2,32 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use uuid::Uuid;
 
 use super::{Db, StoreError};
 pub use crate::domain::Issue;
-use crate::domain::{IssueDraft, IssueLink, IssueStatus, Slug};
+use crate::domain::{IssueDraft, IssueStatus, Slug};
 use crate::with_pool;
 
-/// An issue as stored; read into [`Issue`].
-#[derive(sqlx::FromRow)]
-struct IssueRow {
-    /// Internal id.
-    id: i64,
-    /// Public identity: feed entry ids and Message-IDs derive from it.
-    uid: Uuid,
-    /// The address under `/archive/`.
-    slug: String,
-    /// Subject line.
-    subject: String,
-    /// Preview line.
-    preheader: String,
-    /// Markdown body.
-    body: String,
-    /// Heading over the links.
-    links_heading: String,
-    /// The links roundup, in order.
-    #[sqlx(json)]
-    links: Vec<IssueLink>,
-    /// Where it stands.
-    #[sqlx(try_from = "String")]
-    status: IssueStatus,
-    /// First saved.
-    created_at: DateTime<Utc>,
-    /// Last changed.
-    updated_at: DateTime<Utc>,
-    /// When sending started (and it became public).
-    published_at: Option<DateTime<Utc>>,
-    /// When it is to go out (scheduled), or the time it missed (after a miss).
-    scheduled_at: Option<DateTime<Utc>>,
-    /// The cadence slot it holds; `None` when scheduled at an exact time outside the cadence.
-    slot_at: Option<DateTime<Utc>>,
-    /// When the scheduler found its time long past and returned it to draft.
-    missed_at: Option<DateTime<Utc>>,
-    /// When the editor paused its send.
-    paused_at: Option<DateTime<Utc>>,
-    /// When its send finished (sent or cancelled).
-    finished_at: Option<DateTime<Utc>>,
-    /// The send's final report (JSON).
-    summary: Option<String>,
-}
-
-impl From<IssueRow> for Issue {
-    fn from(row: IssueRow) -> Issue {
-        Issue {
-            id: row.id,
-            uid: row.uid,
-            slug: row.slug,
-            subject: row.subject,
-            preheader: row.preheader,
-            body: row.body,
-            links_heading: row.links_heading,
-            links: row.links,
-            status: row.status,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            published_at: row.published_at,
-            scheduled_at: row.scheduled_at,
-            slot_at: row.slot_at,
-            missed_at: row.missed_at,
-            paused_at: row.paused_at,
-            finished_at: row.finished_at,
-            summary: row.summary,
-        }
-    }
-}
-
-fn one(row: Option<IssueRow>) -> Option<Issue> {
-    row.map(Issue::from)
-}
-
-fn all(rows: Vec<IssueRow>) -> Vec<Issue> {
-    rows.into_iter().map(Issue::from).collect()
-}
+from_row!(Issue {
+    id: plain,
+    uid: plain,
+    slug: plain,
+    subject: plain,
+    preheader: plain,
+    body: plain,
+    links_heading: plain,
+    links: json,
+    status: parsed,
+    created_at: plain,
+    updated_at: plain,
+    published_at: plain,
+    scheduled_at: plain,
+    slot_at: plain,
+    missed_at: plain,
+    paused_at: plain,
+    finished_at: plain,
+    summary: plain,
+});
 
 const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
                        created_at, updated_at, published_at, scheduled_at, slot_at, missed_at, \
@@ -176,7 +120,7 @@ async fn insert(
          created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $8) \
          ON CONFLICT (slug) DO NOTHING RETURNING {COLUMNS}"
     ));
-    let row = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
+    let row = with_pool!(db, write, |pool| sqlx::query_as(sql)
         .bind(crate::domain::new_uid())
         .bind(slug.as_str())
         .bind(&draft.subject)
@@ -187,7 +131,7 @@ async fn insert(
         .bind(now)
         .fetch_optional(pool)
         .await)?;
-    Ok(one(row))
+    Ok(row)
 }
 
 /// Replaces an issue's content, if it is still editable (draft or scheduled). A draft without
@@ -206,7 +150,7 @@ pub async fn update(
          links_heading = $6, links = $7, updated_at = $8 \
          WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
     ));
-    let result = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
+    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
         .bind(id)
         .bind(&draft.subject)
         .bind(draft.slug.as_ref().map(Slug::as_str))
@@ -218,7 +162,7 @@ pub async fn update(
         .fetch_optional(pool)
         .await);
     match result {
-        Ok(Some(issue)) => Ok(issue.into()),
+        Ok(Some(issue)) => Ok(issue),
         Ok(None) => Err(why_unchanged(db, id).await),
         Err(e) if is_unique_violation(&e) => Err(IssueError::SlugTaken(
             draft
@@ -276,13 +220,10 @@ pub async fn duplicate(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Issue, Is
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &Db, id: i64) -> Result<Option<Issue>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM issues WHERE id = $1"));
-    Ok(one(with_pool!(db, read, |pool| sqlx::query_as::<
-        _,
-        IssueRow,
-    >(sql)
-    .bind(id)
-    .fetch_optional(pool)
-    .await)?))
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// A page of issues, newest first, optionally of one status, older than `before` (an id).
@@ -305,9 +246,9 @@ pub async fn list(
         query
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(limit.clamp(1, 501));
-        query.build_query_as::<IssueRow>().fetch_all(pool).await
+        query.build_query_as().fetch_all(pool).await
     })?;
-    Ok(all(rows))
+    Ok(rows)
 }
 
 /// A public issue by slug: sending or sent. Drafts, scheduled and cancelled issues are not
@@ -317,13 +258,10 @@ pub async fn published_by_slug(db: &Db, slug: &str) -> Result<Option<Issue>, Sto
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM issues WHERE slug = $1 AND status IN ('sending', 'sent')"
     ));
-    Ok(one(with_pool!(db, read, |pool| sqlx::query_as::<
-        _,
-        IssueRow,
-    >(sql)
-    .bind(slug)
-    .fetch_optional(pool)
-    .await)?))
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(slug)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// Public issues, most recently published first: `limit` of them after skipping `offset`.
@@ -333,14 +271,11 @@ pub async fn published(db: &Db, offset: i64, limit: i64) -> Result<Vec<Issue>, S
         "SELECT {COLUMNS} FROM issues WHERE status IN ('sending', 'sent') \
          ORDER BY published_at DESC, id DESC LIMIT $1 OFFSET $2"
     ));
-    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
-        _,
-        IssueRow,
-    >(sql)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await)?))
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await)?)
 }
 
 /// How many issues are public.
@@ -442,7 +377,7 @@ pub async fn schedule(
         "UPDATE issues SET status = 'scheduled', scheduled_at = $2, slot_at = $3, missed_at = NULL, \
          updated_at = $4 WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
     ));
-    let result = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
+    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
         .bind(id)
         .bind(at)
         .bind(slot)
@@ -450,7 +385,7 @@ pub async fn schedule(
         .fetch_optional(pool)
         .await);
     match result {
-        Ok(Some(issue)) => Ok(issue.into()),
+        Ok(Some(issue)) => Ok(issue),
         Ok(None) => Err(why_unchanged(db, id).await),
         Err(e) if is_unique_violation(&e) => Err(IssueError::SlotTaken),
         Err(e) => Err(e.into()),
@@ -464,13 +399,13 @@ pub async fn unschedule(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Issue, I
         "UPDATE issues SET status = 'draft', scheduled_at = NULL, slot_at = NULL, updated_at = $2 \
          WHERE id = $1 AND status = 'scheduled' RETURNING {COLUMNS}"
     ));
-    let row = with_pool!(db, write, |pool| sqlx::query_as::<_, IssueRow>(sql)
+    let row = with_pool!(db, write, |pool| sqlx::query_as(sql)
         .bind(id)
         .bind(now)
         .fetch_optional(pool)
         .await)?;
     match row {
-        Some(issue) => Ok(issue.into()),
+        Some(issue) => Ok(issue),
         None => Err(why_unchanged(db, id).await),
     }
 }
@@ -483,14 +418,11 @@ pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Issue>, 
         "SELECT {COLUMNS} FROM issues WHERE status = 'scheduled' AND scheduled_at <= $1 \
          ORDER BY scheduled_at LIMIT $2"
     ));
-    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
-        _,
-        IssueRow,
-    >(sql)
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await)?))
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
 }
 
 /// Returns a scheduled issue whose time passed too long ago to draft, marked missed and off
@@ -524,14 +456,11 @@ pub async fn on_slots(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM issues WHERE slot_at >= $1 AND slot_at <= $2 ORDER BY slot_at"
     ));
-    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
-        _,
-        IssueRow,
-    >(sql)
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await)?))
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(from)
+        .bind(to)
+        .fetch_all(pool)
+        .await)?)
 }
 
 /// Drafts that missed their time and have not been scheduled again.
@@ -540,10 +469,7 @@ pub async fn missed(db: &Db) -> Result<Vec<Issue>, StoreError> {
         "SELECT {COLUMNS} FROM issues WHERE missed_at IS NOT NULL AND status = 'draft' \
          ORDER BY missed_at DESC LIMIT 20"
     ));
-    Ok(all(with_pool!(db, read, |pool| sqlx::query_as::<
-        _,
-        IssueRow,
-    >(sql)
-    .fetch_all(pool)
-    .await)?))
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .fetch_all(pool)
+        .await)?)
 }

@@ -11,6 +11,37 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+/// Implements `sqlx::FromRow` for a domain type on both databases' rows, so the type carries
+/// no database derive: each field is read from the column of its name, `plain`ly, from
+/// `json`, or `parsed` from text with the type's `TryFrom<String>`.
+macro_rules! from_row {
+    ($type:ident { $($field:ident: $kind:ident),* $(,)? }) => {
+        from_row!(@impl $type, sqlx::sqlite::SqliteRow, { $($field: $kind),* });
+        from_row!(@impl $type, sqlx::postgres::PgRow, { $($field: $kind),* });
+    };
+    (@impl $type:ident, $row:ty, { $($field:ident: $kind:ident),* }) => {
+        impl<'r> sqlx::FromRow<'r, $row> for $type {
+            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
+                Ok($type { $($field: from_row!(@get row, $field, $kind)),* })
+            }
+        }
+    };
+    (@get $row:ident, $field:ident, plain) => {
+        sqlx::Row::try_get($row, stringify!($field))?
+    };
+    (@get $row:ident, $field:ident, json) => {
+        sqlx::Row::try_get::<sqlx::types::Json<_>, _>($row, stringify!($field))?.0
+    };
+    (@get $row:ident, $field:ident, parsed) => {
+        TryFrom::try_from(sqlx::Row::try_get::<String, _>($row, stringify!($field))?).map_err(
+            |e: String| sqlx::Error::ColumnDecode {
+                index: stringify!($field).into(),
+                source: e.into(),
+            },
+        )?
+    };
+}
+
 pub mod api_tokens;
 pub mod cadence;
 pub mod deliveries;

@@ -7,41 +7,24 @@ use uuid::Uuid;
 
 use super::{Db, StoreError, outbox};
 use crate::domain::token::TokenHash;
-use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
 use crate::with_pool;
 
 pub use crate::domain::Subscriber;
 
-/// Reads a [`Subscriber`] from a row of either database (the columns of [`COLUMNS`]).
-macro_rules! subscriber_from_row {
-    ($row:ty) => {
-        impl<'r> sqlx::FromRow<'r, $row> for Subscriber {
-            fn from_row(row: &'r $row) -> Result<Self, sqlx::Error> {
-                use sqlx::Row;
-                Ok(Subscriber {
-                    id: row.try_get("id")?,
-                    uid: row.try_get("uid")?,
-                    email: row.try_get("email")?,
-                    name: row.try_get("name")?,
-                    status: SubscriberStatus::try_from(row.try_get::<String, _>("status")?)
-                        .map_err(|e| sqlx::Error::ColumnDecode {
-                            index: "status".into(),
-                            source: e.into(),
-                        })?,
-                    consent_at: row.try_get("consent_at")?,
-                    consent_source: row.try_get("consent_source")?,
-                    consent_ip: row.try_get("consent_ip")?,
-                    created_at: row.try_get("created_at")?,
-                    confirmed_at: row.try_get("confirmed_at")?,
-                    unsubscribed_at: row.try_get("unsubscribed_at")?,
-                })
-            }
-        }
-    };
-}
-
-subscriber_from_row!(sqlx::sqlite::SqliteRow);
-subscriber_from_row!(sqlx::postgres::PgRow);
+from_row!(Subscriber {
+    id: plain,
+    uid: plain,
+    email: plain,
+    name: plain,
+    status: parsed,
+    consent_at: plain,
+    consent_source: plain,
+    consent_ip: plain,
+    created_at: plain,
+    confirmed_at: plain,
+    unsubscribed_at: plain,
+});
 
 pub(super) const COLUMNS: &str = "id, uid, email, name, status, consent_at, consent_source, consent_ip, \
                        created_at, confirmed_at, unsubscribed_at";
