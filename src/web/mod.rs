@@ -22,6 +22,7 @@ pub mod api;
 pub(crate) mod archive;
 pub mod client_ip;
 pub mod error;
+mod form_body;
 mod health;
 pub(crate) mod metrics;
 mod public;

@@ -3,21 +3,15 @@
 //! string and every URL-encoded body are checked, after percent-decoding, before any handler
 //! reads them. JSON bodies are checked by the JSON parser and CSV files by the importer.
 
+use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web::{Bytes, BytesMut};
-use actix_web::{HttpMessage, ResponseError};
-use futures_util::StreamExt;
 use percent_encoding::percent_decode;
 
 use super::api::ApiError;
 use super::error::WebError;
-
-/// The largest URL-encoded body any form takes (an issue's Markdown in the admin); each
-/// route's own limit applies after this check.
-pub const LARGEST_FORM: usize = 2 * 1024 * 1024;
+use super::form_body::{self, BodyError};
 
 /// Whether `raw`, percent-decoded, is UTF-8.
 pub fn decodes(raw: &[u8]) -> bool {
@@ -34,11 +28,12 @@ pub async fn refuse_invalid_utf8(
         refused = Some(Refusal::Invalid("address"));
     } else if !decodes(req.query_string().as_bytes()) {
         refused = Some(Refusal::Invalid("query string"));
-    } else if is_form(&req) {
-        match read_body(&mut req).await {
-            Ok(body) if decodes(&body) => req.set_payload(Payload::from(body)),
+    } else if form_body::is_form(&req) {
+        match form_body::peek(&mut req).await {
+            Ok(body) if decodes(&body) => {}
             Ok(_) => refused = Some(Refusal::Invalid("form")),
-            Err(refusal) => refused = Some(refusal),
+            Err(BodyError::TooLarge) => refused = Some(Refusal::TooLarge),
+            Err(BodyError::Unreadable) => refused = Some(Refusal::Unreadable),
         }
     }
     let Some(refusal) = refused else {
@@ -86,39 +81,6 @@ impl Refusal {
             _ => WebError::BadRequest(self.message()),
         }
     }
-}
-
-fn is_form(req: &ServiceRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        })
-}
-
-/// The whole body, refused past [`LARGEST_FORM`] without reading further.
-async fn read_body(req: &mut ServiceRequest) -> Result<Bytes, Refusal> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > LARGEST_FORM) {
-        return Err(Refusal::TooLarge);
-    }
-    let mut payload = req.take_payload();
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| Refusal::Unreadable)?;
-        if body.len() + chunk.len() > LARGEST_FORM {
-            return Err(Refusal::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 #[cfg(test)]

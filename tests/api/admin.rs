@@ -62,7 +62,7 @@ async fn a_wrong_password_and_an_unknown_address_get_the_same_answer(backend: Ba
     // The pages differ only in the address echoed back and the CSRF token.
     let strip = |page: &str, email: &str| {
         let page = page.replace(email, "");
-        let start = page.find("?csrf=").unwrap() + 6;
+        let start = page.find(r#"name="csrf" value=""#).unwrap() + 26;
         let end = start + page[start..].find('"').unwrap();
         format!("{}{}", &page[..start], &page[end..])
     };
@@ -132,13 +132,17 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(ba
     app.sign_in().await;
     let id = app.subscriber("keep0@example.com").await.unwrap().id;
     let erase = format!("/admin/subscribers/{id}/erase");
-    for path in [
-        erase.clone(),
-        format!("{erase}?csrf="),
-        format!("{erase}?csrf=forged-token"),
+    let csrf = app.csrf_from("/admin").await;
+    let in_url = format!("{erase}?csrf={csrf}");
+    for (path, fields) in [
+        (&erase, vec![]),
+        (&erase, vec![("csrf", "")]),
+        (&erase, vec![("csrf", "forged-token")]),
+        // The right token, but in the URL: only the form's hidden field counts.
+        (&in_url, vec![]),
     ] {
-        let response = app.post_form(&path, &[]).await;
-        assert_eq!(response.status(), 403, "{path}");
+        let response = app.post_form(path, &fields).await;
+        assert_eq!(response.status(), 403, "{path} {fields:?}");
         assert!(
             response
                 .text()
@@ -148,10 +152,10 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(ba
         );
     }
     // The right token from another site's page is refused too.
-    let csrf = app.csrf_from("/admin").await;
     let cross = app
         .client
-        .post(format!("{}{erase}?csrf={csrf}", app.address))
+        .post(format!("{}{erase}", app.address))
+        .form(&[("csrf", &csrf)])
         .header("origin", "https://evil.example")
         .send()
         .await
@@ -167,6 +171,26 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(ba
         )
         .await;
     assert_eq!(login_without_token.status(), 403);
+    // The CSV upload: the token is its first field, and a forged or missing one imports nothing.
+    for token in [None, Some("forged-token")] {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(token) = token {
+            form = form.text("csrf", token);
+        }
+        let form = form.text("consented", "yes").part(
+            "file",
+            reqwest::multipart::Part::bytes(b"email\nforged@example.com\n".to_vec())
+                .file_name("list.csv"),
+        );
+        let upload = app
+            .client
+            .post(format!("{}/admin/import", app.address))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 403, "{token:?}");
+    }
     assert_eq!(app.subscriber_count().await, 1, "nothing was erased");
     let done = app.admin_post(&erase, &[]).await;
     assert_eq!(done.status(), 303, "with the token it works");
@@ -383,9 +407,13 @@ async fn one_account_is_rate_limited_from_any_number_of_addresses(backend: Backe
         async move {
             let csrf = app.csrf_from("/admin/login").await;
             app.client
-                .post(format!("{}/admin/login?csrf={csrf}", app.address))
+                .post(format!("{}/admin/login", app.address))
                 .header("x-forwarded-for", format!("198.51.100.{ip}"))
-                .form(&[("email", email), ("password", password)])
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("email", email),
+                    ("password", password),
+                ])
                 .send()
                 .await
                 .unwrap()

@@ -89,9 +89,9 @@ async fn invalid_utf8_is_refused_with_400_and_nothing_is_stored(backend: Backend
     let csrf = app.csrf_from("/admin").await;
     let response = app
         .client
-        .post(format!("{}/admin/subscribers?csrf={csrf}", app.address))
+        .post(format!("{}/admin/subscribers", app.address))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(&b"email=x%FF%40example.org"[..])
+        .body(format!("csrf={csrf}&email=x%FF%40example.org").into_bytes())
         .send()
         .await
         .unwrap();
@@ -131,6 +131,7 @@ async fn invisible_and_bidirectional_characters_in_addresses_are_refused(backend
     csv.push_str("plain@example.org,Plain\n");
     let csrf = app.csrf_from("/admin/import").await;
     let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
         .text("consented", "yes")
         .part(
             "file",
@@ -141,7 +142,7 @@ async fn invisible_and_bidirectional_characters_in_addresses_are_refused(backend
         );
     let page = app
         .client
-        .post(format!("{}/admin/import?csrf={csrf}", app.address))
+        .post(format!("{}/admin/import", app.address))
         .multipart(form)
         .send()
         .await

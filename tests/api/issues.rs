@@ -89,6 +89,8 @@ async fn the_editor_writes_a_draft_with_a_links_roundup(backend: Backend) {
         .await
         .unwrap();
     assert!(page.contains("value=\"Notes on the harvest\""), "{page}");
+    crate::helpers::assert_no_form_in_a_paragraph(&page, "the issue page");
+    assert!(page.contains("Delete this draft"));
     assert!(page.contains("value=\"https://example.com/freight\""));
     let list = app
         .get("/admin/issues?status=draft")

@@ -16,7 +16,7 @@ both_databases!(
 
 async fn upload(app: &TestApp, csv: &str, consented: bool) -> reqwest::Response {
     let csrf = app.csrf_from("/admin/import").await;
-    let mut form = reqwest::multipart::Form::new().part(
+    let mut form = reqwest::multipart::Form::new().text("csrf", csrf).part(
         "file",
         reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
             .file_name("list.csv")
@@ -27,7 +27,7 @@ async fn upload(app: &TestApp, csv: &str, consented: bool) -> reqwest::Response 
         form = form.text("consented", "yes");
     }
     app.client
-        .post(format!("{}/admin/import?csrf={csrf}", app.address))
+        .post(format!("{}/admin/import", app.address))
         .multipart(form)
         .send()
         .await

@@ -15,23 +15,36 @@ use crate::store::editors;
 use crate::web::AppState;
 use crate::web::client_ip::is_own_origin;
 use crate::web::error::WebError;
+use crate::web::form_body;
 
 fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Refuses an unsafe request without the session's CSRF token (in the form action's query,
-/// so multipart uploads are covered without reading their bodies) or from another origin.
-fn check_csrf(req: &ServiceRequest, session: &Session) -> Result<(), WebError> {
+/// The one route whose form is multipart (the CSV upload): its token is the body's first
+/// field, which the handler checks (with [`token_matches`]) before it reads anything else.
+pub const MULTIPART_ROUTE: &str = "/admin/import";
+
+/// Whether `given` is the session's CSRF token (compared in constant time).
+pub fn token_matches(session: &Session, given: &str) -> bool {
+    context::stored_csrf(session)
+        .is_some_and(|expected| bool::from(expected.as_bytes().ct_eq(given.as_bytes())))
+}
+
+/// The answer to a form without the right token.
+pub fn refused() -> WebError {
+    WebError::Forbidden(
+        "This form has expired or did not come from this site. Reload the page and try again."
+            .into(),
+    )
+}
+
+/// Refuses an unsafe request from another origin, or without the session's CSRF token in the
+/// form's hidden `csrf` field (never in the URL, where it would reach history and logs).
+async fn check_csrf(req: &mut ServiceRequest, session: &Session) -> Result<(), WebError> {
     if is_safe(req.method()) {
         return Ok(());
     }
-    let refused = || {
-        WebError::Forbidden(
-            "This form has expired or did not come from this site. Reload the page and try again."
-                .into(),
-        )
-    };
     if let Some(origin) = req
         .headers()
         .get(header::ORIGIN)
@@ -44,31 +57,40 @@ fn check_csrf(req: &ServiceRequest, session: &Session) -> Result<(), WebError> {
             return Err(refused());
         }
     }
-    let given = url::form_urlencoded::parse(req.query_string().as_bytes())
+    if req.path() == MULTIPART_ROUTE && form_body::has_type(req, "multipart/form-data") {
+        return Ok(());
+    }
+    if !form_body::is_form(req) {
+        return Err(refused());
+    }
+    let body = form_body::peek(req).await.map_err(|e| match e {
+        form_body::BodyError::TooLarge => WebError::PayloadTooLarge,
+        form_body::BodyError::Unreadable => {
+            WebError::BadRequest("The request body could not be read.".into())
+        }
+    })?;
+    let given = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "csrf")
         .map(|(_, v)| v.into_owned());
-    match (context::stored_csrf(session), given) {
-        (Some(expected), Some(given))
-            if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) =>
-        {
-            Ok(())
-        }
+    match given {
+        Some(given) if token_matches(session, &given) => Ok(()),
         _ => Err(refused()),
     }
 }
 
 /// For `/admin/login`: the CSRF check only.
 pub async fn require_csrf(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    check_csrf(&req, &req.get_session())?;
+    let session = req.get_session();
+    check_csrf(&mut req, &session).await?;
     next.call(req).await
 }
 
 /// For every other admin route: a signed-in editor who still exists, then the CSRF check.
 pub async fn require_editor(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let session = req.get_session();
@@ -102,7 +124,7 @@ pub async fn require_editor(
             .finish();
         return Ok(req.into_response(to_login).map_into_right_body());
     };
-    check_csrf(&req, &session)?;
+    check_csrf(&mut req, &session).await?;
     let csrf = context::csrf_token(&session);
     req.extensions_mut().insert(AdminContext { editor, csrf });
     Ok(next.call(req).await?.map_into_left_body())

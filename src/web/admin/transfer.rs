@@ -43,6 +43,24 @@ pub async fn import(
     session: Session,
     mut form: Multipart,
 ) -> Result<HttpResponse, WebError> {
+    // The token comes first in the form, so nothing of a forged upload is read.
+    let token = match form.next().await {
+        Some(Ok(mut field)) if field.name() == Some("csrf") => {
+            let mut token = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(|_| super::guard::refused())?;
+                if token.len() + chunk.len() > 256 {
+                    return Err(super::guard::refused());
+                }
+                token.extend_from_slice(&chunk);
+            }
+            String::from_utf8(token).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    if !super::guard::token_matches(&session, &token) {
+        return Err(super::guard::refused());
+    }
     let mut spool: Option<std::fs::File> = None;
     let mut consented = false;
     while let Some(field) = form.next().await {

@@ -1,0 +1,58 @@
+//! Reading a URL-encoded body ahead of the handler (to check its text, or its CSRF token) and
+//! handing it on unchanged.
+
+use actix_web::HttpMessage;
+use actix_web::dev::{Payload, ServiceRequest};
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use futures_util::StreamExt;
+
+/// The largest URL-encoded body any form takes (an issue's Markdown in the admin); each
+/// route's own limit applies after this.
+pub const LARGEST_FORM: usize = 2 * 1024 * 1024;
+
+/// Why a body could not be read.
+pub enum BodyError {
+    /// Over [`LARGEST_FORM`].
+    TooLarge,
+    /// The connection failed mid-body.
+    Unreadable,
+}
+
+/// Whether the request carries `type` (e.g. `application/x-www-form-urlencoded`).
+pub fn has_type(req: &ServiceRequest, kind: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with(kind))
+}
+
+/// Whether the body is a URL-encoded form.
+pub fn is_form(req: &ServiceRequest) -> bool {
+    has_type(req, "application/x-www-form-urlencoded")
+}
+
+/// The whole body, refused past [`LARGEST_FORM`] without reading further, and put back so
+/// that the handler reads it as if nothing had happened.
+pub async fn peek(req: &mut ServiceRequest) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > LARGEST_FORM) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut payload = req.take_payload();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
+        if body.len() + chunk.len() > LARGEST_FORM {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    req.set_payload(Payload::from(body.clone()));
+    Ok(body)
+}
