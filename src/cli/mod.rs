@@ -1,4 +1,5 @@
-//! The command line: `serve`, `worker`, `migrate`, `tick`, `editor …`, `subscribers import|export`.
+//! The command line: `serve`, `worker`, `migrate`, `tick`, `editor …`, `subscribers import|export`,
+//! `token create`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use crate::domain::password::Password;
 use crate::store::{Db, editors};
 
 mod subscribers;
+mod tokens;
 
 /// Fortnight: a self-hosted newsletter backend for a publication with a steady rhythm.
 #[derive(Debug, Parser)]
@@ -47,6 +49,9 @@ pub enum Command {
     /// Import or export subscribers as CSV.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
+    /// Create API tokens.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
 }
 
 /// `fortnight editor …`
@@ -127,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await
         }
+        Command::Token(command) => tokens::run(&open(&config).await?, command).await,
     }
 }
 
