@@ -1,11 +1,71 @@
-//! The API's contract: a token can be made without the admin.
+//! The API's contract: a method a path does not take is answered 405 with `Allow`, and a token
+//! can be made without the admin.
+
+use std::collections::BTreeSet;
 
 use reqwest::Method;
+use serde_json::Value;
 
 use crate::both_databases;
 use crate::helpers::{Backend, spawn_app};
 
-both_databases!(the_command_line_creates_a_token_shown_once,);
+both_databases!(
+    a_method_a_path_does_not_take_is_answered_405_with_allow,
+    the_command_line_creates_a_token_shown_once,
+);
+
+/// A path from the route table with its parameters filled in.
+fn concrete(path: &str, id: &str, at: &str) -> String {
+    path.replace("{id}", id).replace("{at}", at)
+}
+
+async fn a_method_a_path_does_not_take_is_answered_405_with_allow(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let routes = fortnight::web::api::route_table();
+    let paths: BTreeSet<&String> = routes.iter().map(|(_, p)| p).collect();
+    for path in paths {
+        let taken: BTreeSet<String> = routes
+            .iter()
+            .filter(|(_, p)| p == path)
+            .map(|(m, _)| m.to_string())
+            .collect();
+        let url = concrete(path, "1", "2030-01-03T08:00:00Z");
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ] {
+            if taken.contains(method.as_str()) {
+                continue;
+            }
+            let response = app.api(method.clone(), &url, &token).send().await.unwrap();
+            assert_eq!(response.status(), 405, "{method} {path}");
+            let allow: BTreeSet<String> = response.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            assert_eq!(allow, taken, "Allow of {method} {path}");
+            if method != Method::HEAD {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+            }
+        }
+    }
+    // A path that is not the API's at all is still 404.
+    let nowhere = app
+        .api(Method::PUT, "/api/v1/nowhere", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), 404);
+}
 
 async fn the_command_line_creates_a_token_shown_once(backend: Backend) {
     let app = spawn_app(backend).await;
