@@ -11,6 +11,7 @@ use crate::helpers::{Backend, spawn_app};
 
 both_databases!(
     a_method_a_path_does_not_take_is_answered_405_with_allow,
+    a_search_with_a_control_character_is_refused,
     the_command_line_creates_a_token_shown_once,
 );
 
@@ -65,6 +66,31 @@ async fn a_method_a_path_does_not_take_is_answered_405_with_allow(backend: Backe
         .await
         .unwrap();
     assert_eq!(nowhere.status(), 404);
+}
+
+async fn a_search_with_a_control_character_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    app.seed_active("find", 1).await;
+    for q in ["%00", "find%00", "a%0Ab", "%7F"] {
+        let response = app
+            .api(Method::GET, &format!("/api/v1/subscribers?q={q}"), &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "q={q}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+    }
+    let found: Value = app
+        .api(Method::GET, "/api/v1/subscribers?q=find", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["data"].as_array().unwrap().len(), 1);
 }
 
 async fn the_command_line_creates_a_token_shown_once(backend: Backend) {

@@ -147,6 +147,17 @@ pub async fn list(
             "q must have at most 254 characters",
         ));
     }
+    // No address or name holds one, and PostgreSQL refuses a NUL in text outright.
+    if params
+        .q
+        .as_deref()
+        .is_some_and(|q| q.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "q must not contain control characters",
+        ));
+    }
     let cursor = params.before.map_or(Cursor::First, Cursor::Before);
     let page = subscriber_admin::list(
         &state.db,
