@@ -1,5 +1,5 @@
-//! The API's contract: a method a path does not take is answered 405 with `Allow`, and a token
-//! can be made without the admin.
+//! The API's contract: every status a route answers is in the OpenAPI document, a method a
+//! path does not take is answered 405 with `Allow`, and a token can be made without the admin.
 
 use std::collections::BTreeSet;
 
@@ -7,9 +7,10 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::both_databases;
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app};
 
 both_databases!(
+    every_status_a_route_answers_is_in_the_document,
     a_method_a_path_does_not_take_is_answered_405_with_allow,
     a_search_with_a_control_character_is_refused,
     the_command_line_creates_a_token_shown_once,
@@ -18,6 +19,79 @@ both_databases!(
 /// A path from the route table with its parameters filled in.
 fn concrete(path: &str, id: &str, at: &str) -> String {
     path.replace("{id}", id).replace("{at}", at)
+}
+
+async fn get_json(app: &TestApp, path: &str, token: &str) -> Value {
+    app.api(Method::GET, path, token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The statuses the document lists for one operation.
+fn documented(doc: &Value, method: &Method, path: &str) -> BTreeSet<u16> {
+    let operation = &doc["paths"][path][method.as_str().to_lowercase()];
+    operation["responses"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {path} is not in the document"))
+        .keys()
+        .map(|status| status.parse().unwrap())
+        .collect()
+}
+
+async fn every_status_a_route_answers_is_in_the_document(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let doc = get_json(&app, "/api/v1/openapi.json", &token).await;
+    for (m, path) in fortnight::web::api::route_table() {
+        let method = Method::from_bytes(m.as_str().as_bytes()).unwrap();
+        let listed = documented(&doc, &method, &path);
+        let operation = &doc["paths"][&path][method.as_str().to_lowercase()];
+        let mut probes = vec![(
+            "no token",
+            app.client
+                .request(method.clone(), format!("{}{}", app.address, path))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        )];
+        // An id or instant that no parser takes.
+        for bad in ["0", "abc", "9223372036854775808"] {
+            if path.contains('{') {
+                let url = concrete(&path, bad, bad);
+                let status = app.api(method.clone(), &url, &token).send().await.unwrap();
+                probes.push(("a bad path parameter", status.status().as_u16()));
+            }
+        }
+        // Well-formed parameters, a token, and a body without a content type.
+        let url = concrete(&path, "999999", "2000-01-06T08:00:00Z");
+        let bare = app
+            .api(method.clone(), &url, &token)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        probes.push(("a body without a content type", bare));
+        assert_eq!(
+            bare == 415,
+            operation["requestBody"].is_object(),
+            "{method} {path}: 415 for a body without a content type exactly when the document \
+             says the operation takes one"
+        );
+        for (probe, status) in probes {
+            assert!(
+                listed.contains(&status),
+                "{method} {path} answered {status} to {probe}; the document lists {listed:?}"
+            );
+        }
+    }
 }
 
 async fn a_method_a_path_does_not_take_is_answered_405_with_allow(backend: Backend) {
@@ -82,14 +156,7 @@ async fn a_search_with_a_control_character_is_refused(backend: Backend) {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_query", "{body}");
     }
-    let found: Value = app
-        .api(Method::GET, "/api/v1/subscribers?q=find", &token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found = get_json(&app, "/api/v1/subscribers?q=find", &token).await;
     assert_eq!(found["data"].as_array().unwrap().len(), 1);
 }
 

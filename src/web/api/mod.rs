@@ -6,15 +6,18 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, Route, web};
-use utoipa::OpenApi;
 
 use super::AppState;
 
 mod calendar;
+mod document;
 pub mod error;
 mod issues;
+mod schema;
 mod sends;
 mod subscribers;
+
+pub use document::ApiDoc;
 
 pub use error::ApiError;
 
@@ -129,7 +132,11 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             "/slots/{at}/skip",
             web::delete().to(calendar::unskip),
         ),
-        (Method::GET, "/openapi.json", web::get().to(openapi)),
+        (
+            Method::GET,
+            "/openapi.json",
+            web::get().to(document::openapi),
+        ),
     ]
 }
 
@@ -254,68 +261,6 @@ async fn require_token(
         return Ok(req.into_response(refused).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
-}
-
-/// The OpenAPI 3 document, generated from the handlers' annotations.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Fortnight API", description = "Manage the subscribers, issues and calendar of a Fortnight publication."),
-    paths(
-        subscribers::list,
-        subscribers::create,
-        subscribers::get,
-        subscribers::update,
-        subscribers::erase,
-        subscribers::unsubscribe,
-        issues::list,
-        issues::create,
-        issues::get,
-        issues::update,
-        issues::delete,
-        issues::duplicate,
-        issues::preview,
-        issues::send_test,
-        sends::show,
-        sends::pause,
-        sends::resume,
-        sends::cancel,
-        sends::retry,
-        calendar::schedule,
-        calendar::unschedule,
-        calendar::get_cadence,
-        calendar::change_cadence,
-        calendar::slots,
-        calendar::skip,
-        calendar::unskip,
-        openapi
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-        };
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        doc.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
-}
-
-/// `GET /api/v1/openapi.json`: this API's OpenAPI 3 document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "The OpenAPI document")))]
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
 /// A record id from a path: a positive whole number, else a 400 naming what it should be.
