@@ -18,7 +18,6 @@ mod sends;
 mod subscribers;
 
 pub use document::ApiDoc;
-
 pub use error::ApiError;
 
 /// Largest JSON body accepted, in bytes.
