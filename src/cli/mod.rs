@@ -1,5 +1,5 @@
 //! The command line: `serve`, `worker`, `migrate`, `tick`, `doctor`, `editor …`,
-//! `subscribers import|export`.
+//! `subscribers import|export`, `token create`.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use crate::store::{Db, editors};
 
 mod doctor;
 mod subscribers;
+mod tokens;
 
 /// Fortnight: a self-hosted newsletter backend for a publication with a steady rhythm.
 #[derive(Debug, Parser)]
@@ -52,6 +53,9 @@ pub enum Command {
     /// Import or export subscribers as CSV.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
+    /// Create API tokens.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
 }
 
 /// `fortnight editor …`
@@ -133,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await
         }
+        Command::Token(command) => tokens::run(&open(&config).await?, command).await,
     }
 }
 

@@ -102,6 +102,18 @@ impl Zone {
     }
 }
 
+/// Every zone name that [`Zone::parse`] takes: the system's and the compiled-in copy's, sorted.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .chain(TimeZoneDatabase::bundled().available())
+        .map(|name| name.as_str().to_owned())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Which time-zone database the server reads, for the admin and `fortnight doctor`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TzData {

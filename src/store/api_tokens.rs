@@ -33,12 +33,13 @@ fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Creates a token and returns it with the only copy of its text.
+/// Creates a token and returns it with the only copy of its text. `editor_id` is the editor
+/// who made it, `None` for one made on the command line.
 #[tracing::instrument(skip(db))]
 pub async fn create(
     db: &Db,
     name: &str,
-    editor_id: i64,
+    editor_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<(ApiToken, String), StoreError> {
     let mut bytes = [0u8; 32];

@@ -603,6 +603,14 @@ async fn the_api_refuses_bad_issues_with_json_errors(backend: Backend) {
             "invalid_issue",
         ),
         (
+            // Counted before trimming, as the document's maxLength says.
+            Method::POST,
+            "/api/v1/issues".to_owned(),
+            json!({"subject": "S", "slug": format!(" {} ", "a".repeat(80))}),
+            400,
+            "invalid_issue",
+        ),
+        (
             Method::POST,
             "/api/v1/issues".to_owned(),
             json!({"subject": "S", "colour": "red"}),

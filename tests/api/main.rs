@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod api_contract;
 mod api_v1;
 mod archive;
 mod bad_input;

@@ -57,7 +57,8 @@ pub async fn create(
             "Give the token a name of 1 to 100 characters.".into(),
         ));
     }
-    let (_, token) = api_tokens::create(&state.db, name, ctx.editor.id, state.clock.now()).await?;
+    let (_, token) =
+        api_tokens::create(&state.db, name, Some(ctx.editor.id), state.clock.now()).await?;
     session
         .insert(NEW_TOKEN, token)
         .map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;

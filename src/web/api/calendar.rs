@@ -30,14 +30,16 @@ impl From<PlanError> for ApiError {
 #[serde(deny_unknown_fields)]
 pub struct RuleJson {
     /// 1 (weekly) to 8.
+    #[schema(minimum = 1, maximum = 8)]
     every_weeks: u8,
-    /// Monday, Tuesday, ... (or 1-7, Monday = 1).
+    #[schema(schema_with = super::schema::weekday)]
     weekday: String,
-    /// Local time, "08:00".
+    #[schema(schema_with = super::schema::time_of_day)]
     time: String,
-    /// IANA time zone, "Europe/London".
+    #[schema(schema_with = super::schema::zone)]
     zone: String,
-    /// The first date the rule is in force, "2026-09-01" (for a change: after today).
+    /// The first date the rule is in force, "2026-09-01" (for a change: after today, within
+    /// ten years, in the zone of the rule in force).
     effective_from: NaiveDate,
 }
 
@@ -94,18 +96,25 @@ pub struct SlotJson {
 #[into_params(parameter_in = Query)]
 pub struct SlotParams {
     /// 1 to 200 (default 12).
+    #[param(minimum = 1, maximum = 200)]
     count: Option<usize>,
 }
 
 /// Where to put an issue: `{"slot": "next"}`, `{"slot": "<instant>"}` or `{"at": "<instant>"}`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleBody {
-    /// "next" for the next open slot, or a slot's instant (RFC 3339).
     slot: Option<String>,
-    /// An exact instant outside the cadence (RFC 3339).
     at: Option<DateTime<Utc>>,
 }
+
+impl utoipa::PartialSchema for ScheduleBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        super::schema::placement()
+    }
+}
+
+impl ToSchema for ScheduleBody {}
 
 async fn cadence_json(state: &AppState) -> Result<CadenceJson, ApiError> {
     let cadence = cadence::load(&state.db).await?;
@@ -116,14 +125,15 @@ async fn cadence_json(state: &AppState) -> Result<CadenceJson, ApiError> {
 }
 
 /// The cadence and its history.
-#[utoipa::path(get, path = "/api/v1/cadence", responses((status = 200, body = CadenceJson), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/cadence", responses((status = 200, body = CadenceJson)))]
 pub async fn get_cadence(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(cadence_json(&state).await?))
 }
 
 /// Change the cadence from a future date; earlier slots stay where they are.
 #[utoipa::path(put, path = "/api/v1/cadence", request_body = RuleJson,
-    responses((status = 200, body = CadenceJson), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = CadenceJson), (status = 400, body = ErrorBody),
+              (status = 409, description = "A scheduled issue is on a slot the new cadence does not have", body = ErrorBody)))]
 pub async fn change_cadence(
     state: web::Data<AppState>,
     body: web::Json<RuleJson>,
@@ -134,7 +144,7 @@ pub async fn change_cadence(
 
 /// The coming slots, each open, skipped or taken.
 #[utoipa::path(get, path = "/api/v1/slots", params(SlotParams),
-    responses((status = 200, body = [SlotJson]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [SlotJson]), (status = 400, body = ErrorBody)))]
 pub async fn slots(
     state: web::Data<AppState>,
     params: web::Query<SlotParams>,
@@ -176,8 +186,8 @@ fn instant(raw: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// Skip a coming slot.
-#[utoipa::path(post, path = "/api/v1/slots/{at}/skip", params(("at" = String, Path, description = "The slot, RFC 3339")),
-    responses((status = 204, description = "Skipped"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/slots/{at}/skip", params(super::document::SlotAt),
+    responses((status = 204, description = "Skipped"), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn skip(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -187,8 +197,8 @@ pub async fn skip(
 }
 
 /// Open a skipped slot again.
-#[utoipa::path(delete, path = "/api/v1/slots/{at}/skip", params(("at" = String, Path, description = "The slot, RFC 3339")),
-    responses((status = 204, description = "Open again"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/slots/{at}/skip", params(super::document::SlotAt),
+    responses((status = 204, description = "Open again"), (status = 400, body = ErrorBody)))]
 pub async fn unskip(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -198,9 +208,9 @@ pub async fn unskip(
 }
 
 /// Put an issue on the next open slot, on a chosen slot, or at an exact time.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/schedule", params(("id" = i64, Path, description = "Issue id")), request_body = ScheduleBody,
+#[utoipa::path(post, path = "/api/v1/issues/{id}/schedule", params(super::document::IssueId), request_body = ScheduleBody,
     responses((status = 200, body = IssueEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, description = "The slot is taken or skipped, or the issue is already sending", body = ErrorBody), (status = 401, body = ErrorBody)))]
+              (status = 409, description = "The slot is taken or skipped, or the issue is already sending", body = ErrorBody)))]
 pub async fn schedule(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -223,8 +233,8 @@ pub async fn schedule(
 }
 
 /// Take a scheduled issue off its time, back to draft.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/unschedule", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = IssueEnvelope), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/issues/{id}/unschedule", params(super::document::IssueId),
+    responses((status = 200, body = IssueEnvelope), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn unschedule(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::ApiError;
 use super::error::ErrorBody;
 use crate::delivery::TestSendError;
-use crate::domain::{IssueDraft, IssueInput, IssueLink, IssueStatus, SubscriberEmail};
+use crate::domain::{IssueDraft, IssueInput, IssueLink, IssueStatus, Slug, SubscriberEmail};
 use crate::render::issue;
 use crate::store::issues::{self, Issue, IssueError};
 use crate::web::AppState;
@@ -95,11 +95,12 @@ pub struct IssuePage {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct IssueListParams {
-    /// Only this status: draft, scheduled, sending, sent or cancelled.
+    #[param(schema_with = super::schema::issue_status)]
     status: Option<String>,
-    /// Only issues older than this id (from `next_before`).
+    #[param(schema_with = super::schema::cursor)]
     before: Option<i64>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -107,24 +108,39 @@ pub struct IssueListParams {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueBody {
+    #[schema(schema_with = super::schema::subject)]
     subject: String,
-    /// Lower-case letters, digits and dashes; derived from the subject when absent.
     #[serde(default)]
+    #[schema(schema_with = super::schema::slug)]
     slug: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = super::schema::preheader)]
     preheader: String,
-    /// Markdown.
     #[serde(default)]
+    #[schema(schema_with = super::schema::body)]
     body: String,
-    /// Defaults to "Links".
     #[serde(default)]
+    #[schema(schema_with = super::schema::links_heading)]
     links_heading: String,
     #[serde(default)]
+    #[schema(schema_with = super::schema::links)]
     links: Vec<IssueLink>,
 }
 
 impl IssueBody {
     fn draft(self) -> Result<IssueDraft, ApiError> {
+        // Counted before trimming, so that the document can state the limit as `maxLength`
+        // (a JSON Schema cannot bound the length of a trimmed slug with its shape rules).
+        if self
+            .slug
+            .as_deref()
+            .is_some_and(|s| s.chars().count() > Slug::MAX)
+        {
+            return Err(ApiError::invalid(
+                "invalid_issue",
+                format!("The slug is too long ({} characters at most).", Slug::MAX),
+            ));
+        }
         IssueDraft::parse(IssueInput {
             subject: self.subject,
             slug: self.slug.unwrap_or_default(),
@@ -148,6 +164,7 @@ pub struct PreviewJson {
 /// Where to send a test copy.
 #[derive(Deserialize, ToSchema)]
 pub struct TestSendBody {
+    #[schema(schema_with = super::schema::email)]
     email: String,
 }
 
@@ -200,7 +217,7 @@ fn one(status: StatusCode, issue: Issue, state: &AppState) -> HttpResponse {
 
 /// List issues, newest first.
 #[utoipa::path(get, path = "/api/v1/issues", params(IssueListParams),
-    responses((status = 200, body = IssuePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = IssuePage), (status = 400, body = ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     params: web::Query<IssueListParams>,
@@ -239,7 +256,7 @@ pub async fn list(
 
 /// Create a draft.
 #[utoipa::path(post, path = "/api/v1/issues", request_body = IssueBody,
-    responses((status = 201, body = IssueEnvelope), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = IssueEnvelope), (status = 400, body = ErrorBody),
               (status = 409, description = "The slug is taken", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -251,8 +268,8 @@ pub async fn create(
 }
 
 /// One issue.
-#[utoipa::path(get, path = "/api/v1/issues/{id}", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = IssueEnvelope), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/issues/{id}", params(super::document::IssueId),
+    responses((status = 200, body = IssueEnvelope), (status = 404, body = ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -262,9 +279,9 @@ pub async fn get(
 }
 
 /// Replace a draft's or scheduled issue's content.
-#[utoipa::path(put, path = "/api/v1/issues/{id}", params(("id" = i64, Path, description = "Issue id")), request_body = IssueBody,
+#[utoipa::path(put, path = "/api/v1/issues/{id}", params(super::document::IssueId), request_body = IssueBody,
     responses((status = 200, body = IssueEnvelope), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 409, description = "Already sending or sent, or the slug is taken", body = ErrorBody), (status = 401, body = ErrorBody)))]
+              (status = 409, description = "Already sending or sent, or the slug is taken", body = ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -277,9 +294,9 @@ pub async fn update(
 }
 
 /// Delete a draft.
-#[utoipa::path(delete, path = "/api/v1/issues/{id}", params(("id" = i64, Path, description = "Issue id")),
+#[utoipa::path(delete, path = "/api/v1/issues/{id}", params(super::document::IssueId),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
-              (status = 409, description = "Not a draft", body = ErrorBody), (status = 401, body = ErrorBody)))]
+              (status = 409, description = "Not a draft", body = ErrorBody)))]
 pub async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -289,8 +306,8 @@ pub async fn delete(
 }
 
 /// Start a new draft from an issue's content.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/duplicate", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 201, body = IssueEnvelope), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/issues/{id}/duplicate", params(super::document::IssueId),
+    responses((status = 201, body = IssueEnvelope), (status = 404, body = ErrorBody)))]
 pub async fn duplicate(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -300,8 +317,8 @@ pub async fn duplicate(
 }
 
 /// The email as readers will get it: subject, text part and HTML part.
-#[utoipa::path(get, path = "/api/v1/issues/{id}/preview", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = PreviewJson), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/issues/{id}/preview", params(super::document::IssueId),
+    responses((status = 200, body = PreviewJson), (status = 404, body = ErrorBody)))]
 pub async fn preview(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -318,9 +335,9 @@ pub async fn preview(
 }
 
 /// Send one copy, subject marked `[TEST]`, to any address; it is not counted as a delivery.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/test", params(("id" = i64, Path, description = "Issue id")), request_body = TestSendBody,
+#[utoipa::path(post, path = "/api/v1/issues/{id}/test", params(super::document::IssueId), request_body = TestSendBody,
     responses((status = 200, body = TestSendJson), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 502, description = "The mail server refused or is unreachable", body = ErrorBody), (status = 401, body = ErrorBody)))]
+              (status = 502, description = "The mail server refused or is unreachable", body = ErrorBody)))]
 pub async fn send_test(
     state: web::Data<AppState>,
     path: web::Path<String>,

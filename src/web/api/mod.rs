@@ -6,16 +6,18 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, Route, web};
-use utoipa::OpenApi;
 
 use super::AppState;
 
 mod calendar;
+mod document;
 pub mod error;
 mod issues;
+mod schema;
 mod sends;
 mod subscribers;
 
+pub use document::ApiDoc;
 pub use error::ApiError;
 
 /// Largest JSON body accepted, in bytes.
@@ -129,17 +131,29 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             "/slots/{at}/skip",
             web::delete().to(calendar::unskip),
         ),
-        (Method::GET, "/openapi.json", web::get().to(openapi)),
+        (
+            Method::GET,
+            "/openapi.json",
+            web::get().to(document::openapi),
+        ),
     ]
 }
 
-/// The method and full path of every API route, `/subscribers` (listed and created under
-/// the signup limit, registered apart) included.
+/// `/subscribers`: listed, and created under the signup limit, so registered apart from
+/// `routes()`.
+fn subscriber_collection() -> Vec<(Method, Route)> {
+    vec![
+        (Method::GET, web::get().to(subscribers::list)),
+        (Method::POST, web::post().to(subscribers::create)),
+    ]
+}
+
+/// The method and full path of every API route, `/subscribers` included.
 pub fn route_table() -> Vec<(Method, String)> {
-    let mut table = vec![
-        (Method::GET, "/api/v1/subscribers".to_owned()),
-        (Method::POST, "/api/v1/subscribers".to_owned()),
-    ];
+    let mut table: Vec<(Method, String)> = subscriber_collection()
+        .into_iter()
+        .map(|(m, _)| (m, "/api/v1/subscribers".to_owned()))
+        .collect();
     table.extend(
         routes()
             .into_iter()
@@ -148,26 +162,23 @@ pub fn route_table() -> Vec<(Method, String)> {
     table
 }
 
-/// Registers `/api/v1`. Creating subscribers shares the signup form's per-IP limit.
+/// Registers `/api/v1`. Creating subscribers shares the signup form's per-IP limit. Each path
+/// is one resource, so a method it does not take is answered 405 with `Allow`.
 pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::PostLimit) {
     let mut scope = web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(require_token))
         .app_data(json_config(JSON_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .service(
-            web::resource("/subscribers")
-                .wrap(Governor::new(signup_limit))
-                .route(web::post().to(subscribers::create))
-                .route(web::get().to(subscribers::list)),
+            resource("/subscribers", subscriber_collection()).wrap(Governor::new(signup_limit)),
         );
-    let mut issues = web::scope("/issues").app_data(json_config(ISSUE_JSON_LIMIT));
-    for (_, path, route) in routes() {
-        match path.strip_prefix("/issues") {
-            Some(rest) => issues = issues.route(rest, route),
-            None => scope = scope.route(path, route),
+    for (path, routes) in resources() {
+        let mut resource = resource(path, routes);
+        if path.starts_with("/issues") {
+            resource = resource.app_data(json_config(ISSUE_JSON_LIMIT));
         }
+        scope = scope.service(resource);
     }
-    scope = scope.service(issues);
     cfg.service(scope.default_service(web::to(|| async {
         ApiError::new(
             actix_web::http::StatusCode::NOT_FOUND,
@@ -176,6 +187,51 @@ pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::
         )
         .error_response()
     })));
+}
+
+/// `routes()` grouped by path, in the order the paths first appear.
+fn resources() -> Vec<(&'static str, Vec<(Method, Route)>)> {
+    let mut grouped: Vec<(&'static str, Vec<(Method, Route)>)> = Vec::new();
+    for (method, path, route) in routes() {
+        match grouped.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, routes)) => routes.push((method, route)),
+            None => grouped.push((path, vec![(method, route)])),
+        }
+    }
+    grouped
+}
+
+/// One path and its routes; any other method is answered 405.
+fn resource(path: &str, routes: Vec<(Method, Route)>) -> actix_web::Resource {
+    let methods: Vec<Method> = routes.iter().map(|(m, _)| m.clone()).collect();
+    routes.into_iter().fold(
+        web::resource(path).default_service(method_not_allowed(&methods)),
+        |resource, (_, route)| resource.route(route),
+    )
+}
+
+/// The answer to a method a path does not take: 405 JSON naming the ones it does, in `Allow`.
+fn method_not_allowed(methods: &[Method]) -> Route {
+    let allow = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    web::to(move || {
+        let allow = allow.clone();
+        async move {
+            let mut response = ApiError::new(
+                actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("This address takes {allow}."),
+            )
+            .error_response();
+            if let Ok(value) = header::HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+    })
 }
 
 /// Refuses any request without a live bearer token (401 JSON).
@@ -204,68 +260,6 @@ async fn require_token(
         return Ok(req.into_response(refused).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
-}
-
-/// The OpenAPI 3 document, generated from the handlers' annotations.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Fortnight API", description = "Manage the subscribers, issues and calendar of a Fortnight publication."),
-    paths(
-        subscribers::list,
-        subscribers::create,
-        subscribers::get,
-        subscribers::update,
-        subscribers::erase,
-        subscribers::unsubscribe,
-        issues::list,
-        issues::create,
-        issues::get,
-        issues::update,
-        issues::delete,
-        issues::duplicate,
-        issues::preview,
-        issues::send_test,
-        sends::show,
-        sends::pause,
-        sends::resume,
-        sends::cancel,
-        sends::retry,
-        calendar::schedule,
-        calendar::unschedule,
-        calendar::get_cadence,
-        calendar::change_cadence,
-        calendar::slots,
-        calendar::skip,
-        calendar::unskip,
-        openapi
-    ),
-    modifiers(&BearerAuth)
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
-        };
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-        doc.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
-}
-
-/// `GET /api/v1/openapi.json`: this API's OpenAPI 3 document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "The OpenAPI document")))]
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
 /// A record id from a path: a positive whole number, else a 400 naming what it should be.

@@ -35,8 +35,8 @@ fn refused(message: &str) -> ApiError {
 }
 
 /// How a send stands: counts by state, rate, time left, latest errors, the final summary.
-#[utoipa::path(get, path = "/api/v1/issues/{id}/send", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = SendStatus), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/issues/{id}/send", params(super::document::IssueId),
+    responses((status = 200, body = SendStatus), (status = 404, body = ErrorBody)))]
 pub async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -45,8 +45,8 @@ pub async fn show(
 }
 
 /// Pause a send in progress. It answers once no copy of the issue can start in any instance.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/pause", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/issues/{id}/pause", params(super::document::IssueId),
+    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn pause(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -62,8 +62,8 @@ pub async fn pause(
 }
 
 /// Resume a paused send.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/resume", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/issues/{id}/resume", params(super::document::IssueId),
+    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn resume(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -78,8 +78,8 @@ pub async fn resume(
 
 /// Cancel the rest of a send; what was sent stays sent, every copy still to go is cancelled.
 /// It answers once no copy of the issue can start in any instance.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/cancel", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/issues/{id}/cancel", params(super::document::IssueId),
+    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -93,8 +93,8 @@ pub async fn cancel(
 }
 
 /// Try the failed deliveries of a finished send again.
-#[utoipa::path(post, path = "/api/v1/issues/{id}/retry", params(("id" = i64, Path, description = "Issue id")),
-    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/issues/{id}/retry", params(super::document::IssueId),
+    responses((status = 200, body = SendStatus), (status = 409, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn retry(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -61,20 +61,23 @@ pub struct SubscriberPage {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only this status: pending, active, unsubscribed or bounced.
+    #[param(schema_with = super::schema::subscriber_status)]
     status: Option<String>,
-    /// Only addresses or names containing this text.
+    #[param(schema_with = super::schema::search)]
     q: Option<String>,
-    /// Only subscribers older than this id (from `next_before`).
+    #[param(schema_with = super::schema::cursor)]
     before: Option<i64>,
     /// Page size, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// A new subscriber.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateSubscriber {
+    #[schema(schema_with = super::schema::email)]
     email: String,
+    #[schema(schema_with = super::schema::name)]
     name: Option<String>,
     /// The person already agreed to receive the publication: add as active. Otherwise they
     /// are sent a confirmation email and stay pending until they click it.
@@ -89,7 +92,7 @@ pub struct UpdateSubscriber {
     /// The new name; null or empty clears it. Required: a body without it changes nothing
     /// and is refused.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::name, required = true)]
     name: Option<Option<String>>,
 }
 
@@ -117,7 +120,7 @@ fn missing() -> ApiError {
 
 /// List subscribers, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/api/v1/subscribers", params(ListParams),
-    responses((status = 200, body = SubscriberPage), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+    responses((status = 200, body = SubscriberPage), (status = 400, body = super::error::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     params: web::Query<ListParams>,
@@ -147,6 +150,17 @@ pub async fn list(
             "q must have at most 254 characters",
         ));
     }
+    // No address or name holds one, and PostgreSQL refuses a NUL in text outright.
+    if params
+        .q
+        .as_deref()
+        .is_some_and(|q| q.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "q must not contain control characters",
+        ));
+    }
     let cursor = params.before.map_or(Cursor::First, Cursor::Before);
     let page = subscriber_admin::list(
         &state.db,
@@ -169,9 +183,10 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/subscribers", request_body = CreateSubscriber,
     responses((status = 201, description = "Added as active", body = SubscriberEnvelope),
               (status = 202, description = "Pending: a confirmation email is on its way", body = SubscriberEnvelope),
-              (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+              (status = 400, body = super::error::ErrorBody),
               (status = 409, description = "Already on the list", body = super::error::ErrorBody),
-              (status = 429, description = "Too many signups from this address")))]
+              (status = 429, description = "Too many signups from this address", body = super::error::ErrorBody,
+               headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -218,8 +233,8 @@ pub async fn create(
 }
 
 /// One subscriber.
-#[utoipa::path(get, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")),
-    responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/subscribers/{id}", params(super::document::SubscriberId),
+    responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody)))]
 pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -231,8 +246,8 @@ pub async fn get(
 }
 
 /// Change a subscriber's name.
-#[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")), request_body = UpdateSubscriber,
-    responses((status = 200, body = SubscriberEnvelope), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+#[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(super::document::SubscriberId), request_body = UpdateSubscriber,
+    responses((status = 200, body = SubscriberEnvelope), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -253,8 +268,8 @@ pub async fn update(
 }
 
 /// Unsubscribe a subscriber (idempotent).
-#[utoipa::path(post, path = "/api/v1/subscribers/{id}/unsubscribe", params(("id" = i64, Path, description = "Subscriber id")),
-    responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/subscribers/{id}/unsubscribe", params(super::document::SubscriberId),
+    responses((status = 200, body = SubscriberEnvelope), (status = 404, body = super::error::ErrorBody)))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -266,8 +281,8 @@ pub async fn unsubscribe(
 }
 
 /// Erase a subscriber and their history (GDPR).
-#[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(("id" = i64, Path, description = "Subscriber id")),
-    responses((status = 204, description = "Erased"), (status = 404, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/subscribers/{id}", params(super::document::SubscriberId),
+    responses((status = 204, description = "Erased"), (status = 404, body = super::error::ErrorBody)))]
 pub async fn erase(
     state: web::Data<AppState>,
     path: web::Path<String>,

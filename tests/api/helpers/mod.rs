@@ -339,7 +339,7 @@ impl TestApp {
             .await
             .unwrap()
             .remove(0);
-        fortnight::store::api_tokens::create(&self.db, "tests", owner.id, self.clock.now())
+        fortnight::store::api_tokens::create(&self.db, "tests", Some(owner.id), self.clock.now())
             .await
             .unwrap()
             .1
