@@ -115,6 +115,23 @@ impl LinkKey {
     }
 }
 
+/// An API token as the editor sees it (never the token itself).
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    /// Id.
+    pub id: i64,
+    /// What the editor called it.
+    pub name: String,
+    /// Its first characters, to recognise it.
+    pub prefix: String,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last use.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,8 +3,8 @@
 use askama::Template;
 
 use super::Publication;
+use crate::domain::token::ApiToken;
 use crate::domain::{StatusCounts, Subscriber};
-use crate::store::api_tokens::ApiToken;
 use crate::transfer::ImportReport;
 
 /// What every admin page shows around its content.

@@ -12,22 +12,16 @@ use crate::with_pool;
 /// Every token starts with this, so leaked ones are easy to search for.
 const PREFIX: &str = "fnt_";
 
-/// A stored token (never the token itself).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ApiToken {
-    /// Id.
-    pub id: i64,
-    /// What the editor called it.
-    pub name: String,
-    /// Its first characters, to recognise it.
-    pub prefix: String,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-    /// Last use.
-    pub last_used_at: Option<DateTime<Utc>>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<DateTime<Utc>>,
-}
+pub use crate::domain::token::ApiToken;
+
+from_row!(ApiToken {
+    id: plain,
+    name: plain,
+    prefix: plain,
+    created_at: plain,
+    last_used_at: plain,
+    revoked_at: plain,
+});
 
 fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
