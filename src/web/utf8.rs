@@ -1,7 +1,7 @@
 //! Refuses request text that is not UTF-8. Form and query decoders replace invalid bytes with
 //! U+FFFD and carry on, which would store an address nobody typed; so the path, the query
 //! string and every URL-encoded body are checked, after percent-decoding, before any handler
-//! reads them. JSON bodies are checked by the JSON parser and CSV files by the importer.
+//! reads them, and every JSON body as it is. CSV files are checked row by row by the importer.
 
 use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
@@ -28,10 +28,15 @@ pub async fn refuse_invalid_utf8(
         refused = Some(Refusal::Invalid("address"));
     } else if !decodes(req.query_string().as_bytes()) {
         refused = Some(Refusal::Invalid("query string"));
-    } else if form_body::is_form(&req) {
+    } else if form_body::is_form(&req) || form_body::has_type(&req, "application/json") {
+        let (what, check): (_, fn(&[u8]) -> bool) = if form_body::is_form(&req) {
+            ("form", decodes)
+        } else {
+            ("JSON body", |raw| std::str::from_utf8(raw).is_ok())
+        };
         match form_body::peek(&mut req).await {
-            Ok(body) if decodes(&body) => {}
-            Ok(_) => refused = Some(Refusal::Invalid("form")),
+            Ok(body) if check(&body) => {}
+            Ok(_) => refused = Some(Refusal::Invalid(what)),
             Err(BodyError::TooLarge) => refused = Some(Refusal::TooLarge),
             Err(BodyError::Unreadable) => refused = Some(Refusal::Unreadable),
         }

@@ -69,9 +69,15 @@ async fn invalid_utf8_is_refused_with_400_and_nothing_is_stored(backend: Backend
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_utf8", "{path}: {body}");
     }
-    for body in [
-        &b"{\"email\":\"\xff@example.org\",\"consented\":true}"[..],
-        b"{\"email\":\"ada\\udcff@example.org\",\"consented\":true}",
+    for (body, code) in [
+        (
+            &b"{\"email\":\"\xff@example.org\",\"consented\":true}"[..],
+            "invalid_utf8",
+        ),
+        (
+            b"{\"email\":\"ada\\udcff@example.org\",\"consented\":true}",
+            "invalid_json",
+        ),
     ] {
         let response = app
             .api(Method::POST, "/api/v1/subscribers", &token)
@@ -82,7 +88,7 @@ async fn invalid_utf8_is_refused_with_400_and_nothing_is_stored(backend: Backend
             .unwrap();
         assert_eq!(response.status(), 400);
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["error"]["code"], "invalid_json", "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
     }
     // The admin's forms pass through the same check.
     app.sign_in().await;
