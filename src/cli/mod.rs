@@ -129,7 +129,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tick => tick(config).await,
         Command::Worker => {
-            let db = open(&config).await?;
+            // The claimer, the recorder, the heartbeat and steering each need a connection
+            // of their own, or a renewal queues behind a claim.
+            let db = open_with(&config, config.database_max_connections).await?;
             crate::app::run_workers(Parts::assemble(config, db, Clock::System).await?).await
         }
         Command::Doctor => doctor::run(&config).await,
@@ -141,10 +143,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Opens and migrates the configured database.
+/// Opens and migrates the configured database, with two connections (a one-off command).
 async fn open(config: &Config) -> anyhow::Result<Db> {
+    open_with(config, 2).await
+}
+
+/// Opens and migrates the configured database with up to `connections` connections.
+async fn open_with(config: &Config, connections: u32) -> anyhow::Result<Db> {
     let url = redact_url(config.database_url.expose_secret());
-    let db = Db::connect(&config.database_url, 2)
+    let db = Db::connect(&config.database_url, connections)
         .await
         .with_context(|| format!("cannot open the database at {url}"))?;
     db.migrate()
