@@ -192,7 +192,7 @@ async fn a_post_without_the_session_csrf_token_is_refused_and_changes_nothing(ba
         assert_eq!(upload.status(), 403, "{token:?}");
     }
     assert_eq!(app.subscriber_count().await, 1, "nothing was erased");
-    let done = app.admin_post(&erase, &[]).await;
+    let done = app.admin_post(&erase, &[("confirm", "yes")]).await;
     assert_eq!(done.status(), 303, "with the token it works");
     assert_eq!(app.subscriber_count().await, 0);
 }
@@ -346,10 +346,24 @@ async fn the_editor_adds_unsubscribes_and_erases_subscribers(backend: Backend) {
     );
 
     let ben = app.subscriber("ben@example.com").await.unwrap();
+    let erase = format!("/admin/subscribers/{}/erase", ben.id);
+    // Erasing cannot be undone: without the box ticked, nothing happens.
+    let unconfirmed = app.admin_post(&erase, &[]).await;
+    assert_eq!(unconfirmed.status(), 400);
+    assert!(unconfirmed.text().await.unwrap().contains("tick the box"));
+    assert!(app.subscriber("ben@example.com").await.is_some());
+    let page = app
+        .get(&format!("/admin/subscribers/{}", ben.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"name="confirm" value="yes" required"#),
+        "{page}"
+    );
     assert_eq!(
-        app.admin_post(&format!("/admin/subscribers/{}/erase", ben.id), &[])
-            .await
-            .status(),
+        app.admin_post(&erase, &[("confirm", "yes")]).await.status(),
         303
     );
     assert!(app.subscriber("ben@example.com").await.is_none());
@@ -365,7 +379,7 @@ async fn the_editor_adds_unsubscribes_and_erases_subscribers(backend: Backend) {
         404
     );
     assert_eq!(
-        app.admin_post("/admin/subscribers/999999/erase", &[])
+        app.admin_post("/admin/subscribers/999999/erase", &[("confirm", "yes")])
             .await
             .status(),
         404

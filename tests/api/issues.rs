@@ -256,15 +256,26 @@ async fn only_drafts_are_deleted_and_sent_issues_are_fixed(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in().await;
     let draft = admin_create(&app, &[("subject", "Throwaway")]).await;
-    let response = app
+    let unconfirmed = app
         .admin_post(&format!("/admin/issues/{draft}/delete"), &[])
+        .await;
+    assert_eq!(unconfirmed.status(), 400, "the box was not ticked");
+    assert!(issues::get(&app.db, draft).await.unwrap().is_some());
+    let response = app
+        .admin_post(
+            &format!("/admin/issues/{draft}/delete"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(response.status(), 303);
     assert!(issues::get(&app.db, draft).await.unwrap().is_none());
     assert_eq!(
-        app.admin_post(&format!("/admin/issues/{draft}/delete"), &[])
-            .await
-            .status(),
+        app.admin_post(
+            &format!("/admin/issues/{draft}/delete"),
+            &[("confirm", "yes")]
+        )
+        .await
+        .status(),
         404
     );
 
@@ -276,9 +287,22 @@ async fn only_drafts_are_deleted_and_sent_issues_are_fixed(backend: Backend) {
         "starts once"
     );
     let refused = app
-        .admin_post(&format!("/admin/issues/{sent}/delete"), &[])
+        .admin_post(
+            &format!("/admin/issues/{sent}/delete"),
+            &[("confirm", "yes")],
+        )
         .await;
     assert_eq!(refused.status(), 409);
+    // Cancelling the rest of a send cannot be undone either: without the box, it goes on.
+    let unconfirmed = app
+        .admin_post(&format!("/admin/issues/{sent}/cancel"), &[])
+        .await;
+    assert_eq!(unconfirmed.status(), 400);
+    // (The app's worker may meanwhile finish this readerless send; it is never cancelled.)
+    assert_ne!(
+        issues::get(&app.db, sent).await.unwrap().unwrap().status,
+        fortnight::domain::IssueStatus::Cancelled
+    );
     let edit = app
         .admin_post(
             &format!("/admin/issues/{sent}"),

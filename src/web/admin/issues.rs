@@ -236,7 +236,9 @@ pub async fn delete(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<String>,
+    confirm: web::Form<super::Confirm>,
 ) -> Result<HttpResponse, WebError> {
+    confirm.require("Deleting a draft")?;
     issues::delete_draft(&state.db, parse_id(&id)?).await?;
     flash(&session, "The draft was deleted.");
     Ok(see_other("/admin/issues"))

@@ -221,6 +221,27 @@ fn chrome<'a>(
     }
 }
 
+/// The box an editor ticks to confirm an action that cannot be undone (erase, delete, cancel):
+/// the browser asks for it (`required`), and the server refuses the action without it.
+#[derive(serde::Deserialize)]
+pub struct Confirm {
+    #[serde(default)]
+    confirm: String,
+}
+
+impl Confirm {
+    /// Refuses (400, nothing changed) unless the box was ticked.
+    pub fn require(&self, action: &str) -> Result<(), crate::web::error::WebError> {
+        if self.confirm == "yes" {
+            Ok(())
+        } else {
+            Err(crate::web::error::WebError::BadRequest(format!(
+                "{action} cannot be undone: tick the box beside the button to confirm."
+            )))
+        }
+    }
+}
+
 /// A 303 to `location`, the answer to every successful admin form.
 fn see_other(location: &str) -> actix_web::HttpResponse {
     actix_web::HttpResponse::SeeOther()

@@ -135,7 +135,9 @@ pub async fn cancel(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<String>,
+    confirm: web::Form<super::Confirm>,
 ) -> Result<HttpResponse, WebError> {
+    confirm.require("Cancelling the rest of a send")?;
     act(&state, &session, &id, Action::Cancel).await
 }
 

@@ -191,7 +191,9 @@ pub async fn erase(
     state: web::Data<AppState>,
     session: Session,
     id: web::Path<String>,
+    confirm: web::Form<super::Confirm>,
 ) -> Result<HttpResponse, WebError> {
+    confirm.require("Erasing a subscriber")?;
     if !subscriber_admin::erase(&state.db, parse_id(&id)?).await? {
         return Err(not_found());
     }
