@@ -164,6 +164,19 @@ pub struct IssuePage<'a> {
     pub email: &'a str,
     /// Always empty.
     pub name: &'a str,
+    /// The published issue before this one: its address and subject.
+    pub older: Option<(String, String)>,
+    /// The published issue after this one.
+    pub newer: Option<(String, String)>,
+    /// In the admin's preview: the issue's page in the admin, to go back to.
+    pub back_to_admin: Option<String>,
+}
+
+impl IssuePage<'_> {
+    /// The one address of this issue, for search engines and link cards.
+    pub fn canonical(&self) -> String {
+        view_url(self.publication, self.issue)
+    }
 }
 
 /// One line of the archive.

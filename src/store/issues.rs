@@ -264,6 +264,37 @@ pub async fn published_by_slug(db: &Db, slug: &str) -> Result<Option<Issue>, Sto
         .await)?)
 }
 
+/// The published issues just older and just newer than `issue` (by publication time), for
+/// the web version's previous/next links.
+#[tracing::instrument(skip_all, fields(id = issue.id))]
+pub async fn neighbours(
+    db: &Db,
+    issue: &Issue,
+) -> Result<(Option<Issue>, Option<Issue>), StoreError> {
+    let Some(at) = issue.published_at else {
+        return Ok((None, None));
+    };
+    let older = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE status IN ('sending', 'sent') \
+         AND (published_at, id) < ($1, $2) ORDER BY published_at DESC, id DESC LIMIT 1"
+    ));
+    let newer = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE status IN ('sending', 'sent') \
+         AND (published_at, id) > ($1, $2) ORDER BY published_at, id LIMIT 1"
+    ));
+    let older = with_pool!(db, read, |pool| sqlx::query_as(older)
+        .bind(at)
+        .bind(issue.id)
+        .fetch_optional(pool)
+        .await)?;
+    let newer = with_pool!(db, read, |pool| sqlx::query_as(newer)
+        .bind(at)
+        .bind(issue.id)
+        .fetch_optional(pool)
+        .await)?;
+    Ok((older, newer))
+}
+
 /// Public issues, most recently published first: `limit` of them after skipping `offset`.
 #[tracing::instrument(skip(db))]
 pub async fn published(db: &Db, offset: i64, limit: i64) -> Result<Vec<Issue>, StoreError> {

@@ -135,11 +135,22 @@ pub async fn show(
         Err(_) => None,
     }
     .ok_or_else(|| WebError::NotFound("There is no published issue at this address.".into()))?;
-    let builder = match cached(&req, newest(std::slice::from_ref(&issue))) {
+    let (older, newer) = issues::neighbours(&state.db, &issue).await?;
+    // A newly published issue changes this page's "next" link, so it counts for freshness.
+    let shown: Vec<Issue> = [Some(issue.clone()), older.clone(), newer.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let builder = match cached(&req, newest(&shown)) {
         Ok(builder) => builder,
         Err(not_modified) => return Ok(not_modified),
     };
-    let body = issue_page(&state, &issue, true)?;
+    let link = |i: Option<Issue>| i.map(|i| (i.slug, i.subject));
+    let body = issue_page(
+        &state,
+        &issue,
+        Neighbours::Published(link(older), link(newer)),
+    )?;
     let mut response = with_html(builder, body);
     allow_remote_images(&mut response);
     Ok(response)
@@ -157,17 +168,41 @@ pub fn allow_remote_images(response: &mut HttpResponse) {
     );
 }
 
-/// The web version of an issue, rendered: dated when published, undated in a preview.
-pub fn issue_page(state: &AppState, issue: &Issue, dated: bool) -> Result<String, WebError> {
+/// Where the web version of an issue sits: in the archive between two others, or in the
+/// admin's preview.
+pub enum Neighbours {
+    /// Published: the older and newer issues (address and subject).
+    Published(Option<(String, String)>, Option<(String, String)>),
+    /// The admin's preview: undated, with a way back to the issue's admin page.
+    Preview,
+}
+
+/// The web version of an issue, rendered: dated with its neighbours when published, undated
+/// with a link back to the admin in a preview.
+pub fn issue_page(state: &AppState, issue: &Issue, at: Neighbours) -> Result<String, WebError> {
     let body = Body::of(issue, &state.publication);
+    let (published, older, newer, back_to_admin) = match at {
+        Neighbours::Published(older, newer) => {
+            (issue.published_at.map(long_date), older, newer, None)
+        }
+        Neighbours::Preview => (
+            None,
+            None,
+            None,
+            Some(format!("/admin/issues/{}", issue.id)),
+        ),
+    };
     rendered(IssuePage {
         publication: &state.publication,
         issue,
         body_html: &body.html,
-        published: issue.published_at.filter(|_| dated).map(long_date),
+        published,
         error: None,
         email: "",
         name: "",
+        older,
+        newer,
+        back_to_admin,
     })
 }
 

@@ -165,6 +165,7 @@ pub fn server(
             .route("/archive/{slug}", web::get().to(archive::show))
             .route("/feed.xml", web::get().to(archive::feed))
             .route("/health", web::get().to(health::health))
+            .route("/favicon.ico", web::get().to(public::favicon))
             .route("/metrics", web::get().to(metrics::metrics))
             .configure(|cfg| admin::configure(cfg, &admin, &login_limit))
             .configure(|cfg| api::configure(cfg, &signup_limit))

@@ -17,6 +17,7 @@ both_databases!(
     hostile_markdown_never_reaches_readers,
     bad_archive_requests_get_clear_answers,
     the_text_part_wraps_roundup_notes_and_keeps_section_breaks,
+    the_web_version_links_its_neighbours_and_makes_a_link_card,
 );
 
 /// Creates an issue through the API and returns its id.
@@ -448,4 +449,55 @@ async fn the_text_part_wraps_roundup_notes_and_keeps_section_breaks(backend: Bac
         roundup.contains("2. Short\n   https://example.com/short"),
         "{roundup}"
     );
+}
+
+async fn the_web_version_links_its_neighbours_and_makes_a_link_card(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let mut ids = Vec::new();
+    for subject in ["First", "Second", "Third"] {
+        let id = create(
+            &app,
+            &token,
+            json!({"subject": subject, "preheader": format!("{subject} preview")}),
+        )
+        .await;
+        publish(&app, id).await;
+        ids.push(id);
+    }
+    let page = app.get("/archive/second").await.text().await.unwrap();
+    for part in [
+        r#"<link rel="canonical" href="http://news.example.com/archive/second">"#,
+        r#"<meta property="og:title" content="Second">"#,
+        r#"<meta property="og:description" content="Second preview">"#,
+        r#"<meta property="og:url" content="http://news.example.com/archive/second">"#,
+        r#"<meta property="og:site_name" content="The Test Dispatch">"#,
+        r#"<a rel="prev" href="http://news.example.com/archive/first">← First</a>"#,
+        r#"<a rel="next" href="http://news.example.com/archive/third">Third →</a>"#,
+    ] {
+        assert!(page.contains(part), "{part} missing:\n{page}");
+    }
+    let first = app.get("/archive/first").await.text().await.unwrap();
+    assert!(!first.contains(r#"rel="prev""#) && first.contains(r#"rel="next""#));
+    let third = app.get("/archive/third").await.text().await.unwrap();
+    assert!(third.contains(r#"rel="prev""#) && !third.contains(r#"rel="next""#));
+
+    let icon = app.get("/favicon.ico").await;
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
+
+    // The admin's preview of the web version leads back to the admin, and to no neighbour.
+    app.sign_in().await;
+    let preview = app
+        .get(&format!("/admin/issues/{}/preview/web", ids[1]))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        preview.contains(&format!(r#"<a href="/admin/issues/{}">"#, ids[1])),
+        "{preview}"
+    );
+    assert!(!preview.contains(r#"rel="next""#));
 }

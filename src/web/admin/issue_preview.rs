@@ -94,7 +94,8 @@ pub async fn web_version(
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let issue = find(&state, &id).await?;
-    let page = crate::web::archive::issue_page(&state, &issue, false)?;
+    let page =
+        crate::web::archive::issue_page(&state, &issue, crate::web::archive::Neighbours::Preview)?;
     let mut response = HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(page);
