@@ -208,7 +208,10 @@ pub async fn status(
     let progress = crate::store::sends::progress(db, issue.id, now).await?;
     let errors = crate::store::sends::recent_errors(db, issue.id, 20).await?;
     let total = progress.total().max(1);
-    let rate = progress.sent_last_minute;
+    let rate = crate::domain::send::rate_per_minute(
+        progress.sent_last_minute,
+        issue.published_at.map(|at| now - at),
+    );
     Ok(SendStatus {
         state: issue.status,
         paused: issue.paused_at.is_some(),

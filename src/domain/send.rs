@@ -81,3 +81,30 @@ pub struct SendStatus {
     /// The final report, once finished.
     pub summary: Option<Summary>,
 }
+
+/// Messages a minute, from those sent in the last minute and how long the send has run. In a
+/// send's first minute "the last minute" holds everything sent so far, so the count is scaled
+/// from the time it has run (from its first second on) rather than read as a minute's worth.
+pub fn rate_per_minute(sent_last_minute: i64, running: Option<chrono::Duration>) -> i64 {
+    match running.map(|d| d.num_milliseconds()) {
+        Some(ms) if (1_000..60_000).contains(&ms) => sent_last_minute * 60_000 / ms,
+        _ => sent_last_minute,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_per_minute;
+    use chrono::Duration;
+
+    #[test]
+    fn the_first_minute_is_scaled_from_the_seconds_run() {
+        // 45 copies 3 s in is 900 a minute, not 45 (and a 40-second send, not 13 minutes).
+        assert_eq!(rate_per_minute(45, Some(Duration::seconds(3))), 900);
+        assert_eq!(rate_per_minute(600, Some(Duration::seconds(30))), 1200);
+        assert_eq!(rate_per_minute(700, Some(Duration::minutes(5))), 700);
+        assert_eq!(rate_per_minute(700, None), 700);
+        // Too early to tell: the count as it is.
+        assert_eq!(rate_per_minute(3, Some(Duration::milliseconds(200))), 3);
+    }
+}

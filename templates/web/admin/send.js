@@ -3,6 +3,7 @@
   var root = document.getElementById("send");
   if (!root) return;
   var url = root.getAttribute("data-poll");
+  var shown = root.getAttribute("data-state");
   function set(id, value) {
     var el = document.getElementById(id);
     if (el) el.textContent = value;
@@ -14,7 +15,12 @@
     set("percent", s.percent + "%");
     set("rate", s.rate_per_minute);
     set("eta", s.eta_secs === null ? "—" : Math.ceil(s.eta_secs / 60) + " min");
-    set("state", s.paused ? "paused" : s.state);
+    var state = s.paused ? "paused" : s.state;
+    if (state !== shown) {
+      // Paused, resumed, finished or cancelled: the buttons and the summary change too.
+      window.location.reload();
+      return false;
+    }
     var body = document.getElementById("errors");
     if (body) {
       body.textContent = "";

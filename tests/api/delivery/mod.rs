@@ -437,6 +437,22 @@ async fn metrics_count_messages_and_requests(backend: Backend) {
     app.seed_active("metric", 2).await;
     let id = start_send(&app, &token, "Counted").await;
     wait_status(&app, id, IssueStatus::Sent, 20).await;
+    // The finished send's page shows its summary and no controls that would answer 409.
+    app.sign_in().await;
+    let page = app
+        .get(&format!("/admin/issues/{id}/send"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"id="summary""#), "{page}");
+    assert!(page.contains("<strong>2</strong> sent"), "{page}");
+    assert!(
+        !page.contains("Pause") && !page.contains("Cancel the rest"),
+        "{page}"
+    );
+    assert!(page.contains("accent-color"));
+    crate::helpers::assert_no_form_in_a_paragraph(&page, "the send page");
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
