@@ -82,6 +82,19 @@ pub struct SendStatus {
     pub summary: Option<Summary>,
 }
 
+/// One issue as it went to one reader, for the reader's page in the admin.
+#[derive(Debug, Clone)]
+pub struct ReaderDelivery {
+    /// The issue.
+    pub issue_id: i64,
+    /// Its subject.
+    pub subject: String,
+    /// pending, retrying, sent, failed, skipped or cancelled.
+    pub status: String,
+    /// When the relay accepted the copy.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
 /// Messages a minute, from those sent in the last minute and how long the send has run. In a
 /// send's first minute "the last minute" holds everything sent so far, so the count is scaled
 /// from the time it has run (from its first second on) rather than read as a minute's worth.

@@ -91,6 +91,8 @@ pub struct SubscriberPage<'a> {
     pub chrome: Chrome<'a>,
     /// The subscriber.
     pub s: Subscriber,
+    /// The issues sent (or to be sent) to them, newest first.
+    pub deliveries: Vec<crate::domain::send::ReaderDelivery>,
 }
 
 /// The import form, and the report of the last import.

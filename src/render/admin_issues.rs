@@ -118,6 +118,8 @@ pub struct CadencePage<'a> {
     pub error: Option<String>,
     /// Which time-zone database is read: "tzdata 2026f from /usr/share/zoneinfo".
     pub tzdata: String,
+    /// Every zone name, for the zone field's suggestions (type to search).
+    pub zones: Vec<String>,
 }
 
 /// The weekdays for a select: (value, name).

@@ -306,3 +306,34 @@ pub async fn erase(db: &Db, id: i64) -> Result<bool, StoreError> {
     })?;
     Ok(gone.is_some())
 }
+
+/// The issues that went (or were to go) to one reader, newest first.
+#[tracing::instrument(skip(db))]
+pub async fn deliveries_of(
+    db: &Db,
+    subscriber_id: i64,
+    limit: i64,
+) -> Result<Vec<crate::domain::send::ReaderDelivery>, StoreError> {
+    let rows: Vec<(i64, String, String, Option<DateTime<Utc>>)> = with_pool!(db, read, |pool| {
+        sqlx::query_as(
+            "SELECT d.issue_id, i.subject, d.status, d.sent_at FROM deliveries d \
+             JOIN issues i ON i.id = d.issue_id WHERE d.subscriber_id = $1 \
+             ORDER BY d.id DESC LIMIT $2",
+        )
+        .bind(subscriber_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(issue_id, subject, status, sent_at)| crate::domain::send::ReaderDelivery {
+                issue_id,
+                subject,
+                status,
+                sent_at,
+            },
+        )
+        .collect())
+}

@@ -76,6 +76,9 @@ async fn the_time_zone_rules_come_from_the_system_database_at_run_time(backend: 
         page.contains(&format!("Time-zone rules: {shown}")),
         "{shown} missing:\n{page}"
     );
+    // The zone field suggests every zone as the editor types.
+    assert!(page.contains(r#"list="zones""#));
+    assert!(page.contains(r#"<option value="America/Vancouver">"#));
 
     // The real database: London is on UTC in winter and on UTC+1 in summer, never UTC+9.
     let real = doctor(&app.database_url, None);

@@ -98,6 +98,7 @@ async fn page(
             time: current.time.format("%H:%M").to_string(),
             zone: current.zone.name().to_owned(),
             error: refused,
+            zones: crate::domain::zone::names(),
             tzdata: {
                 let tzdata = crate::domain::zone::tzdata();
                 match tzdata.stale() {

@@ -164,11 +164,13 @@ pub async fn show(
     let s = subscriber_admin::get(&state.db, parse_id(&id)?)
         .await?
         .ok_or_else(not_found)?;
+    let deliveries = subscriber_admin::deliveries_of(&state.db, s.id, 100).await?;
     html(
         StatusCode::OK,
         SubscriberPage {
             chrome: chrome(&state, &ctx, &session),
             s,
+            deliveries,
         },
     )
 }

@@ -453,6 +453,20 @@ async fn metrics_count_messages_and_requests(backend: Backend) {
     );
     assert!(page.contains("accent-color"));
     crate::helpers::assert_no_form_in_a_paragraph(&page, "the send page");
+    // A reader's page lists the issues that went to them.
+    let reader = app.subscriber("metric0@example.com").await.unwrap();
+    let page = app
+        .get(&format!("/admin/subscribers/{}", reader.id))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!(
+            r#"<a href="/admin/issues/{id}">Counted</a></td><td>sent</td>"#
+        )),
+        "{page}"
+    );
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
