@@ -93,6 +93,13 @@ pub struct StatusCounts {
     pub bounced: i64,
 }
 
+impl StatusCounts {
+    /// Everyone stored, whatever their status.
+    pub fn total(&self) -> i64 {
+        self.pending + self.active + self.unsubscribed + self.bounced
+    }
+}
+
 /// A reader on the list: their address, where they stand, and the evidence of consent.
 #[derive(Debug, Clone)]
 pub struct Subscriber {

@@ -69,6 +69,8 @@ pub struct DashboardPage<'a> {
 pub struct SubscribersPage<'a> {
     /// Around the content.
     pub chrome: Chrome<'a>,
+    /// Everyone on the list, by status.
+    pub counts: StatusCounts,
     /// This page.
     pub items: Vec<Subscriber>,
     /// The status filter, as given.

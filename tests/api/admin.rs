@@ -229,6 +229,10 @@ async fn the_editor_searches_filters_and_pages_through_subscribers(backend: Back
         first.contains("page119@example.com") && !first.contains("page69@example.com"),
         "newest first, 50 a page"
     );
+    assert!(
+        first.contains("120 in all: 120 active, 0 pending"),
+        "the list's total"
+    );
     let older = first
         .split("/admin/subscribers?")
         .find(|s| s.contains("before="))

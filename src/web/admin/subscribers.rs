@@ -83,10 +83,12 @@ pub async fn list(
         .append_pair("q", &query.q)
         .append_pair("status", &query.status)
         .finish();
+    let counts = subscriber_admin::counts(&state.db).await?;
     html(
         StatusCode::OK,
         SubscribersPage {
             chrome: chrome(&state, &ctx, &session),
+            counts,
             items: page.items,
             status: &query.status,
             q: &query.q,
