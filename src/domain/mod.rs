@@ -15,6 +15,8 @@ pub use issue::{
     Issue, IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES,
     MAX_LINKS, Slug,
 };
-pub use subscriber::{ConsentSource, StatusCounts, Subscriber, SubscriberStatus, new_uid};
+pub use subscriber::{
+    ConsentSource, StatusCounts, Subscriber, SubscriberStatus, new_uid, search_text,
+};
 pub use subscriber_email::{EmailError, SubscriberEmail};
 pub use subscriber_name::{NameError, SubscriberName};

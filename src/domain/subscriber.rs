@@ -80,6 +80,19 @@ pub fn new_uid() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
+/// A search of the list by address or name: `None` when blank; refused when longer than 254
+/// characters or holding a control character (no address or name has one, and PostgreSQL
+/// refuses a NUL in text outright).
+pub fn search_text(raw: &str) -> Result<Option<String>, &'static str> {
+    if raw.chars().count() > 254 {
+        return Err("The search text is too long (254 characters at most).");
+    }
+    if raw.chars().any(char::is_control) {
+        return Err("The search text holds a control character.");
+    }
+    Ok(Some(raw.to_owned()).filter(|q| !q.trim().is_empty()))
+}
+
 /// Subscribers by status.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct StatusCounts {

@@ -233,6 +233,13 @@ async fn the_editor_searches_filters_and_pages_through_subscribers(backend: Back
         first.contains("120 in all: 120 active, 0 pending"),
         "the list's total"
     );
+    // A NUL in the search is refused with a page, not a database error (PostgreSQL text
+    // cannot hold one).
+    for bad in ["/admin/subscribers?q=%00", "/admin/export?q=a%01b"] {
+        let refused = app.get(bad).await;
+        assert_eq!(refused.status(), 400, "{bad}");
+        assert!(refused.text().await.unwrap().contains("control character"));
+    }
     let older = first
         .split("/admin/subscribers?")
         .find(|s| s.contains("before="))

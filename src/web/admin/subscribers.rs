@@ -44,14 +44,10 @@ pub fn parse_status(raw: &str) -> Result<Option<SubscriberStatus>, WebError> {
 impl ListQuery {
     /// The filter this query selects.
     pub fn filter(&self) -> Result<Filter, WebError> {
-        if self.q.chars().count() > 254 {
-            return Err(WebError::BadRequest(
-                "The search text is too long (254 characters at most).".into(),
-            ));
-        }
         Ok(Filter {
             status: parse_status(&self.status)?,
-            search: Some(self.q.clone()).filter(|q| !q.trim().is_empty()),
+            search: crate::domain::search_text(&self.q)
+                .map_err(|why| WebError::BadRequest(why.into()))?,
         })
     }
 

@@ -144,34 +144,10 @@ pub async fn list(
             "limit must be between 1 and 500",
         ));
     }
-    if params.q.as_deref().is_some_and(|q| q.chars().count() > 254) {
-        return Err(ApiError::invalid(
-            "invalid_query",
-            "q must have at most 254 characters",
-        ));
-    }
-    // No address or name holds one, and PostgreSQL refuses a NUL in text outright.
-    if params
-        .q
-        .as_deref()
-        .is_some_and(|q| q.chars().any(char::is_control))
-    {
-        return Err(ApiError::invalid(
-            "invalid_query",
-            "q must not contain control characters",
-        ));
-    }
+    let search = crate::domain::search_text(params.q.as_deref().unwrap_or(""))
+        .map_err(|why| ApiError::invalid("invalid_query", why))?;
     let cursor = params.before.map_or(Cursor::First, Cursor::Before);
-    let page = subscriber_admin::list(
-        &state.db,
-        &Filter {
-            status,
-            search: params.q.clone(),
-        },
-        cursor,
-        limit,
-    )
-    .await?;
+    let page = subscriber_admin::list(&state.db, &Filter { status, search }, cursor, limit).await?;
     Ok(HttpResponse::Ok().json(SubscriberPage {
         data: page.items.into_iter().map(Into::into).collect(),
         next_before: page.older,
