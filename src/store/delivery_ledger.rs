@@ -108,7 +108,7 @@ pub async fn settle(
     round: Round<'_>,
     cursors: &mut HashMap<i64, Cursor>,
 ) -> Result<Claim, StoreError> {
-    let sent: Vec<(i64, i64, &str)> = round
+    let mut sent: Vec<(i64, i64, &str)> = round
         .outcomes
         .iter()
         .filter_map(|(row, outcome)| match outcome {
@@ -116,6 +116,7 @@ pub async fn settle(
             _ => None,
         })
         .collect();
+    sent.sort_unstable_by_key(|(id, _, _)| *id);
     let issues = if round.want > 0 { round.issues } else { &[] };
     // One statement when it can be: copies accepted and no claim, or a claim of one issue and
     // no outcome.
@@ -315,7 +316,12 @@ async fn transaction(
             push_sent!(query, sent, round.now);
             query.build().execute(&mut *tx).await?;
         }
-        for (row, outcome) in round.outcomes {
+        // Rows in id order (the accepted batch too), so that the workers' transactions take
+        // row locks in one order and wait for each other rather than deadlock; a steering
+        // change that still meets one in the other order runs again (`sends::steer`).
+        let mut outcomes: Vec<&(Claimed, Outcome)> = round.outcomes.iter().collect();
+        outcomes.sort_by_key(|(row, _)| row.id);
+        for (row, outcome) in outcomes {
             record_one!(tx, row, outcome, round.now, round.bounce_threshold);
         }
         for issue_id in issues {

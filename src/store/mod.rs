@@ -91,6 +91,14 @@ macro_rules! with_pool {
     };
 }
 
+/// Whether `e` is PostgreSQL aborting one of two transactions that met (a deadlock, or a
+/// serialization failure): running the loser again is the remedy.
+pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
+}
+
 /// A failure of the data layer, free of any HTTP meaning.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -230,7 +230,29 @@ async fn steer(
     issue_id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(with_pool!(db, write, |pool| {
+    // A cancel's update of many rows can meet a worker's transaction on the same rows in the
+    // other order; PostgreSQL then aborts one of the two, and this side simply runs again.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match steer_once(db, sql, then, issue_id, now).await {
+            Err(e) if tries < 5 && super::is_transient(&e) => {
+                tracing::info!(error = %e, tries, "steering change met a concurrent update; again");
+                tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
+            }
+            result => return Ok(result?),
+        }
+    }
+}
+
+async fn steer_once(
+    db: &Db,
+    sql: &'static str,
+    then: Option<&'static str>,
+    issue_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, sqlx::Error> {
+    with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         let changed = sqlx::query(sql)
             .bind(issue_id)
@@ -251,5 +273,5 @@ async fn steer(
         let seq = crate::bump_steer!(tx).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>(Some(seq))
-    })?)
+    })
 }
