@@ -1,6 +1,5 @@
 //! `fortnight token create NAME`: an API token for scripts and deployments, without the admin.
 
-use anyhow::bail;
 use clap::Subcommand;
 
 use crate::clock::Clock;
@@ -21,10 +20,8 @@ pub enum TokenCommand {
 pub async fn run(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create { name } => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 100 {
-                bail!("give the token a name of 1 to 100 characters");
-            }
+            let name =
+                crate::domain::token::token_name(&name).map_err(|why| anyhow::anyhow!("{why}"))?;
             let (_, token) = api_tokens::create(db, name, None, Clock::System.now()).await?;
             println!("{token}");
             eprintln!("API token {name:?} created; it is not shown again.");

@@ -40,7 +40,33 @@ pub enum EmailError {
 /// bidirectional controls, the soft hyphen, the byte-order mark), surrogate, private-use or
 /// unassigned code point.
 fn is_hidden(c: char) -> bool {
-    c.general_category_group() == GeneralCategoryGroup::Other
+    c.general_category_group() == GeneralCategoryGroup::Other || is_default_ignorable(c)
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt; the property is stable):
+/// characters a renderer shows as nothing, some outside the "Other" group (variation
+/// selectors, the combining grapheme joiner, the Hangul fillers).
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 impl SubscriberEmail {
@@ -154,6 +180,13 @@ mod tests {
             '\u{0007}',
             '\u{E000}',
             '\u{E0041}',
+            // Invisible, though not in the "Other" group.
+            '\u{FE0F}',
+            '\u{034F}',
+            '\u{3164}',
+            '\u{115F}',
+            '\u{FFA0}',
+            '\u{180E}',
         ] {
             for raw in [format!("ad{c}a@example.com"), format!("ada@exa{c}mple.com")] {
                 assert_eq!(

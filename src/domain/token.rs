@@ -115,6 +115,16 @@ impl LinkKey {
     }
 }
 
+/// An API token's name, trimmed: 1 to 100 characters, no control character (PostgreSQL
+/// refuses a NUL in text outright).
+pub fn token_name(raw: &str) -> Result<&str, &'static str> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("Give the token a name of 1 to 100 characters, without control characters.");
+    }
+    Ok(name)
+}
+
 /// An API token as the editor sees it (never the token itself).
 #[derive(Debug, Clone)]
 pub struct ApiToken {

@@ -7,13 +7,25 @@ use actix_web::http::header;
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-/// The largest URL-encoded body any form takes (an issue's Markdown in the admin); each
-/// route's own limit applies after this.
+/// The largest body any form takes (an issue's Markdown in the admin, URL-encoded).
 pub const LARGEST_FORM: usize = 2 * 1024 * 1024;
+
+/// The most of a body read ahead of the handler at `path`: what the route itself takes, so
+/// that nobody makes the server hold more than the route would (the admin's issue forms,
+/// the API's issues, and 16 KiB everywhere else).
+pub fn limit_for(path: &str) -> usize {
+    if path.starts_with("/admin/") {
+        LARGEST_FORM
+    } else if path.starts_with("/api/v1/issues") {
+        1024 * 1024
+    } else {
+        16 * 1024
+    }
+}
 
 /// Why a body could not be read.
 pub enum BodyError {
-    /// Over [`LARGEST_FORM`].
+    /// Over the route's limit ([`limit_for`]).
     TooLarge,
     /// The connection failed mid-body.
     Unreadable,
@@ -32,22 +44,23 @@ pub fn is_form(req: &ServiceRequest) -> bool {
     has_type(req, "application/x-www-form-urlencoded")
 }
 
-/// The whole body, refused past [`LARGEST_FORM`] without reading further, and put back so
-/// that the handler reads it as if nothing had happened.
+/// The whole body, refused past [`limit_for`] its path without reading further, and put back
+/// so that the handler reads it as if nothing had happened.
 pub async fn peek(req: &mut ServiceRequest) -> Result<Bytes, BodyError> {
+    let limit = limit_for(req.path());
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > LARGEST_FORM) {
+    if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge);
     }
     let mut payload = req.take_payload();
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
-        if body.len() + chunk.len() > LARGEST_FORM {
+        if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge);
         }
         body.extend_from_slice(&chunk);

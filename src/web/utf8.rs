@@ -28,7 +28,9 @@ pub async fn refuse_invalid_utf8(
         refused = Some(Refusal::Invalid("address"));
     } else if !decodes(req.query_string().as_bytes()) {
         refused = Some(Refusal::Invalid("query string"));
-    } else if form_body::is_form(&req) || form_body::has_type(&req, "application/json") {
+    } else if (form_body::is_form(&req) || form_body::has_type(&req, "application/json"))
+        && !unauthenticated_api(&req)
+    {
         let (what, check): (_, fn(&[u8]) -> bool) = if form_body::is_form(&req) {
             ("form", decodes)
         } else {
@@ -50,6 +52,15 @@ pub async fn refuse_invalid_utf8(
         refusal.web().error_response()
     };
     Ok(req.into_response(response).map_into_right_body())
+}
+
+/// An API request without credentials: it is refused 401 before its body matters, so its
+/// body is not read here.
+fn unauthenticated_api(req: &ServiceRequest) -> bool {
+    req.path().starts_with("/api/")
+        && !req
+            .headers()
+            .contains_key(actix_web::http::header::AUTHORIZATION)
 }
 
 enum Refusal {

@@ -106,6 +106,11 @@ async fn a_revoked_token_is_refused_at_once(backend: Backend) {
     )
     .await;
 
+    // A name with a control character is refused, not handed to the database.
+    let refused = app
+        .admin_post("/admin/tokens", &[("name", "zap\u{0}ier")])
+        .await;
+    assert_eq!(refused.status(), 400);
     // A token made in the admin is shown once (after a redirect, so a reload makes no other) and works.
     let made = app.admin_post("/admin/tokens", &[("name", "zapier")]).await;
     assert_eq!(made.status(), 303);

@@ -90,6 +90,27 @@ async fn invalid_utf8_is_refused_with_400_and_nothing_is_stored(backend: Backend
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{body}");
     }
+    // Without a token the API answers 401 before it reads the body at all.
+    let anonymous = app
+        .client
+        .post(format!("{}/api/v1/subscribers", app.address))
+        .header("content-type", "application/json")
+        .body(&b"{\"email\":\"\xff@example.org\"}"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    // Nobody makes the server hold more of a body than the route takes.
+    let big = format!("email=a%40example.org&name={}", "x".repeat(100_000));
+    let refused = app
+        .client
+        .post(format!("{}/subscribe", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 413);
     // The admin's forms pass through the same check.
     app.sign_in().await;
     let csrf = app.csrf_from("/admin").await;

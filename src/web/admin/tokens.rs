@@ -51,12 +51,8 @@ pub async fn create(
     session: Session,
     form: web::Form<CreateForm>,
 ) -> Result<HttpResponse, WebError> {
-    let name = form.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(WebError::BadRequest(
-            "Give the token a name of 1 to 100 characters.".into(),
-        ));
-    }
+    let name = crate::domain::token::token_name(&form.name)
+        .map_err(|why| WebError::BadRequest(why.into()))?;
     let (_, token) =
         api_tokens::create(&state.db, name, Some(ctx.editor.id), state.clock.now()).await?;
     session
