@@ -49,14 +49,6 @@ impl Zone {
         Ok(Zone { name, tz })
     }
 
-    /// UTC.
-    pub fn utc() -> Zone {
-        Zone {
-            name: "UTC".to_owned(),
-            tz: TimeZone::UTC,
-        }
-    }
-
     /// The zone's IANA name.
     pub fn name(&self) -> &str {
         &self.name
@@ -102,8 +94,14 @@ impl Zone {
     }
 }
 
-/// Every zone name that [`Zone::parse`] takes: the system's and the compiled-in copy's, sorted.
-pub fn names() -> Vec<String> {
+/// Every zone name that [`Zone::parse`] takes: the system's and the compiled-in copy's,
+/// sorted. Listed once per process (it walks the zone directory).
+pub fn names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(list_names)
+}
+
+fn list_names() -> Vec<String> {
     let mut names: Vec<String> = jiff::tz::db()
         .available()
         .chain(TimeZoneDatabase::bundled().available())

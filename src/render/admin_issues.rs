@@ -119,7 +119,7 @@ pub struct CadencePage<'a> {
     /// Which time-zone database is read: "tzdata 2026f from /usr/share/zoneinfo".
     pub tzdata: String,
     /// Every zone name, for the zone field's suggestions (type to search).
-    pub zones: Vec<String>,
+    pub zones: &'static [String],
 }
 
 /// The weekdays for a select: (value, name).

@@ -11,15 +11,14 @@ use futures_util::StreamExt;
 pub const LARGEST_FORM: usize = 2 * 1024 * 1024;
 
 /// The most of a body read ahead of the handler at `path`: what the route itself takes, so
-/// that nobody makes the server hold more than the route would (the admin's issue forms,
-/// the API's issues, and 16 KiB everywhere else).
+/// that nobody makes the server hold more than the route would.
 pub fn limit_for(path: &str) -> usize {
     if path.starts_with("/admin/") {
         LARGEST_FORM
     } else if path.starts_with("/api/v1/issues") {
-        1024 * 1024
+        super::api::ISSUE_JSON_LIMIT
     } else {
-        16 * 1024
+        super::FORM_LIMIT.max(super::api::JSON_LIMIT)
     }
 }
 

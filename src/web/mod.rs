@@ -85,8 +85,8 @@ impl AppState {
     }
 }
 
-/// Largest form body accepted, in bytes.
-const FORM_LIMIT: usize = 16 * 1024;
+/// Largest public form body accepted, in bytes.
+pub(crate) const FORM_LIMIT: usize = 16 * 1024;
 
 /// What every handler can reach.
 pub struct AppState {

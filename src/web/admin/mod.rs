@@ -176,7 +176,7 @@ pub struct AdminSetup {
 pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: &PostLimit) {
     // Issue bodies run to a few hundred KB, URL-encoded.
     let mut signed_in = web::scope("")
-        .app_data(web::PayloadConfig::new(2 * 1024 * 1024))
+        .app_data(web::PayloadConfig::new(crate::web::form_body::LARGEST_FORM))
         .wrap(from_fn(guard::require_editor));
     for (_, path, route) in signed_in_routes() {
         signed_in = signed_in.route(path, route);

@@ -21,9 +21,9 @@ pub use document::ApiDoc;
 pub use error::ApiError;
 
 /// Largest JSON body accepted, in bytes.
-const JSON_LIMIT: usize = 16 * 1024;
+pub(crate) const JSON_LIMIT: usize = 16 * 1024;
 /// Largest JSON body accepted under `/issues` (a long Markdown body), in bytes.
-const ISSUE_JSON_LIMIT: usize = 1024 * 1024;
+pub(crate) const ISSUE_JSON_LIMIT: usize = 1024 * 1024;
 
 fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()

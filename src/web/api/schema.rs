@@ -253,7 +253,7 @@ pub fn time_of_day() -> Object {
 /// An IANA time zone name: one of those the server's zone database holds.
 pub fn zone() -> Object {
     string()
-        .enum_values(Some(crate::domain::zone::names()))
+        .enum_values(Some(crate::domain::zone::names().iter().cloned()))
         .description(Some("IANA time zone, like \"Europe/London\"."))
         .build()
 }
