@@ -10,7 +10,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fortnight::domain::{IssueDraft, IssueInput};
+use fortnight::domain::{
+    IssueDraft, IssueInput, SubscriberEmail, SubscriberName, SubscriberStatus,
+};
+use fortnight::store::subscriber_import::{self, ImportRow};
 use fortnight::store::{Db, issues, sends};
 use secrecy::SecretString;
 
@@ -59,18 +62,20 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
         .await
         .unwrap();
     db.migrate().await.unwrap();
-    let mut csv = String::from("email,name\n");
-    for i in 0..readers {
-        csv.push_str(&format!("reader{i}@example.com,Reader {i}\n"));
-    }
     let now = chrono::Utc::now();
-    let options = fortnight::transfer::ImportOptions {
-        consented: true,
-        now,
-    };
-    fortnight::transfer::import(&db, std::io::Cursor::new(csv.into_bytes()), options)
-        .await
-        .unwrap();
+    for start in (0..readers).step_by(2500) {
+        let rows: Vec<ImportRow> = (start..(start + 2500).min(readers))
+            .map(|i| ImportRow {
+                email: SubscriberEmail::parse(&format!("reader{i}@example.com")).unwrap(),
+                name: SubscriberName::parse_optional(Some(&format!("Reader {i}"))).unwrap(),
+                status: SubscriberStatus::Active,
+                created_at: None,
+            })
+            .collect();
+        subscriber_import::insert(&db, &rows, None, now)
+            .await
+            .unwrap();
+    }
     let paragraph = "Freight, not harvests, set the price of wheat this year: ships waited at anchor \
                      for weeks, insurers raised their premiums, and the [usual story](https://example.com/s) \
                      explains **very little** of it.\n\n";

@@ -23,6 +23,7 @@ use crate::render::issue::MailSettings;
 use crate::schedule::{Scheduler, Ticker};
 use crate::store::signup_queue::SignupQueue;
 use crate::store::{Db, settings};
+use crate::transfer::Importer;
 use crate::web::admin::AdminSetup;
 use crate::web::client_ip::ClientIp;
 use crate::web::{self as http, AppState};
@@ -37,6 +38,7 @@ pub struct Application {
     sender: OutboxSender,
     scheduler: Scheduler,
     worker: Worker,
+    importer: Importer,
     state: web::Data<AppState>,
 }
 
@@ -57,6 +59,8 @@ pub struct Parts {
     pub publication: Arc<Publication>,
     /// Wakes the transactional mail sender.
     pub outbox_wake: Arc<Notify>,
+    /// Wakes the import runner.
+    pub import_wake: Arc<Notify>,
 }
 
 impl Parts {
@@ -79,7 +83,20 @@ impl Parts {
             link_key,
             publication,
             outbox_wake: Arc::new(Notify::new()),
+            import_wake: Arc::new(Notify::new()),
         })
+    }
+
+    /// The CSV import runner; a job held by a process that died resumes after `delivery_lease`.
+    pub fn importer(&self) -> Importer {
+        let mut importer = Importer::new(
+            self.db.clone(),
+            self.clock.clone(),
+            self.config.delivery_lease,
+            self.outbox_wake.clone(),
+        );
+        importer.wake = self.import_wake.clone();
+        importer
     }
 
     /// The transactional mail sender.
@@ -155,6 +172,7 @@ impl Application {
             link_key,
             publication,
             outbox_wake,
+            import_wake,
         } = parts.clone();
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
@@ -171,6 +189,7 @@ impl Application {
             publication,
             link_key,
             outbox_wake,
+            import_wake,
             mailer,
             mail_settings: Arc::new(MailSettings::from_config(&config)),
             handoff: handoff.clone(),
@@ -202,6 +221,7 @@ impl Application {
             sender: parts.sender(),
             scheduler: parts.scheduler(handoff.clone()),
             worker: parts.worker(handoff)?,
+            importer: parts.importer(),
             state,
         })
     }
@@ -226,6 +246,11 @@ impl Application {
         self.worker.clone()
     }
 
+    /// The CSV import runner, for callers that run jobs by hand.
+    pub fn importer(&self) -> Importer {
+        self.importer.clone()
+    }
+
     /// The transactional mail sender, for callers that drain it by hand.
     pub fn sender(&self) -> OutboxSender {
         self.sender.clone()
@@ -237,6 +262,7 @@ impl Application {
         let grace = self.sender.config.shutdown_grace;
         let background = CancellationToken::new();
         let sender = tokio::spawn(self.sender.clone().run(background.clone()));
+        let importer = tokio::spawn(self.importer.clone().run(background.clone()));
         let worker = if self.sender.config.delivery_worker {
             tokio::spawn(self.worker.clone().run(background.clone()))
         } else {
@@ -261,10 +287,11 @@ impl Application {
                 background.cancel();
                 ticker.stop().await;
                 let deadline = tokio::time::Instant::now() + grace;
-                let (_, sender, worker) = tokio::join!(
+                let (_, sender, worker, _) = tokio::join!(
                     handle.stop(true),
                     tokio::time::timeout_at(deadline, sender),
-                    tokio::time::timeout_at(deadline, worker)
+                    tokio::time::timeout_at(deadline, worker),
+                    tokio::time::timeout_at(deadline, importer)
                 );
                 if sender.is_err() || worker.is_err() {
                     tracing::warn!("mail in flight did not finish within the grace period");
@@ -275,6 +302,7 @@ impl Application {
         }
         let _ = tokio::time::timeout(grace, sender).await;
         let _ = tokio::time::timeout(grace, worker).await;
+        let _ = tokio::time::timeout(grace, importer).await;
         tracing::info!("stopped");
         Ok(())
     }

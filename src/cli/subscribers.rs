@@ -2,17 +2,22 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::SubscriberStatus;
+use crate::domain::{ImportJob, RowProblem};
 use crate::store::Db;
+use crate::store::import_jobs;
 use crate::store::subscriber_admin::Filter;
-use crate::transfer::{ExportStream, ImportError, ImportOptions, ImportReport, import};
+use crate::transfer::{ExportStream, Importer, check_header, store_file};
 
 /// `fortnight subscribers …`
 #[derive(Debug, Subcommand)]
@@ -38,12 +43,26 @@ pub enum SubscribersCommand {
 }
 
 /// Runs a `subscribers` command.
-pub async fn run(_config: &Config, db: &Db, command: SubscribersCommand) -> anyhow::Result<()> {
+pub async fn run(config: &Config, db: &Db, command: SubscribersCommand) -> anyhow::Result<()> {
     match command {
         SubscribersCommand::Import { file, consented } => {
-            let handle = std::fs::File::open(&file)
-                .with_context(|| format!("cannot open {}", file.display()))?;
+            let open = || {
+                std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))
+            };
+            let handle = open()?;
             let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
+            check_header(std::io::BufReader::new(handle))
+                .map_err(|reason| anyhow::anyhow!("nothing was imported. {reason}"))?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "import.csv".into());
+            let clock = Clock::System;
+            let id = store_file(db, open()?, &name, size, consented, clock.now()).await?;
+            eprintln!(
+                "import job {id} stored; importing (a running `fortnight serve` resumes it if this stops)"
+            );
             // Drawn only on a terminal; hidden when output is redirected.
             let bar = ProgressBar::new(size).with_style(
                 ProgressStyle::with_template(
@@ -51,23 +70,32 @@ pub async fn run(_config: &Config, db: &Db, command: SubscribersCommand) -> anyh
                 )
                 .expect("valid template"),
             );
-            let reader = bar.wrap_read(handle);
-            let options = ImportOptions {
-                consented,
-                now: Clock::System.now(),
+            let importer = Importer::new(
+                db.clone(),
+                clock,
+                config.delivery_lease,
+                Arc::new(Notify::new()),
+            );
+            let stop = CancellationToken::new();
+            let show = |done: i64| bar.set_position(done as u64);
+            let job = loop {
+                // This process runs its own job; if a server took it first, follow it there.
+                importer.run_next(Some(id), &stop, &show).await?;
+                let job = import_jobs::get(db, id)
+                    .await?
+                    .context("the import job disappeared")?;
+                if !job.state.is_open() {
+                    break job;
+                }
+                show(job.resume_offset);
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             };
-            let result = import(db, reader, options).await;
             bar.finish_and_clear();
-            match result {
-                Ok(report) => {
-                    print_report(&report);
-                    Ok(())
-                }
-                Err(ImportError::Store { report, error }) => {
-                    print_report(&report);
-                    Err(anyhow::anyhow!("the import stopped: {error}"))
-                }
-                Err(e) => Err(e.into()),
+            let problems = import_jobs::problems(db, id).await?;
+            print_report(&job, &problems);
+            match job.error {
+                Some(error) => Err(anyhow::anyhow!(error)),
+                None => Ok(()),
             }
         }
         SubscribersCommand::Export { status, output } => {
@@ -107,30 +135,30 @@ pub async fn run(_config: &Config, db: &Db, command: SubscribersCommand) -> anyh
     }
 }
 
-fn print_report(report: &ImportReport) {
+fn print_report(job: &ImportJob, problems: &[RowProblem]) {
     println!(
         "{} rows read: {} added as active, {} added as pending (confirmation sent), {} added as unsubscribed or bounced, \
          {} duplicates merged, {} invalid",
-        report.rows,
-        report.added_active,
-        report.added_pending,
-        report.added_inactive,
-        report.duplicates,
-        report.invalid
+        job.rows_read,
+        job.added_active,
+        job.added_pending,
+        job.added_inactive,
+        job.duplicates,
+        job.invalid
     );
-    if report.opted_out > 0 {
+    if job.opted_out > 0 {
         println!(
             "{} subscribers already on the list were marked unsubscribed or bounced, as the file says",
-            report.opted_out
+            job.opted_out
         );
     }
-    for problem in &report.problems {
+    for problem in problems {
         println!("  line {}: {}", problem.line, problem.reason);
     }
-    if report.invalid as usize > report.problems.len() {
+    if job.invalid as usize > problems.len() {
         println!(
             "  … and {} more invalid rows",
-            report.invalid as usize - report.problems.len()
+            job.invalid as usize - problems.len()
         );
     }
 }

@@ -2,6 +2,7 @@
 //! database): once you hold one of these values, it is valid.
 
 pub mod cadence;
+mod import;
 mod issue;
 pub mod password;
 pub mod send;
@@ -11,6 +12,7 @@ mod subscriber_name;
 pub mod token;
 pub mod zone;
 
+pub use import::{ImportJob, ImportState, RowProblem};
 pub use issue::{
     Issue, IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES,
     MAX_LINKS, Slug,

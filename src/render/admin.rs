@@ -4,8 +4,8 @@ use askama::Template;
 
 use super::Publication;
 use crate::domain::token::ApiToken;
+use crate::domain::{ImportJob, RowProblem};
 use crate::domain::{StatusCounts, Subscriber};
-use crate::transfer::ImportReport;
 
 /// What every admin page shows around its content.
 pub struct Chrome<'a> {
@@ -45,6 +45,44 @@ pub struct Bar {
     pub height: i64,
 }
 
+/// A date under the growth chart.
+pub struct Tick {
+    /// Position, in chart units.
+    pub x: usize,
+    /// The date, e.g. `1 Sep`.
+    pub label: String,
+}
+
+/// The last issue sent, and what followed it.
+pub struct LastSend {
+    /// The issue.
+    pub id: i64,
+    /// Its subject.
+    pub subject: String,
+    /// When it went out, in the cadence's zone.
+    pub when: String,
+    /// Copies the relay accepted.
+    pub sent: i64,
+    /// Copies that failed for good.
+    pub failed: i64,
+    /// Of those, readers now marked bounced.
+    pub bounced: i64,
+    /// Readers who left between this issue and the next (or now).
+    pub unsubscribed: i64,
+}
+
+/// An issue in the dashboard's recent list.
+pub struct RecentIssue {
+    /// The issue.
+    pub id: i64,
+    /// Its subject.
+    pub subject: String,
+    /// Draft, scheduled, sending, sent or cancelled.
+    pub status: String,
+    /// When it went or goes out (or was last changed), in the cadence's zone.
+    pub when: String,
+}
+
 /// The dashboard.
 #[derive(Template)]
 #[template(path = "web/admin/dashboard.html")]
@@ -57,6 +95,12 @@ pub struct DashboardPage<'a> {
     pub bars: Vec<Bar>,
     /// The largest daily count (the chart's scale).
     pub peak: i64,
+    /// Dates along the chart's axis.
+    pub ticks: Vec<Tick>,
+    /// The last issue sent and what followed it.
+    pub last_send: Option<LastSend>,
+    /// The latest issues, newest first.
+    pub recent: Vec<RecentIssue>,
     /// The next slot and what is on it.
     pub next_slot: Option<crate::render::admin_issues::SlotRow>,
     /// Issues that missed their time and wait to be scheduled again.
@@ -97,16 +141,28 @@ pub struct SubscriberPage<'a> {
     pub deliveries: Vec<crate::domain::send::ReaderDelivery>,
 }
 
-/// The import form, and the report of the last import.
+/// The import form, and the latest import jobs.
 #[derive(Template)]
 #[template(path = "web/admin/import.html")]
 pub struct ImportPage<'a> {
     /// Around the content.
     pub chrome: Chrome<'a>,
-    /// The report, after an upload.
-    pub report: Option<ImportReport>,
+    /// The latest jobs, newest first.
+    pub jobs: Vec<ImportJob>,
     /// Why the file was refused, if it was.
     pub error: Option<String>,
+}
+
+/// One import job: its progress while it runs, its report once it ends.
+#[derive(Template)]
+#[template(path = "web/admin/import_job.html")]
+pub struct ImportJobPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The job.
+    pub job: ImportJob,
+    /// The rows not imported so far (the first thousand), by line.
+    pub problems: Vec<RowProblem>,
 }
 
 /// The API tokens.

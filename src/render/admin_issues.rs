@@ -2,6 +2,7 @@
 
 use askama::Template;
 
+use super::Publication;
 use super::admin::Chrome;
 use crate::domain::Issue;
 use crate::domain::{IssueInput, IssueStatus};
@@ -36,7 +37,44 @@ pub struct IssueEditPage<'a> {
     pub schedule: Option<ScheduleBox>,
 }
 
+/// The editor's live preview: the body and the links as typed, before they are saved.
+#[derive(Template)]
+#[template(path = "web/admin/draft_preview.html")]
+pub struct DraftPreview<'a> {
+    /// The subject as typed.
+    pub subject: &'a str,
+    /// The body as safe HTML.
+    pub body_html: String,
+    /// The heading over the links.
+    pub links_heading: &'a str,
+    /// The links as typed (not yet checked).
+    pub links: &'a [crate::domain::IssueLink],
+}
+
+impl<'a> DraftPreview<'a> {
+    /// The preview of what the editor typed.
+    pub fn of(input: &'a IssueInput, publication: &Publication) -> DraftPreview<'a> {
+        DraftPreview {
+            subject: &input.subject,
+            body_html: crate::render::issue::Body::html(&input.body, publication),
+            links_heading: if input.links_heading.trim().is_empty() {
+                "Links"
+            } else {
+                &input.links_heading
+            },
+            links: &input.links,
+        }
+    }
+}
+
 impl IssueEditPage<'_> {
+    /// The preview of the fields as they stand, shown beside the form.
+    pub fn preview(&self) -> String {
+        DraftPreview::of(&self.input, self.chrome.publication)
+            .render()
+            .unwrap_or_default()
+    }
+
     /// Where the form posts.
     pub fn action(&self) -> String {
         match self.issue {
@@ -84,6 +122,93 @@ pub struct SlotRow {
     pub issue: Option<(i64, String)>,
 }
 
+/// A slot in the month view: its local time and what is on it.
+pub struct CalendarSlot {
+    /// "08:00", in the zone of the rule that makes the slot.
+    pub time: String,
+    /// What is on it.
+    pub row: SlotRow,
+}
+
+/// One day of the month view; `date` is `None` for the padding before the 1st and after the
+/// last day.
+pub struct Day {
+    /// The date.
+    pub date: Option<chrono::NaiveDate>,
+    /// Before today.
+    pub past: bool,
+    /// Today.
+    pub today: bool,
+    /// The slots on it.
+    pub slots: Vec<CalendarSlot>,
+}
+
+/// One month of the cadence's calendar, Monday first.
+pub struct Month {
+    /// "December 2026".
+    pub title: String,
+    /// Weeks of seven days.
+    pub weeks: Vec<Vec<Day>>,
+}
+
+/// `months` months from today's, each slot placed on its local date.
+pub fn calendar(
+    today: chrono::NaiveDate,
+    months: u32,
+    slots: Vec<(chrono::NaiveDate, CalendarSlot)>,
+) -> Vec<Month> {
+    use chrono::{Datelike, Months};
+    let mut slots = slots.into_iter().peekable();
+    let first = today.with_day(1).expect("the 1st exists");
+    (0..months)
+        .filter_map(|n| first.checked_add_months(Months::new(n)))
+        .map(|start| {
+            let end = start + Months::new(1);
+            let lead = start.weekday().num_days_from_monday() as usize;
+            let mut days: Vec<Day> = (0..lead).map(|_| Day::padding()).collect();
+            for date in start.iter_days().take_while(|d| *d < end) {
+                let mut day = Day {
+                    date: Some(date),
+                    past: date < today,
+                    today: date == today,
+                    slots: Vec::new(),
+                };
+                while let Some((_, slot)) = slots.next_if(|(d, _)| *d <= date) {
+                    day.slots.push(slot);
+                }
+                days.push(day);
+            }
+            while days.len() % 7 != 0 {
+                days.push(Day::padding());
+            }
+            let mut weeks = Vec::new();
+            let mut days = days.into_iter();
+            loop {
+                let week: Vec<Day> = days.by_ref().take(7).collect();
+                if week.is_empty() {
+                    break;
+                }
+                weeks.push(week);
+            }
+            Month {
+                title: start.format("%B %Y").to_string(),
+                weeks,
+            }
+        })
+        .collect()
+}
+
+impl Day {
+    fn padding() -> Day {
+        Day {
+            date: None,
+            past: false,
+            today: false,
+            slots: Vec::new(),
+        }
+    }
+}
+
 /// One entry of the cadence's history.
 pub struct RuleRow {
     /// In force from (a date).
@@ -104,6 +229,8 @@ pub struct CadencePage<'a> {
     pub history: Vec<RuleRow>,
     /// The next slots.
     pub slots: Vec<SlotRow>,
+    /// The same slots, and those up to the end of the third month, in month view.
+    pub months: Vec<Month>,
     /// The earliest date a change may take effect.
     pub earliest: String,
     /// The change form's values: every, weekday (1-7), time, zone.

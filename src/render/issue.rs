@@ -226,11 +226,16 @@ pub struct Body {
 impl Body {
     /// Renders the issue's Markdown.
     pub fn of(issue: &Issue, publication: &Publication) -> Body {
-        let base = url::Url::parse(&publication.base_url)
-            .unwrap_or_else(|_| url::Url::parse("http://localhost/").expect("valid"));
-        let html = markdown::to_safe_html(&issue.body, &base);
+        let html = Body::html(&issue.body, publication);
         let text = markdown::to_text(&html);
         Body { html, text }
+    }
+
+    /// Markdown as safe HTML, relative links resolved against the publication's address.
+    pub fn html(markdown: &str, publication: &Publication) -> String {
+        let base = url::Url::parse(&publication.base_url)
+            .unwrap_or_else(|_| url::Url::parse("http://localhost/").expect("valid"));
+        markdown::to_safe_html(markdown, &base)
     }
 }
 

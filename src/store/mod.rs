@@ -48,6 +48,7 @@ pub mod deliveries;
 pub mod delivery_ledger;
 pub mod delivery_workers;
 pub mod editors;
+pub mod import_jobs;
 pub mod issues;
 pub mod outbox;
 pub mod sends;

@@ -47,6 +47,34 @@ pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Prog
     Ok(p)
 }
 
+/// What followed an issue: its readers now bounced among its failed deliveries, and the readers
+/// who left between `since` (when it went out) and `until` (the next issue, or now).
+pub async fn aftermath(
+    db: &Db,
+    issue_id: i64,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(i64, i64), StoreError> {
+    Ok(with_pool!(db, read, |pool| {
+        let bounced: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_id = $1 AND d.status = 'failed' AND s.status = 'bounced'",
+        )
+        .bind(issue_id)
+        .fetch_one(pool)
+        .await?;
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscribers WHERE status = 'unsubscribed' \
+             AND unsubscribed_at >= $1 AND unsubscribed_at < $2",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_one(pool)
+        .await?;
+        Ok::<_, sqlx::Error>((bounced, left))
+    })?)
+}
+
 /// The latest errors of a send, newest first.
 pub async fn recent_errors(
     db: &Db,

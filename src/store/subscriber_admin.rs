@@ -17,7 +17,7 @@ pub struct Filter {
     pub search: Option<String>,
 }
 
-/// Where a page starts, by subscriber id (newest first).
+/// Where a page starts, by the subscriber at the edge of the last page (newest signup first).
 #[derive(Debug, Clone, Copy, Default)]
 pub enum Cursor {
     /// The newest subscribers.
@@ -78,8 +78,9 @@ where
     }
 }
 
-/// A page of subscribers. Keyset pagination on the primary key: page 10,000 costs what page
-/// 1 costs. Searching scans, stopping as soon as the page is full.
+/// A page of subscribers, newest signup first (imported readers keep their original signup
+/// date, so this is not the order of ids). Keyset pagination on `(created_at, id)`: page 10,000
+/// costs what page 1 costs. Searching scans, stopping as soon as the page is full.
 #[tracing::instrument(skip(db))]
 pub async fn list(
     db: &Db,
@@ -92,16 +93,19 @@ pub async fn list(
         let mut query =
             sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM subscribers WHERE 1 = 1"));
         push_filter(&mut query, filter);
+        const EDGE: &str = "(SELECT created_at, id FROM subscribers WHERE id = ";
         match cursor {
-            Cursor::First => query.push(" ORDER BY id DESC"),
+            Cursor::First => query.push(" ORDER BY created_at DESC, id DESC"),
             Cursor::Before(id) => query
-                .push(" AND id < ")
+                .push(" AND (created_at, id) < ")
+                .push(EDGE)
                 .push_bind(id)
-                .push(" ORDER BY id DESC"),
+                .push(") ORDER BY created_at DESC, id DESC"),
             Cursor::After(id) => query
-                .push(" AND id > ")
+                .push(" AND (created_at, id) > ")
+                .push(EDGE)
                 .push_bind(id)
-                .push(" ORDER BY id ASC"),
+                .push(") ORDER BY created_at ASC, id ASC"),
         };
         // One more than asked tells whether another page follows.
         query.push(" LIMIT ").push_bind(limit + 1);
@@ -292,6 +296,51 @@ pub async fn unsubscribe(
         .bind(now)
         .fetch_optional(pool)
         .await)?)
+}
+
+/// Unsubscribes the subscribers in `ids` who are still on the list, on the editor's word;
+/// returns how many left.
+#[tracing::instrument(skip(db, ids), fields(n = ids.len()))]
+pub async fn unsubscribe_many(db: &Db, ids: &[i64], now: DateTime<Utc>) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(with_pool!(db, write, |pool| {
+        let mut query = sqlx::QueryBuilder::new(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ",
+        );
+        query.push_bind(now).push(", updated_at = ").push_bind(now);
+        query.push(" WHERE status IN ('pending', 'active') AND id IN ");
+        push_ids(&mut query, ids);
+        query.build().execute(pool).await.map(|r| r.rows_affected())
+    })?)
+}
+
+/// Appends `(id, id, …)` to a query.
+fn push_ids<DB>(query: &mut sqlx::QueryBuilder<DB>, ids: &[i64])
+where
+    DB: sqlx::Database,
+    i64: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    query.push("(");
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    query.push(")");
+}
+
+/// Erases the subscribers in `ids` as [`erase`] does; returns how many there were.
+#[tracing::instrument(skip(db, ids), fields(n = ids.len()))]
+pub async fn erase_many(db: &Db, ids: &[i64]) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(with_pool!(db, write, |pool| {
+        let mut query = sqlx::QueryBuilder::new("DELETE FROM subscribers WHERE id IN ");
+        push_ids(&mut query, ids);
+        query.build().execute(pool).await.map(|r| r.rows_affected())
+    })?)
 }
 
 /// Erases a subscriber (GDPR): the row goes, and with it (by cascade) their confirmation

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError};
-use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
+use crate::domain::{ConsentSource, RowProblem, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::with_pool;
 
 /// One valid row of an import.
@@ -40,16 +40,57 @@ impl Added {
     }
 }
 
+/// Where a batch ends in its import job, committed with the batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint<'a> {
+    /// The job.
+    pub job_id: i64,
+    /// The process that holds it: the batch commits only if it still does.
+    pub runner: &'a str,
+    /// The holder's lease, renewed with each batch.
+    pub lease_until: DateTime<Utc>,
+    /// The byte of the file where the next batch starts.
+    pub resume_offset: i64,
+    /// Data rows the batch read (valid and invalid).
+    pub rows_read: i64,
+    /// Invalid rows in the batch.
+    pub invalid: i64,
+    /// Those of them to list on the job.
+    pub listed: &'a [RowProblem],
+}
+
 /// Inserts one batch in one transaction. Addresses already on the list, or repeated in the
 /// batch, are left as they are (an import never resubscribes anyone); pending newcomers get a
-/// confirmation email queued in the same transaction.
+/// confirmation email queued in the same transaction. With a checkpoint, the job's progress is
+/// committed in the same transaction, and `None` means the caller no longer holds the job
+/// (nothing was written).
 #[tracing::instrument(skip_all, fields(n = rows.len()))]
-pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<Added, StoreError> {
-    if rows.is_empty() {
-        return Ok(Added::default());
+pub async fn insert(
+    db: &Db,
+    rows: &[ImportRow],
+    checkpoint: Option<Checkpoint<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Option<Added>, StoreError> {
+    if rows.is_empty() && checkpoint.is_none() {
+        return Ok(Some(Added::default()));
     }
-    let (inserted, opted_out): (Vec<(i64, String)>, u64) = with_pool!(db, write, |pool| {
+    let result: Option<(Vec<(i64, String)>, u64)> = with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
+        if let Some(c) = checkpoint {
+            // The job row first: it is locked for the batch, and a lost job writes nothing.
+            let held = sqlx::query(
+                "UPDATE import_jobs SET lease_until = $3 WHERE id = $1 AND runner = $2 AND state = 'running'",
+            )
+            .bind(c.job_id)
+            .bind(c.runner)
+            .bind(c.lease_until)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if held == 0 {
+                return Ok(None);
+            }
+        }
         let mut opted_out = 0;
         for gone in [SubscriberStatus::Unsubscribed, SubscriberStatus::Bounced] {
             let keys: Vec<String> = rows
@@ -75,31 +116,35 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
             update.push(")");
             opted_out += update.build().execute(&mut *tx).await?.rows_affected();
         }
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
+        let inserted: Vec<(i64, String)> = if rows.is_empty() {
+            Vec::new()
+        } else {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
              created_at, confirmed_at, unsubscribed_at, updated_at) ",
-        );
-        insert.push_values(rows, |mut b, row| {
-            let created = row.created_at.unwrap_or(now);
-            let active = row.status == SubscriberStatus::Active;
-            let gone = matches!(
-                row.status,
-                SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
             );
-            b.push_bind(crate::domain::new_uid())
-                .push_bind(row.email.as_str().to_owned())
-                .push_bind(row.email.key())
-                .push_bind(row.name.as_ref().map(|n| n.as_str().to_owned()))
-                .push_bind(row.status.as_str())
-                .push_bind(created)
-                .push_bind(ConsentSource::Import.as_str())
-                .push_bind(created)
-                .push_bind(active.then_some(now))
-                .push_bind(gone.then_some(now))
-                .push_bind(now);
-        });
-        insert.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, status");
-        let inserted: Vec<(i64, String)> = insert.build_query_as().fetch_all(&mut *tx).await?;
+            insert.push_values(rows, |mut b, row| {
+                let created = row.created_at.unwrap_or(now);
+                let active = row.status == SubscriberStatus::Active;
+                let gone = matches!(
+                    row.status,
+                    SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
+                );
+                b.push_bind(crate::domain::new_uid())
+                    .push_bind(row.email.as_str().to_owned())
+                    .push_bind(row.email.key())
+                    .push_bind(row.name.as_ref().map(|n| n.as_str().to_owned()))
+                    .push_bind(row.status.as_str())
+                    .push_bind(created)
+                    .push_bind(ConsentSource::Import.as_str())
+                    .push_bind(created)
+                    .push_bind(active.then_some(now))
+                    .push_bind(gone.then_some(now))
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, status");
+            insert.build_query_as().fetch_all(&mut *tx).await?
+        };
         let pending: Vec<i64> = inserted
             .iter()
             .filter(|(_, s)| s == "pending")
@@ -119,9 +164,44 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
             });
             queue.build().execute(&mut *tx).await?;
         }
+        let added = count(&inserted, opted_out);
+        if let Some(c) = checkpoint {
+            sqlx::query(
+                "UPDATE import_jobs SET resume_offset = $2, rows_read = rows_read + $3, \
+                 added_active = added_active + $4, added_pending = added_pending + $5, \
+                 added_inactive = added_inactive + $6, duplicates = duplicates + $7, \
+                 opted_out = opted_out + $8, invalid = invalid + $9 WHERE id = $1",
+            )
+            .bind(c.job_id)
+            .bind(c.resume_offset)
+            .bind(c.rows_read)
+            .bind(added.active as i64)
+            .bind(added.pending as i64)
+            .bind(added.inactive as i64)
+            .bind((rows.len() as u64 - added.total()) as i64)
+            .bind(added.opted_out as i64)
+            .bind(c.invalid)
+            .execute(&mut *tx)
+            .await?;
+            for problem in c.listed {
+                sqlx::query(
+                    "INSERT INTO import_problems (job_id, line, reason) VALUES ($1, $2, $3) \
+                     ON CONFLICT (job_id, line) DO NOTHING",
+                )
+                .bind(c.job_id)
+                .bind(problem.line)
+                .bind(&problem.reason)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>((inserted, opted_out))
+        Ok::<_, sqlx::Error>(Some((inserted, opted_out)))
     })?;
+    Ok(result.map(|(inserted, opted_out)| count(&inserted, opted_out)))
+}
+
+fn count(inserted: &[(i64, String)], opted_out: u64) -> Added {
     let mut added = Added {
         opted_out,
         ..Added::default()
@@ -133,5 +213,5 @@ pub async fn insert(db: &Db, rows: &[ImportRow], now: DateTime<Utc>) -> Result<A
             _ => added.inactive += 1,
         }
     }
-    Ok(added)
+    added
 }

@@ -5,4 +5,4 @@ mod export;
 mod import;
 
 pub use export::{ExportStream, HEADER as EXPORT_HEADER};
-pub use import::{ImportError, ImportOptions, ImportReport, RowProblem, import};
+pub use import::{ImportOptions, Importer, Outcome, check_header, store_file};

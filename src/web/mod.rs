@@ -102,6 +102,8 @@ pub struct AppState {
     pub link_key: LinkKey,
     /// Wakes the transactional mail sender.
     pub outbox_wake: Arc<Notify>,
+    /// Wakes the CSV import runner.
+    pub import_wake: Arc<Notify>,
     /// Where mail goes (test sends go straight out).
     pub mailer: crate::mail::Mailer,
     /// Wakes delivery workers (resume, retry).

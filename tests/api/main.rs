@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod admin_pages;
 mod api_contract;
 mod api_v1;
 mod archive;

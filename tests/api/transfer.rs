@@ -1,9 +1,15 @@
 //! CSV import and export, in the admin and on the command line.
 
-use fortnight::domain::SubscriberStatus;
+use std::time::Duration;
+
+use fortnight::clock::Clock;
+use fortnight::domain::{ImportState, SubscriberStatus};
+use fortnight::store::import_jobs;
+use fortnight::transfer::{Importer, Outcome, store_file};
+use tokio_util::sync::CancellationToken;
 
 use crate::both_databases;
-use crate::helpers::{Backend, EDITOR_PASSWORD, TestApp, spawn_app};
+use crate::helpers::{Backend, EDITOR_PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 both_databases!(
     an_import_reports_bad_rows_by_line_and_merges_duplicates,
@@ -12,7 +18,27 @@ both_databases!(
     an_import_never_brings_back_someone_who_left,
     an_export_imports_back_into_the_same_list,
     the_command_line_adds_editors_and_imports_and_exports,
+    an_import_job_shows_its_progress_and_its_first_thousand_problems,
+    an_import_of_150_000_rows_killed_mid_way_resumes_and_counts_each_row_once,
+    two_runners_never_run_one_import_twice,
 );
+
+/// A file of `n` rows where every 97th address is invalid.
+fn big_csv(n: usize) -> String {
+    let mut csv = String::from("email,name\n");
+    for i in 0..n {
+        if i % 97 == 0 {
+            csv.push_str(&format!("broken{i},Nobody\n"));
+        } else {
+            csv.push_str(&format!("bulk{i}@example.com,Reader {i}\n"));
+        }
+    }
+    csv
+}
+
+fn invalid_in(n: usize) -> i64 {
+    (0..n).filter(|i| i % 97 == 0).count() as i64
+}
 
 async fn upload(app: &TestApp, csv: &str, consented: bool) -> reqwest::Response {
     let csrf = app.csrf_from("/admin/import").await;
@@ -34,6 +60,37 @@ async fn upload(app: &TestApp, csv: &str, consented: bool) -> reqwest::Response 
         .unwrap()
 }
 
+/// Uploads a file, follows the answer to the job's page, and waits (up to 20 s) for the report.
+async fn imported(app: &TestApp, csv: &str, consented: bool) -> String {
+    let response = upload(app, csv, consented).await;
+    assert_eq!(
+        response.status(),
+        303,
+        "the upload answers with the job's page"
+    );
+    let job = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(job.starts_with("/admin/import/"), "{job}");
+    finished(app, &job).await
+}
+
+/// The page of the import job at `path` once it has ended.
+async fn finished(app: &TestApp, path: &str) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page = app.get(path).await.text().await.unwrap();
+        if page.contains("State: <strong id=\"state\">done")
+            || page.contains("State: <strong id=\"state\">failed")
+        {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the import did not finish: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn an_import_reports_bad_rows_by_line_and_merges_duplicates(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed_active("old", 1).await;
@@ -47,9 +104,7 @@ async fn an_import_reports_bad_rows_by_line_and_merges_duplicates(backend: Backe
                cy@example.com,Cy,unsubscribed,\n\
                di@example.com,Di,active,yesterday\n\
                ed@example.com,Ed,,\n";
-    let response = upload(&app, csv, true).await;
-    assert_eq!(response.status(), 200);
-    let page = response.text().await.unwrap();
+    let page = imported(&app, csv, true).await;
     assert!(
         page.contains("8 rows read: 2 added as active, 0 added as pending"),
         "{page}"
@@ -96,13 +151,10 @@ async fn an_import_without_stated_consent_adds_pending_subscribers_and_confirms_
 ) {
     let app = spawn_app(backend).await;
     app.sign_in().await;
-    let response = upload(&app, "email\nfay@example.com\ngil@example.com\n", false).await;
+    let page = imported(&app, "email\nfay@example.com\ngil@example.com\n", false).await;
     assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("0 added as active, 2 added as pending")
+        page.contains("0 added as active, 2 added as pending"),
+        "{page}"
     );
     assert_eq!(
         app.subscriber("fay@example.com").await.unwrap().status,
@@ -134,6 +186,10 @@ async fn a_malformed_file_imports_nothing_and_says_why(backend: Backend) {
         .await;
     assert!(no_file.status().is_client_error());
     assert_eq!(app.subscriber_count().await, 0);
+    assert!(
+        import_jobs::recent(&app.db, 10).await.unwrap().is_empty(),
+        "a refused file leaves no job behind"
+    );
 }
 
 async fn an_import_never_brings_back_someone_who_left(backend: Backend) {
@@ -144,11 +200,7 @@ async fn an_import_never_brings_back_someone_who_left(backend: Backend) {
         .await
         .unwrap();
     app.sign_in().await;
-    let page = upload(&app, "email,status\ngone0@example.com,active\n", true)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = imported(&app, "email,status\ngone0@example.com,active\n", true).await;
     assert!(page.contains("1 duplicates merged"));
     assert_eq!(
         app.subscriber("gone0@example.com").await.unwrap().status,
@@ -156,15 +208,12 @@ async fn an_import_never_brings_back_someone_who_left(backend: Backend) {
     );
     // And the other way: an opt-out in the file is applied to someone still on the list.
     app.seed_active("stays", 2).await;
-    let page = upload(
+    let page = imported(
         &app,
         "email,status\nstays0@example.com,unsubscribed\nstays1@example.com,bounced\n",
         true,
     )
-    .await
-    .text()
-    .await
-    .unwrap();
+    .await;
     assert!(
         page.contains("2 subscribers already on the list were marked unsubscribed or bounced"),
         "{page}"
@@ -208,7 +257,7 @@ async fn an_export_imports_back_into_the_same_list(backend: Backend) {
 
     let other = spawn_app(backend).await;
     other.sign_in().await;
-    let page = upload(&other, &csv, true).await.text().await.unwrap();
+    let page = imported(&other, &csv, true).await;
     assert!(page.contains("30 rows read: 29 added as active"), "{page}");
     assert_eq!(
         other.subscriber("trip3@example.com").await.unwrap().status,
@@ -317,4 +366,183 @@ async fn the_command_line_adds_editors_and_imports_and_exports(backend: Backend)
     assert!(out.contains("hal@example.com,Hal,active"));
     let missing = run(&["subscribers", "import", "/no/such/file.csv"], "");
     assert!(!missing.status.success());
+}
+
+async fn an_import_job_shows_its_progress_and_its_first_thousand_problems(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in().await;
+    let n = 120_000;
+    let page = imported(&app, &big_csv(n), true).await;
+    let invalid = invalid_in(n);
+    assert!(
+        page.contains(&format!(
+            "{n} rows read: {} added as active",
+            n as i64 - invalid
+        )),
+        "{page}"
+    );
+    assert!(page.contains(&format!(", {invalid} invalid")), "{page}");
+    // The first thousand problems are listed, by line, once each; the rest are counted.
+    let listed = page.matches("email: ").count();
+    assert_eq!(listed, 1000, "{page}");
+    assert!(page.contains(&format!("… and {} more.", invalid - 1000)));
+    assert!(
+        page.contains("<tr><td>2</td><td>email:"),
+        "line 2 is the first row"
+    );
+    // The job's numbers as the page's script reads them.
+    let id = import_jobs::recent(&app.db, 1).await.unwrap()[0].id;
+    let json: serde_json::Value = app
+        .get(&format!("/admin/import/{id}.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json["job"]["state"], "done");
+    assert_eq!(json["job"]["rows_read"], n as i64);
+    assert_eq!(json["percent"], 100);
+    // The form lists the job.
+    let form = app.get("/admin/import").await.text().await.unwrap();
+    assert!(
+        form.contains(&format!("href=\"/admin/import/{id}\">list.csv</a>")),
+        "{form}"
+    );
+    assert_eq!(app.get("/admin/import/999999").await.status(), 404);
+    assert_eq!(app.get("/admin/import/nope.json").await.status(), 404);
+}
+
+async fn an_import_of_150_000_rows_killed_mid_way_resumes_and_counts_each_row_once(
+    backend: Backend,
+) {
+    // A short lease, so the server takes the dead command's job over quickly.
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.delivery_lease = Duration::from_secs(1);
+    })
+    .await;
+    let n = 150_000;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.csv");
+    std::fs::write(&file, big_csv(n)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fortnight"))
+        .args([
+            "subscribers",
+            "import",
+            file.to_str().unwrap(),
+            "--consented",
+        ])
+        .env("FORTNIGHT_DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL: no chance to let go) once some batches, but not all, are committed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let at_kill = loop {
+        let job = import_jobs::recent(&app.db, 1).await.unwrap().pop();
+        if let Some(job) = job.filter(|j| j.rows_read > 0) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break import_jobs::get(&app.db, job.id).await.unwrap().unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the command never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(
+        at_kill.state.is_open() && at_kill.rows_read < n as i64,
+        "the command finished before it was killed: {at_kill:?}"
+    );
+    // The server's runner takes the job over once the dead holder's lease lapses.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = import_jobs::get(&app.db, at_kill.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if !job.state.is_open() {
+            break job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not resumed: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let invalid = invalid_in(n);
+    assert_eq!(job.state, ImportState::Done);
+    assert_eq!(
+        (job.rows_read, job.added_active, job.invalid, job.duplicates),
+        (n as i64, n as i64 - invalid, invalid, 0),
+        "every row counted once across the kill"
+    );
+    assert_eq!(app.subscriber_count().await, n as i64 - invalid);
+    let problems = import_jobs::problems(&app.db, job.id).await.unwrap();
+    assert_eq!(problems.len(), 1000);
+    assert_eq!(problems[0].line, 2);
+    assert_eq!(
+        import_jobs::chunk(&app.db, job.id, 0).await.unwrap(),
+        None,
+        "a finished job's file is dropped"
+    );
+}
+
+async fn two_runners_never_run_one_import_twice(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        // Only the two runners below take the job.
+        c.delivery_lease = Duration::from_secs(30);
+    })
+    .await;
+    let n = 20_000;
+    let csv = big_csv(n);
+    // Two runners of their own race for it (the app's own sleeps: it is not woken).
+    let runner = || {
+        Importer::new(
+            app.db.clone(),
+            Clock::System,
+            Duration::from_secs(30),
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        )
+    };
+    let (a, b) = (runner(), runner());
+    let id = store_file(
+        &app.db,
+        std::io::Cursor::new(csv.into_bytes()),
+        "race.csv",
+        0,
+        true,
+        app.clock.now(),
+    )
+    .await
+    .unwrap();
+    let stop = CancellationToken::new();
+    let (ra, rb) = tokio::join!(
+        a.run_next(Some(id), &stop, &|_| {}),
+        b.run_next(Some(id), &stop, &|_| {})
+    );
+    let ran: Vec<Outcome> = [ra.unwrap(), rb.unwrap()]
+        .into_iter()
+        .flatten()
+        .map(|(_, outcome)| outcome)
+        .collect();
+    // One took it and finished; the other found nothing to take (unless the app's own runner
+    // woke first, in which case neither did and the job is finished all the same).
+    assert!(ran.len() <= 1, "{ran:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job = import_jobs::get(&app.db, id).await.unwrap().unwrap();
+        if !job.state.is_open() {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let invalid = invalid_in(n);
+    assert_eq!(
+        (job.rows_read, job.added_active, job.invalid),
+        (n as i64, n as i64 - invalid, invalid)
+    );
+    assert_eq!(app.subscriber_count().await, n as i64 - invalid);
 }

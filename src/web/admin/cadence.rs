@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::context::flash;
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::cadence::{Rule, local_instant, parse_weekday, parse_zone};
-use crate::render::admin_issues::{CadencePage, RuleRow};
+use crate::render::admin_issues::{CadencePage, CalendarSlot, RuleRow, calendar};
 use crate::schedule::plan::{self, Placement, PlanError};
 use crate::store::cadence;
 use crate::web::error::WebError;
@@ -18,6 +18,10 @@ use crate::web::{AppState, html};
 
 /// Slots the cadence page lists.
 const SHOWN: usize = 12;
+/// Months in the month view, from this one.
+const MONTHS: u32 = 3;
+/// Slots read for the month view (three months of weekly slots, and more).
+const IN_MONTHS: usize = 16;
 
 impl From<PlanError> for WebError {
     fn from(e: PlanError) -> Self {
@@ -72,7 +76,20 @@ async fn page(
     let now = state.clock.now();
     let cadence = cadence::load(&state.db).await?;
     let current = cadence.rule_at(now).clone();
-    let slots = plan::upcoming(&state.db, &cadence, now, SHOWN).await?;
+    let slots = plan::upcoming(&state.db, &cadence, now, SHOWN.max(IN_MONTHS)).await?;
+    let today = plan::today(&cadence, now);
+    let dated = slots
+        .iter()
+        .map(|s| {
+            let zone = cadence.zone_at(s.at);
+            let slot = CalendarSlot {
+                time: zone.local(s.at).format("%H:%M").to_string(),
+                row: s.clone().row(&cadence),
+            };
+            (zone.date_of(s.at), slot)
+        })
+        .collect();
+    let months = calendar(today, MONTHS, dated);
     let status = if refused.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -91,8 +108,13 @@ async fn page(
                     describe: r.describe(),
                 })
                 .collect(),
-            slots: slots.into_iter().map(|s| s.row(&cadence)).collect(),
-            earliest: (plan::today(&cadence, now) + chrono::Duration::days(1)).to_string(),
+            slots: slots
+                .into_iter()
+                .take(SHOWN)
+                .map(|s| s.row(&cadence))
+                .collect(),
+            months,
+            earliest: (today + chrono::Duration::days(1)).to_string(),
             every: current.every_weeks,
             weekday: current.weekday.number_from_monday(),
             time: current.time.format("%H:%M").to_string(),

@@ -5,15 +5,18 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::{AdminContext, chrome};
-use crate::render::admin::{Bar, DashboardPage};
+use crate::domain::IssueStatus;
+use crate::render::admin::{Bar, DashboardPage, LastSend, RecentIssue, Tick};
 use crate::render::local_time;
 use crate::schedule::plan;
-use crate::store::{cadence, issues, subscriber_admin};
+use crate::store::{cadence, issues, sends, subscriber_admin};
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
 
 /// Days shown in the growth chart.
 const DAYS: usize = 90;
+/// Issues in the recent list.
+const RECENT: i64 = 5;
 
 /// `GET /admin`.
 pub async fn show(
@@ -39,8 +42,55 @@ pub async fn show(
             })
         })
         .collect();
+    // A date under the first day of each month, and under the first day shown.
+    let ticks = (0..DAYS)
+        .filter_map(|i| {
+            let date = start + chrono::Duration::days(i as i64);
+            (i == 0 || chrono::Datelike::day(&date) == 1).then(|| Tick {
+                x: i * 10,
+                label: date.format("%-d %b").to_string(),
+            })
+        })
+        .filter(|t| t.x == 0 || t.x >= 60)
+        .collect();
     let now = state.clock.now();
     let cadence = cadence::load(&state.db).await?;
+    let local = |at: chrono::DateTime<chrono::Utc>| local_time(at, cadence.zone_at(at));
+    let recent_issues = issues::list(&state.db, None, None, RECENT).await?;
+    let last_sent = issues::list(&state.db, Some(IssueStatus::Sent), None, 2).await?;
+    let last_send = match last_sent.first() {
+        Some(issue) => {
+            let since = issue.published_at.unwrap_or(issue.updated_at);
+            let until = recent_issues
+                .iter()
+                .filter_map(|i| i.published_at)
+                .filter(|at| *at > since)
+                .min()
+                .unwrap_or(now);
+            let progress = sends::progress(&state.db, issue.id, now).await?;
+            let (bounced, unsubscribed) =
+                sends::aftermath(&state.db, issue.id, since, until).await?;
+            Some(LastSend {
+                id: issue.id,
+                subject: issue.subject.clone(),
+                when: local(since),
+                sent: progress.sent,
+                failed: progress.failed,
+                bounced,
+                unsubscribed,
+            })
+        }
+        None => None,
+    };
+    let recent = recent_issues
+        .into_iter()
+        .map(|i| RecentIssue {
+            id: i.id,
+            when: local(i.published_at.or(i.scheduled_at).unwrap_or(i.updated_at)),
+            status: i.status.as_str().to_owned(),
+            subject: i.subject,
+        })
+        .collect();
     let next_slot = plan::upcoming(&state.db, &cadence, now, 1)
         .await?
         .into_iter()
@@ -64,6 +114,9 @@ pub async fn show(
             counts,
             bars,
             peak,
+            ticks,
+            last_send,
+            recent,
             next_slot,
             missed,
         },

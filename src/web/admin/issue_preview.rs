@@ -10,7 +10,7 @@ use super::context::flash;
 use super::issues::find;
 use super::{AdminContext, chrome, see_other};
 use crate::domain::SubscriberEmail;
-use crate::render::admin_issues::IssuePreviewPage;
+use crate::render::admin_issues::{DraftPreview, IssuePreviewPage};
 use crate::store::issues::Issue;
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
@@ -133,4 +133,16 @@ pub async fn send_test(
     };
     flash(&session, message);
     Ok(see_other(&format!("/admin/issues/{}/preview", issue.id)))
+}
+
+/// `POST /admin/issues/draft-preview`: the editor's fields as they would read, before they are
+/// saved, for the preview beside the editor.
+pub async fn draft(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, WebError> {
+    let form = super::issue_form::IssueForm::parse(&body)?;
+    let html = askama::Template::render(&DraftPreview::of(&form.input, &state.publication))
+        .map_err(|e| WebError::Internal(e.into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html))
 }

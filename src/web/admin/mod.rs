@@ -42,6 +42,11 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             web::post().to(subscribers::add),
         ),
         (
+            Method::POST,
+            "/subscribers/bulk",
+            web::post().to(subscribers::bulk),
+        ),
+        (
             Method::GET,
             "/subscribers/{id}",
             web::get().to(subscribers::show),
@@ -59,6 +64,11 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/issues", web::get().to(issues::list)),
         (Method::POST, "/issues", web::post().to(issues::create)),
         (Method::GET, "/issues/new", web::get().to(issues::new)),
+        (
+            Method::POST,
+            "/issues/draft-preview",
+            web::post().to(issue_preview::draft),
+        ),
         (Method::GET, "/issues/{id}", web::get().to(issues::edit)),
         (Method::POST, "/issues/{id}", web::post().to(issues::save)),
         (
@@ -127,7 +137,7 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             "/issues/{id}/retry",
             web::post().to(send::retry),
         ),
-        (Method::GET, "/send.js", web::get().to(send::script)),
+        (Method::GET, "/admin.js", web::get().to(send::script)),
         (Method::GET, "/cadence", web::get().to(cadence::show)),
         (Method::POST, "/cadence", web::post().to(cadence::change)),
         (Method::POST, "/cadence/skip", web::post().to(cadence::skip)),
@@ -138,6 +148,13 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
         ),
         (Method::GET, "/import", web::get().to(transfer::import_form)),
         (Method::POST, "/import", web::post().to(transfer::import)),
+        // Before `/import/{id}`, which would take `7.json` for an id.
+        (
+            Method::GET,
+            "/import/{id}.json",
+            web::get().to(transfer::job_json),
+        ),
+        (Method::GET, "/import/{id}", web::get().to(transfer::job)),
         (Method::GET, "/export", web::get().to(transfer::export)),
         (Method::GET, "/tokens", web::get().to(tokens::list)),
         (Method::POST, "/tokens", web::post().to(tokens::create)),
@@ -203,7 +220,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: 
                     .route(web::post().to(login::submit)),
             )
             .service(signed_in)
-            .wrap(session),
+            .wrap(session)
+            // The admin's own script (live numbers, the editor's preview) may run and call home;
+            // pages that need less or more (the preview's frame) set their own.
+            .wrap(actix_web::middleware::DefaultHeaders::new().add((
+                actix_web::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+                 img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ))),
     );
 }
 

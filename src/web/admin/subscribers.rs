@@ -201,6 +201,62 @@ pub async fn erase(
     Ok(see_other("/admin/subscribers"))
 }
 
+/// Most subscribers one bulk action takes (ten pages of the list).
+const MAX_BULK: usize = 500;
+
+/// `POST /admin/subscribers/bulk`: `action` (unsubscribe or erase) applied to every ticked
+/// `id`; erasing also needs the confirmation box.
+pub async fn bulk(
+    state: web::Data<AppState>,
+    session: Session,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let (mut action, mut confirm, mut ids) = (String::new(), String::new(), Vec::new());
+    for (key, value) in url::form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "action" => action = value.into_owned(),
+            "confirm" => confirm = value.into_owned(),
+            "id" => {
+                ids.push(parse_id(&value)?);
+                if ids.len() > MAX_BULK {
+                    return Err(WebError::BadRequest(format!(
+                        "Select at most {MAX_BULK} subscribers at a time."
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    if ids.is_empty() {
+        return Err(WebError::BadRequest(
+            "Tick the subscribers to act on first.".into(),
+        ));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let message = match action.as_str() {
+        "unsubscribe" => {
+            let n = subscriber_admin::unsubscribe_many(&state.db, &ids, state.clock.now()).await?;
+            format!(
+                "{n} of the {} selected were unsubscribed (the others had already left).",
+                ids.len()
+            )
+        }
+        "erase" => {
+            super::Confirm { confirm }.require("Erasing subscribers")?;
+            let n = subscriber_admin::erase_many(&state.db, &ids).await?;
+            format!("{n} subscribers were erased, with their history.")
+        }
+        other => {
+            return Err(WebError::BadRequest(format!(
+                "Unknown action {other:?}: choose unsubscribe or erase."
+            )));
+        }
+    };
+    flash(&session, message);
+    Ok(see_other("/admin/subscribers"))
+}
+
 fn not_found() -> WebError {
     WebError::NotFound("There is no such subscriber (they may have been erased).".into())
 }

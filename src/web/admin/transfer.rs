@@ -1,42 +1,62 @@
-//! CSV import (upload) and export (download), both streamed.
+//! CSV import (an upload that becomes a background job, with its progress page) and export
+//! (a streamed download).
 
 use std::io::Write;
 
 use actix_multipart::Multipart;
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, LOCATION,
+};
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
 
 use super::subscribers::ListQuery;
 use super::{AdminContext, chrome};
-use crate::render::admin::ImportPage;
-use crate::transfer::{ExportStream, ImportError, ImportOptions, import as run_import};
+use crate::domain::ImportJob;
+use crate::render::admin::{ImportJobPage, ImportPage};
+use crate::store::import_jobs;
+use crate::transfer::{ExportStream, check_header, store_file};
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
 
 /// Largest upload accepted (about ten million rows).
 const MAX_UPLOAD: u64 = 1 << 30;
 
-/// `GET /admin/import`.
+/// Import jobs listed under the form.
+const RECENT_JOBS: i64 = 10;
+
+/// `GET /admin/import`: the form and the latest jobs.
 pub async fn import_form(
     state: web::Data<AppState>,
     ctx: web::ReqData<AdminContext>,
     session: Session,
 ) -> Result<HttpResponse, WebError> {
+    form_page(&state, &ctx, &session, StatusCode::OK, None).await
+}
+
+async fn form_page(
+    state: &AppState,
+    ctx: &AdminContext,
+    session: &Session,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let jobs = import_jobs::recent(&state.db, RECENT_JOBS).await?;
     html(
-        StatusCode::OK,
+        status,
         ImportPage {
-            chrome: chrome(&state, &ctx, &session),
-            report: None,
-            error: None,
+            chrome: chrome(state, ctx, session),
+            jobs,
+            error,
         },
     )
 }
 
-/// `POST /admin/import`: the upload is spooled to a temporary file (memory stays flat), then
-/// imported in batches; the page reports what happened, row by row for the rejects.
+/// `POST /admin/import`: the upload is spooled to a temporary file (memory stays flat), its
+/// header checked, and the file stored as a job that runs in the background; the answer sends
+/// the editor to the job's progress page.
 pub async fn import(
     state: web::Data<AppState>,
     ctx: web::ReqData<AdminContext>,
@@ -61,13 +81,18 @@ pub async fn import(
     if !super::guard::token_matches(&session, &token) {
         return Err(super::guard::refused());
     }
-    let mut spool: Option<std::fs::File> = None;
+    let mut spool: Option<(std::fs::File, u64, String)> = None;
     let mut consented = false;
     while let Some(field) = form.next().await {
         let mut field = field
             .map_err(|e| WebError::BadRequest(format!("The upload could not be read: {e}")))?;
         match field.name() {
             Some("file") => {
+                let name = field
+                    .content_disposition()
+                    .and_then(|d| d.get_filename())
+                    .map(file_name)
+                    .unwrap_or_else(|| "upload.csv".into());
                 let mut file = tempfile::tempfile().map_err(|e| WebError::Internal(e.into()))?;
                 let mut size = 0u64;
                 while let Some(chunk) = field.next().await {
@@ -81,7 +106,7 @@ pub async fn import(
                     file.write_all(&chunk)
                         .map_err(|e| WebError::Internal(e.into()))?;
                 }
-                spool = Some(file);
+                spool = Some((file, size, name));
             }
             Some("consented") => {
                 while let Some(chunk) = field.next().await {
@@ -92,37 +117,77 @@ pub async fn import(
             _ => while field.next().await.is_some() {},
         }
     }
-    let Some(mut file) = spool else {
+    let Some((mut file, size, name)) = spool else {
         return Err(WebError::BadRequest("Choose a CSV file to import.".into()));
     };
-    std::io::Seek::rewind(&mut file).map_err(|e| WebError::Internal(e.into()))?;
-    let options = ImportOptions {
-        consented,
-        now: state.clock.now(),
+    let rewind = |file: &mut std::fs::File| {
+        std::io::Seek::rewind(file).map_err(|e| WebError::Internal(e.into()))
     };
-    let (report, error, status) = match run_import(&state.db, file, options).await {
-        Ok(report) => (Some(report), None, StatusCode::OK),
-        Err(ImportError::Malformed(reason)) => (
-            None,
-            Some(format!("Nothing was imported. {reason}")),
-            StatusCode::BAD_REQUEST,
-        ),
-        Err(ImportError::Store { report, error }) => {
-            tracing::error!(%error, "import interrupted");
-            (Some(*report), Some("The import stopped part-way because the database failed; the report shows what was imported.".into()), StatusCode::SERVICE_UNAVAILABLE)
-        }
-    };
-    if report.as_ref().is_some_and(|r| r.added_pending > 0) {
-        state.outbox_wake.notify_one();
+    rewind(&mut file)?;
+    let checked = check_header(std::io::BufReader::new(&mut file));
+    if let Err(reason) = checked {
+        let error = Some(format!("Nothing was imported. {reason}"));
+        return form_page(&state, &ctx, &session, StatusCode::BAD_REQUEST, error).await;
     }
-    html(
-        status,
-        ImportPage {
+    rewind(&mut file)?;
+    let id = store_file(&state.db, file, &name, size, consented, state.clock.now()).await?;
+    state.import_wake.notify_one();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((LOCATION, format!("/admin/import/{id}")))
+        .finish())
+}
+
+/// The name an upload is shown under: its last path part, without control characters, at most
+/// 200 characters.
+fn file_name(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    if clean.trim().is_empty() {
+        "upload.csv".into()
+    } else {
+        clean
+    }
+}
+
+async fn find_job(state: &AppState, id: &str) -> Result<ImportJob, WebError> {
+    let missing = || WebError::NotFound("There is no such import.".into());
+    let id: i64 = id.parse().map_err(|_| missing())?;
+    import_jobs::get(&state.db, id).await?.ok_or_else(missing)
+}
+
+/// `GET /admin/import/{id}`: a job's progress, then its report.
+pub async fn job(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let job = find_job(&state, &id).await?;
+    let problems = import_jobs::problems(&state.db, job.id).await?;
+    let mut response = html(
+        StatusCode::OK,
+        ImportJobPage {
             chrome: chrome(&state, &ctx, &session),
-            report,
-            error,
+            job,
+            problems,
         },
-    )
+    )?;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `GET /admin/import/{id}.json`: the job's numbers, for the progress page's poll.
+pub async fn job_json(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let job = find_job(&state, &id).await?;
+    let percent = job.percent();
+    Ok(HttpResponse::Ok()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "job": job, "percent": percent })))
 }
 
 /// `GET /admin/export`: the filtered list as CSV, streamed a page at a time.

@@ -354,18 +354,25 @@ impl TestApp {
 
     /// Adds subscribers directly, active, named `prefix{i}@example.com`.
     pub async fn seed_active(&self, prefix: &str, n: usize) {
-        let mut csv = String::from("email,name\n");
-        for i in 0..n {
-            csv.push_str(&format!("{prefix}{i}@example.com,Reader {i}\n"));
-        }
-        let options = fortnight::transfer::ImportOptions {
-            consented: true,
-            now: self.clock.now(),
-        };
-        let report =
-            fortnight::transfer::import(&self.db, std::io::Cursor::new(csv.into_bytes()), options)
+        use fortnight::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
+        use fortnight::store::subscriber_import::{ImportRow, insert};
+        let rows: Vec<ImportRow> = (0..n)
+            .map(|i| ImportRow {
+                email: SubscriberEmail::parse(&format!("{prefix}{i}@example.com")).unwrap(),
+                name: SubscriberName::parse_optional(Some(&format!("Reader {i}"))).unwrap(),
+                status: SubscriberStatus::Active,
+                created_at: None,
+            })
+            .collect();
+        let mut added = 0;
+        for batch in rows.chunks(2500) {
+            let now = self.clock.now();
+            added += insert(&self.db, batch, None, now)
                 .await
-                .unwrap();
-        assert_eq!(report.added_active, n as u64);
+                .unwrap()
+                .unwrap()
+                .active;
+        }
+        assert_eq!(added, n as u64);
     }
 }
