@@ -156,27 +156,7 @@ async fn invisible_and_bidirectional_characters_in_addresses_are_refused(backend
         }
     }
     csv.push_str("plain@example.org,Plain\n");
-    let csrf = app.csrf_from("/admin/import").await;
-    let form = reqwest::multipart::Form::new()
-        .text("csrf", csrf)
-        .text("consented", "yes")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(csv.into_bytes())
-                .file_name("list.csv")
-                .mime_str("text/csv")
-                .unwrap(),
-        );
-    let page = app
-        .client
-        .post(format!("{}/admin/import", app.address))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.import_csv(&csv, true).await;
     assert!(page.contains("1 added as active"), "{page}");
     assert!(page.contains("20 invalid"), "{page}");
     for line in 2..=21 {

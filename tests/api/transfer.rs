@@ -9,7 +9,7 @@ use fortnight::transfer::{Importer, Outcome, store_file};
 use tokio_util::sync::CancellationToken;
 
 use crate::both_databases;
-use crate::helpers::{Backend, EDITOR_PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, EDITOR_PASSWORD, spawn_app, spawn_app_with};
 
 both_databases!(
     an_import_reports_bad_rows_by_line_and_merges_duplicates,
@@ -40,57 +40,6 @@ fn invalid_in(n: usize) -> i64 {
     (0..n).filter(|i| i % 97 == 0).count() as i64
 }
 
-async fn upload(app: &TestApp, csv: &str, consented: bool) -> reqwest::Response {
-    let csrf = app.csrf_from("/admin/import").await;
-    let mut form = reqwest::multipart::Form::new().text("csrf", csrf).part(
-        "file",
-        reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
-            .file_name("list.csv")
-            .mime_str("text/csv")
-            .unwrap(),
-    );
-    if consented {
-        form = form.text("consented", "yes");
-    }
-    app.client
-        .post(format!("{}/admin/import", app.address))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// Uploads a file, follows the answer to the job's page, and waits (up to 20 s) for the report.
-async fn imported(app: &TestApp, csv: &str, consented: bool) -> String {
-    let response = upload(app, csv, consented).await;
-    assert_eq!(
-        response.status(),
-        303,
-        "the upload answers with the job's page"
-    );
-    let job = response.headers()["location"].to_str().unwrap().to_owned();
-    assert!(job.starts_with("/admin/import/"), "{job}");
-    finished(app, &job).await
-}
-
-/// The page of the import job at `path` once it has ended.
-async fn finished(app: &TestApp, path: &str) -> String {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let page = app.get(path).await.text().await.unwrap();
-        if page.contains("State: <strong id=\"state\">done")
-            || page.contains("State: <strong id=\"state\">failed")
-        {
-            return page;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the import did not finish: {page}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 async fn an_import_reports_bad_rows_by_line_and_merges_duplicates(backend: Backend) {
     let app = spawn_app(backend).await;
     app.seed_active("old", 1).await;
@@ -104,7 +53,7 @@ async fn an_import_reports_bad_rows_by_line_and_merges_duplicates(backend: Backe
                cy@example.com,Cy,unsubscribed,\n\
                di@example.com,Di,active,yesterday\n\
                ed@example.com,Ed,,\n";
-    let page = imported(&app, csv, true).await;
+    let page = app.import_csv(csv, true).await;
     assert!(
         page.contains("8 rows read: 2 added as active, 0 added as pending"),
         "{page}"
@@ -151,7 +100,9 @@ async fn an_import_without_stated_consent_adds_pending_subscribers_and_confirms_
 ) {
     let app = spawn_app(backend).await;
     app.sign_in().await;
-    let page = imported(&app, "email\nfay@example.com\ngil@example.com\n", false).await;
+    let page = app
+        .import_csv("email\nfay@example.com\ngil@example.com\n", false)
+        .await;
     assert!(
         page.contains("0 added as active, 2 added as pending"),
         "{page}"
@@ -170,7 +121,7 @@ async fn a_malformed_file_imports_nothing_and_says_why(backend: Backend) {
     let app = spawn_app(backend).await;
     app.sign_in().await;
     for csv in ["name,status\nAda,active\n", "", "\u{0}\u{1}binary\u{ff}"] {
-        let response = upload(&app, csv, true).await;
+        let response = app.upload_csv(csv, true).await;
         assert_eq!(response.status(), 400, "{csv:?}");
         assert!(
             response
@@ -200,7 +151,9 @@ async fn an_import_never_brings_back_someone_who_left(backend: Backend) {
         .await
         .unwrap();
     app.sign_in().await;
-    let page = imported(&app, "email,status\ngone0@example.com,active\n", true).await;
+    let page = app
+        .import_csv("email,status\ngone0@example.com,active\n", true)
+        .await;
     assert!(page.contains("1 duplicates merged"));
     assert_eq!(
         app.subscriber("gone0@example.com").await.unwrap().status,
@@ -208,12 +161,12 @@ async fn an_import_never_brings_back_someone_who_left(backend: Backend) {
     );
     // And the other way: an opt-out in the file is applied to someone still on the list.
     app.seed_active("stays", 2).await;
-    let page = imported(
-        &app,
-        "email,status\nstays0@example.com,unsubscribed\nstays1@example.com,bounced\n",
-        true,
-    )
-    .await;
+    let page = app
+        .import_csv(
+            "email,status\nstays0@example.com,unsubscribed\nstays1@example.com,bounced\n",
+            true,
+        )
+        .await;
     assert!(
         page.contains("2 subscribers already on the list were marked unsubscribed or bounced"),
         "{page}"
@@ -257,7 +210,7 @@ async fn an_export_imports_back_into_the_same_list(backend: Backend) {
 
     let other = spawn_app(backend).await;
     other.sign_in().await;
-    let page = imported(&other, &csv, true).await;
+    let page = other.import_csv(&csv, true).await;
     assert!(page.contains("30 rows read: 29 added as active"), "{page}");
     assert_eq!(
         other.subscriber("trip3@example.com").await.unwrap().status,
@@ -372,7 +325,7 @@ async fn an_import_job_shows_its_progress_and_its_first_thousand_problems(backen
     let app = spawn_app(backend).await;
     app.sign_in().await;
     let n = 120_000;
-    let page = imported(&app, &big_csv(n), true).await;
+    let page = app.import_csv(&big_csv(n), true).await;
     let invalid = invalid_in(n);
     assert!(
         page.contains(&format!(

@@ -352,6 +352,54 @@ impl TestApp {
             .bearer_auth(token)
     }
 
+    /// Uploads a CSV file through the admin's import form (signed in).
+    pub async fn upload_csv(&self, csv: &str, consented: bool) -> reqwest::Response {
+        let csrf = self.csrf_from("/admin/import").await;
+        let mut form = reqwest::multipart::Form::new().text("csrf", csrf).part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
+                .file_name("list.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+        if consented {
+            form = form.text("consented", "yes");
+        }
+        self.client
+            .post(format!("{}/admin/import", self.address))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads a CSV file, follows the answer to the import job's page, and returns that page
+    /// once the job has ended (within 20 s).
+    pub async fn import_csv(&self, csv: &str, consented: bool) -> String {
+        let response = self.upload_csv(csv, consented).await;
+        assert_eq!(
+            response.status(),
+            303,
+            "the upload answers with the job's page"
+        );
+        let job = response.headers()["location"].to_str().unwrap().to_owned();
+        assert!(job.starts_with("/admin/import/"), "{job}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let page = self.get(&job).await.text().await.unwrap();
+            if page.contains("State: <strong id=\"state\">done")
+                || page.contains("State: <strong id=\"state\">failed")
+            {
+                return page;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the import did not finish: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Adds subscribers directly, active, named `prefix{i}@example.com`.
     pub async fn seed_active(&self, prefix: &str, n: usize) {
         use fortnight::domain::{SubscriberEmail, SubscriberName, SubscriberStatus};
