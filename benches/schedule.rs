@@ -53,7 +53,7 @@ fn slots() {
 }
 
 async fn tick(label: &str, url: &str) {
-    let db = Db::connect(&SecretString::from(url.to_owned()), 8)
+    let db = Db::connect(&SecretString::from(url.to_owned()), 8, Default::default())
         .await
         .unwrap();
     db.migrate().await.unwrap();
@@ -108,9 +108,13 @@ async fn main() {
     let pg = std::env::var("POSTGRES_BENCH_URL").or_else(|_| std::env::var("POSTGRES_TEST_URL"));
     match pg {
         Ok(admin_url) => {
-            let admin = Db::connect(&SecretString::from(admin_url.clone()), 1)
-                .await
-                .unwrap();
+            let admin = Db::connect(
+                &SecretString::from(admin_url.clone()),
+                1,
+                Default::default(),
+            )
+            .await
+            .unwrap();
             let Db::Postgres(pool) = &admin else {
                 panic!("not a PostgreSQL URL")
             };

@@ -151,7 +151,7 @@ async fn open(config: &Config) -> anyhow::Result<Db> {
 /// Opens and migrates the configured database with up to `connections` connections.
 async fn open_with(config: &Config, connections: u32) -> anyhow::Result<Db> {
     let url = redact_url(config.database_url.expose_secret());
-    let db = Db::connect(&config.database_url, connections)
+    let db = Db::connect(&config.database_url, connections, config.sqlite_synchronous)
         .await
         .with_context(|| format!("cannot open the database at {url}"))?;
     db.migrate()
