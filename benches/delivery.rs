@@ -2,6 +2,8 @@
 //! body of `BODY_BYTES`, default 5,500, in both parts, quoted-printable) to N confirmed readers,
 //! sent by a real `fortnight worker` process to Postfix's `smtp-sink` on loopback; then
 //! `smtp-source -d -l 20480` with as many connections, in the same run, as the reference.
+//! SQLite runs twice, with `sqlite_synchronous = normal` and `full`, and the two rates are
+//! reported side by side.
 //!
 //! Needs `smtp-sink` and `smtp-source` (Debian package `postfix`). Run:
 //! `cargo bench --bench delivery` (env: `READERS`, default 100000; `CONNECTIONS`, default 8;
@@ -58,7 +60,7 @@ fn peak_mb(pid: u32) -> f64 {
 }
 
 async fn prepare(url: &str, readers: usize) -> (Db, i64) {
-    let db = Db::connect(&SecretString::from(url.to_owned()), 8)
+    let db = Db::connect(&SecretString::from(url.to_owned()), 8, Default::default())
         .await
         .unwrap();
     db.migrate().await.unwrap();
@@ -104,6 +106,7 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
     .unwrap();
     let unsubscribe = "http://127.0.0.1:8080/unsubscribe/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     let reader = fortnight::mail::prepared::Reader {
+        return_path: None,
         email: "reader1@example.com",
         name: Some("Reader 1"),
         uid: uuid::Uuid::now_v7(),
@@ -114,7 +117,7 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
     (db, issue.id)
 }
 
-fn worker(url: &str, connections: usize) -> Child {
+fn worker(url: &str, connections: usize, synchronous: &str) -> Child {
     let mut command = match std::env::var("PROFILE") {
         Ok(out) => {
             let mut perf = Command::new("perf");
@@ -136,6 +139,7 @@ fn worker(url: &str, connections: usize) -> Child {
         .env("FORTNIGHT_SMTP_URL", format!("smtp://{SINK}"))
         .env("FORTNIGHT_SEND_RATE_PER_SECOND", "0")
         .env("FORTNIGHT_SEND_CONCURRENCY", connections.to_string())
+        .env("FORTNIGHT_SQLITE_SYNCHRONOUS", synchronous)
         .env("FORTNIGHT_MAIL_POLL_INTERVAL", "100ms")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -143,9 +147,11 @@ fn worker(url: &str, connections: usize) -> Child {
         .expect("the fortnight binary")
 }
 
-async fn run(label: &str, url: &str, readers: usize, connections: usize) {
+/// Sends the issue to `readers` through a worker with `sqlite_synchronous = synchronous`;
+/// returns the rate in messages/s.
+async fn run(label: &str, url: &str, readers: usize, connections: usize, synchronous: &str) -> f64 {
     let (db, id) = prepare(url, readers).await;
-    let mut child = worker(url, connections);
+    let mut child = worker(url, connections, synchronous);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     assert!(
@@ -173,13 +179,14 @@ async fn run(label: &str, url: &str, readers: usize, connections: usize) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     db.close().await;
+    let rate = progress.sent as f64 / took.as_secs_f64();
     println!(
-        "{label}: {} messages in {:.1} s = {:.0} messages/s ({connections} connections); worker peak RSS {peak:.0} MB, CPU {cpu:.1} s; failed {}",
+        "{label}: {} messages in {:.1} s = {rate:.0} messages/s ({connections} connections); worker peak RSS {peak:.0} MB, CPU {cpu:.1} s; failed {}",
         progress.sent,
         took.as_secs_f64(),
-        progress.sent as f64 / took.as_secs_f64(),
         progress.failed
     );
+    rate
 }
 
 fn reference(connections: usize) {
@@ -218,19 +225,31 @@ async fn main() {
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     if std::env::var("SKIP_SQLITE").is_err() {
-        run(
-            "SQLite",
-            &format!("sqlite://{}", dir.path().join("bench.db").display()),
-            readers,
-            connections,
-        )
-        .await;
+        let mut rates = Vec::new();
+        for synchronous in ["normal", "full"] {
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("bench-{synchronous}.db")).display()
+            );
+            let label = format!("SQLite (synchronous = {synchronous})");
+            rates.push(run(&label, &url, readers, connections, synchronous).await);
+        }
+        println!(
+            "SQLite send rate: synchronous = normal {:.0} messages/s, full {:.0} messages/s (full is {:.0}% of normal)",
+            rates[0],
+            rates[1],
+            100.0 * rates[1] / rates[0]
+        );
         reference(connections);
     }
     if let Ok(admin_url) = std::env::var("POSTGRES_BENCH_URL") {
-        let admin = Db::connect(&SecretString::from(admin_url.clone()), 1)
-            .await
-            .unwrap();
+        let admin = Db::connect(
+            &SecretString::from(admin_url.clone()),
+            1,
+            Default::default(),
+        )
+        .await
+        .unwrap();
         let Db::Postgres(pool) = &admin else {
             panic!("not a PostgreSQL URL")
         };
@@ -244,7 +263,7 @@ async fn main() {
             .unwrap();
         let mut url = url::Url::parse(&admin_url).unwrap();
         url.set_path("/fortnight_bench_delivery");
-        run("PostgreSQL", url.as_str(), readers, connections).await;
+        run("PostgreSQL", url.as_str(), readers, connections, "full").await;
         reference(connections);
         sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery WITH (FORCE)")
             .execute(pool)

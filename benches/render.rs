@@ -88,6 +88,7 @@ fn main() {
         let uid = uids[i % 1000];
         let unsubscribe_url = publication.unsubscribe_url(&key, &uid);
         let reader = Reader {
+            return_path: None,
             email: &emails[i % 1000],
             name: (i % 2 == 0).then_some("Ada Lovelace"),
             uid,

@@ -21,7 +21,7 @@ use crate::outbox::OutboxSender;
 use crate::render::Publication;
 use crate::render::issue::MailSettings;
 use crate::schedule::{Scheduler, Ticker};
-use crate::store::signup_queue::SignupQueue;
+use crate::store::signup_queue::{ConfirmQueue, SignupQueue, UnsubscribeQueue};
 use crate::store::{Db, settings};
 use crate::transfer::Importer;
 use crate::web::admin::AdminSetup;
@@ -151,9 +151,13 @@ impl Application {
     /// Builds an instance: connects, migrates, binds the listener (port 0 picks a free one).
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Application> {
         let db_url = config.database_url.expose_secret().to_owned();
-        let db = Db::connect(&config.database_url, config.database_max_connections)
-            .await
-            .with_context(|| format!("cannot open the database at {}", redact_url(&db_url)))?;
+        let db = Db::connect(
+            &config.database_url,
+            config.database_max_connections,
+            config.sqlite_synchronous,
+        )
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(&db_url)))?;
         db.migrate()
             .await
             .context("cannot apply database migrations")?;
@@ -197,6 +201,9 @@ impl Application {
                 trust_forwarded: config.trust_forwarded_for,
             },
             signups: SignupQueue::start(db.clone()),
+            webhooks: Arc::new(crate::web::webhooks::Webhooks::from_config(&config)?),
+            confirms: ConfirmQueue::start(db.clone()),
+            unsubscribes: UnsubscribeQueue::start(db.clone()),
             login_accounts: Arc::new(RateLimiter::keyed(Quota::per_minute(
                 NonZeroU32::new(config.login_rate_per_minute).unwrap_or(NonZeroU32::MIN),
             ))),

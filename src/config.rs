@@ -13,6 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::store::Synchronous;
+
 /// Every setting Fortnight reads. Field names are the keys of `fortnight.toml` and, upper-cased
 /// after `FORTNIGHT_`, of the environment.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +24,9 @@ pub struct Config {
     pub database_url: SecretString,
     /// Most connections the pool opens (PostgreSQL; SQLite readers).
     pub database_max_connections: u32,
+    /// When a SQLite commit reaches the disk: `full` (before it is acknowledged) or `normal`
+    /// (at the next checkpoint; a power cut can lose what was acknowledged).
+    pub sqlite_synchronous: Synchronous,
     /// Address the HTTP server listens on.
     pub bind: SocketAddr,
     /// HTTP worker threads; unset means one per CPU core.
@@ -35,6 +40,28 @@ pub struct Config {
     /// A mailbox that takes unsubscribe requests by mail, added to `List-Unsubscribe` as
     /// `mailto:` beside the one-click link (you process what arrives there).
     pub list_unsubscribe_mailto: Option<String>,
+    /// The envelope sender for bounces (VERP), e.g. `bounces@news.example.com`: each message
+    /// goes out from `bounces+TOKEN@news.example.com`, the token naming the copy, so that a
+    /// bounce maps to its reader and issue. Unset, the envelope sender is `mail_from`.
+    pub bounce_address: Option<String>,
+    /// Postmark's bounce and spam-complaint webhook: the `user:password` put in the webhook
+    /// URL (basic auth). Unset, `/webhooks/postmark` answers 404.
+    pub postmark_webhook_credentials: Option<SecretString>,
+    /// Mailgun's webhook signing key (HMAC-SHA256 of timestamp and token). Unset,
+    /// `/webhooks/mailgun` answers 404.
+    pub mailgun_webhook_signing_key: Option<SecretString>,
+    /// SendGrid's Event Webhook verification key (the base64 public key SendGrid shows when
+    /// signing is turned on). Unset, `/webhooks/sendgrid` answers 404.
+    pub sendgrid_webhook_public_key: Option<String>,
+    /// The SNS topic that carries Amazon SES's bounce and complaint notifications; messages
+    /// from any other topic are refused. Unset, `/webhooks/ses` answers 404.
+    pub ses_sns_topic_arn: Option<String>,
+    /// For tests only: a PEM file of a certificate authority whose certificates, served from
+    /// `https://127.0.0.1`, are accepted as SNS signing certificates. Never set it in production.
+    pub sns_test_certificate_authority: Option<PathBuf>,
+    /// How far a signed webhook's timestamp may be from the server's clock.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timestamp_tolerance: Duration,
     /// The publication's postal address, shown in the footer of every issue (anti-spam laws
     /// such as CAN-SPAM require one).
     pub postal_address: String,
@@ -124,12 +151,20 @@ impl Default for Config {
         Config {
             database_url: SecretString::from("sqlite://fortnight.db"),
             database_max_connections: 16,
+            sqlite_synchronous: Synchronous::Full,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             http_workers: None,
             base_url: Url::parse("http://127.0.0.1:8080").expect("valid default"),
             mail_from: "Fortnight <newsletter@localhost.localdomain>".into(),
             reply_to: None,
             list_unsubscribe_mailto: None,
+            bounce_address: None,
+            postmark_webhook_credentials: None,
+            mailgun_webhook_signing_key: None,
+            sendgrid_webhook_public_key: None,
+            ses_sns_topic_arn: None,
+            sns_test_certificate_authority: None,
+            webhook_timestamp_tolerance: Duration::from_secs(300),
             postal_address: String::new(),
             smtp_url: None,
             outbox_dir: PathBuf::from("outbox"),
@@ -168,12 +203,20 @@ impl Default for Config {
 const KEYS: &[&str] = &[
     "database_url",
     "database_max_connections",
+    "sqlite_synchronous",
     "bind",
     "http_workers",
     "base_url",
     "mail_from",
     "reply_to",
     "list_unsubscribe_mailto",
+    "bounce_address",
+    "postmark_webhook_credentials",
+    "mailgun_webhook_signing_key",
+    "sendgrid_webhook_public_key",
+    "ses_sns_topic_arn",
+    "sns_test_certificate_authority",
+    "webhook_timestamp_tolerance",
     "postal_address",
     "smtp_url",
     "outbox_dir",
@@ -295,6 +338,16 @@ impl Config {
                 return bad(
                     "list_unsubscribe_mailto",
                     format!("{mailto:?} is not a bare email address like unsubscribe@example.com"),
+                );
+            }
+        }
+        if let Some(bounce) = &self.bounce_address {
+            if bounce.parse::<lettre::Address>().is_err() || bounce.contains('+') {
+                return bad(
+                    "bounce_address",
+                    format!(
+                        "{bounce:?} is not a bare email address without `+`, like bounces@example.com"
+                    ),
                 );
             }
         }
@@ -522,6 +575,24 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_commits_are_synced_unless_the_operator_says_normal() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load().unwrap().sqlite_synchronous, Synchronous::Full);
+            jail.create_file("fortnight.toml", "sqlite_synchronous = \"normal\"")?;
+            assert_eq!(load().unwrap().sqlite_synchronous, Synchronous::Normal);
+            jail.set_env("FORTNIGHT_SQLITE_SYNCHRONOUS", "FULL");
+            assert_eq!(load().unwrap().sqlite_synchronous, Synchronous::Full);
+            jail.set_env("FORTNIGHT_SQLITE_SYNCHRONOUS", "extra");
+            let err = load().unwrap_err().to_string();
+            assert!(
+                err.contains("sqlite_synchronous") && err.contains("\"full\" or \"normal\""),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_explicit_config_path_must_exist() {
         Jail::expect_with(|_| {
             let err = Config::load(Some(Path::new("missing.toml"))).unwrap_err();
@@ -554,6 +625,7 @@ mod tests {
             ("FORTNIGHT_SECRET_KEY", "too-short"),
             ("FORTNIGHT_DELIVERY_LEASE", "500ms"),
             ("FORTNIGHT_DELIVERY_LEASE", "2h"),
+            ("FORTNIGHT_SQLITE_SYNCHRONOUS", "off"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);

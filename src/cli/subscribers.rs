@@ -146,6 +146,12 @@ fn print_report(job: &ImportJob, problems: &[RowProblem]) {
         job.duplicates,
         job.invalid
     );
+    if job.suppressed > 0 {
+        println!(
+            "{} rows not added: their address is suppressed (it bounced or complained)",
+            job.suppressed
+        );
+    }
     if job.opted_out > 0 {
         println!(
             "{} subscribers already on the list were marked unsubscribed or bounced, as the file says",

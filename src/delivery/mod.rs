@@ -37,14 +37,17 @@ pub enum TestSendError {
 
 /// Personalises `prepared` for a reader: their name, their unsubscribe link, and the
 /// `Message-ID` that is theirs for this issue on every try.
+/// With `return_path`, the envelope sender is that bounce address (it names the delivery).
 pub fn copy_for(
     prepared: &PreparedMessage,
     publication: &Publication,
     link_key: &LinkKey,
     recipient: &Recipient,
+    return_path: Option<&str>,
 ) -> Result<(lettre::address::Envelope, Vec<u8>), RenderError> {
     let unsubscribe_url = publication.unsubscribe_url(link_key, &recipient.uid);
     let reader = Reader {
+        return_path,
         email: &recipient.email,
         name: recipient.name.as_deref(),
         uid: recipient.uid,
@@ -83,6 +86,7 @@ impl TestSend<'_> {
         let uid = subscriber.as_ref().map_or_else(Uuid::new_v4, |s| s.uid);
         let unsubscribe_url = self.publication.unsubscribe_url(self.link_key, &uid);
         let reader = Reader {
+            return_path: None,
             email: to.as_str(),
             name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
             uid: Uuid::new_v4(),

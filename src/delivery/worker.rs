@@ -27,7 +27,7 @@ use super::recorder::{self, Recorder};
 use super::{Handoff, beat, copy_for};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::token::LinkKey;
+use crate::domain::token::{LinkKey, VerpKind, verp_address};
 use crate::mail::prepared::PreparedMessage;
 use crate::mail::{Mailer, SendError, retry_at};
 use crate::render::issue::{MailSettings, prepare};
@@ -322,7 +322,18 @@ async fn deliver(run: &Run, row: &Claimed) -> Outcome {
             };
         }
     };
-    let (envelope, raw) = match copy_for(&message, &worker.publication, &worker.link_key, reader) {
+    let return_path = worker.config.bounce_address.as_deref().map(|bounce| {
+        let token = worker.link_key.verp_token(VerpKind::Delivery, row.id);
+        verp_address(bounce, &token)
+    });
+    let copy = copy_for(
+        &message,
+        &worker.publication,
+        &worker.link_key,
+        reader,
+        return_path.as_deref(),
+    );
+    let (envelope, raw) = match copy {
         Ok(copy) => copy,
         Err(e) => {
             return Outcome::Failed {

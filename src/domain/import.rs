@@ -90,6 +90,8 @@ pub struct ImportJob {
     pub opted_out: i64,
     /// Rows skipped as invalid.
     pub invalid: i64,
+    /// Rows not added because their address is suppressed (it bounced or complained).
+    pub suppressed: i64,
     /// Why a failed job stopped.
     pub error: Option<String>,
 }

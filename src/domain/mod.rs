@@ -4,6 +4,7 @@
 pub mod cadence;
 mod import;
 mod issue;
+mod mail_event;
 pub mod password;
 pub mod send;
 mod subscriber;
@@ -17,6 +18,7 @@ pub use issue::{
     Issue, IssueDraft, IssueInput, IssueInputError, IssueLink, IssueStatus, MAX_BODY_BYTES,
     MAX_LINKS, Slug,
 };
+pub use mail_event::{Effect, EventKind, MailEvent, RecordedEvent, Suppression};
 pub use subscriber::{
     ConsentSource, StatusCounts, Subscriber, SubscriberStatus, new_uid, search_text,
 };

@@ -14,6 +14,8 @@ pub enum SubscriberStatus {
     Unsubscribed,
     /// Mail to the address failed permanently.
     Bounced,
+    /// The reader marked an issue as spam.
+    Complained,
 }
 
 impl SubscriberStatus {
@@ -24,6 +26,7 @@ impl SubscriberStatus {
             SubscriberStatus::Active => "active",
             SubscriberStatus::Unsubscribed => "unsubscribed",
             SubscriberStatus::Bounced => "bounced",
+            SubscriberStatus::Complained => "complained",
         }
     }
 }
@@ -37,6 +40,7 @@ impl TryFrom<String> for SubscriberStatus {
             "active" => Ok(SubscriberStatus::Active),
             "unsubscribed" => Ok(SubscriberStatus::Unsubscribed),
             "bounced" => Ok(SubscriberStatus::Bounced),
+            "complained" => Ok(SubscriberStatus::Complained),
             other => Err(format!("unknown subscriber status {other:?}")),
         }
     }
@@ -104,12 +108,14 @@ pub struct StatusCounts {
     pub unsubscribed: i64,
     /// Undeliverable.
     pub bounced: i64,
+    /// Marked an issue as spam.
+    pub complained: i64,
 }
 
 impl StatusCounts {
     /// Everyone stored, whatever their status.
     pub fn total(&self) -> i64 {
-        self.pending + self.active + self.unsubscribed + self.bounced
+        self.pending + self.active + self.unsubscribed + self.bounced + self.complained
     }
 }
 

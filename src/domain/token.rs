@@ -115,6 +115,87 @@ impl LinkKey {
     }
 }
 
+/// What a bounce address (VERP) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerpKind {
+    /// A delivery of an issue (its row id).
+    Delivery,
+    /// A transactional email (its outbox row id).
+    Outbox,
+}
+
+/// Hex characters of the MAC in a bounce token: 64 bits, enough that a forged bounce is
+/// hopeless, short enough for a local part.
+const VERP_MAC_HEX: usize = 16;
+
+impl LinkKey {
+    fn verp_mac(&self, kind: char, id: i64) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"fortnight/verp/v1:");
+        mac.update(&[kind as u8]);
+        mac.update(&id.to_be_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .take(VERP_MAC_HEX / 2)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The signed token a bounce address carries: `d123-0123456789abcdef` for delivery 123.
+    pub fn verp_token(&self, kind: VerpKind, id: i64) -> String {
+        let letter = match kind {
+            VerpKind::Delivery => 'd',
+            VerpKind::Outbox => 'o',
+        };
+        format!("{letter}{id}-{}", self.verp_mac(letter, id))
+    }
+
+    /// What a bounce token names, if this key signed it (any case: some relays fold it).
+    pub fn verify_verp(&self, token: &str) -> Option<(VerpKind, i64)> {
+        let token = token.to_ascii_lowercase();
+        let (head, mac) = token.split_once('-')?;
+        let mut chars = head.chars();
+        let letter = chars.next()?;
+        let kind = match letter {
+            'd' => VerpKind::Delivery,
+            'o' => VerpKind::Outbox,
+            _ => return None,
+        };
+        let id: i64 = chars.as_str().parse().ok().filter(|id| *id > 0)?;
+        let expected = self.verp_mac(letter, id);
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            mac.as_bytes(),
+        ))
+        .then_some((kind, id))
+    }
+}
+
+/// The envelope sender of one message: `bounces@news.example.com` becomes
+/// `bounces+TOKEN@news.example.com`.
+pub fn verp_address(bounce_address: &str, token: &str) -> String {
+    match bounce_address.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}+{token}@{domain}"),
+        None => bounce_address.to_owned(),
+    }
+}
+
+/// The token in an address made by [`verp_address`] from `bounce_address`, if it is one.
+pub fn verp_token_of<'a>(bounce_address: &str, address: &'a str) -> Option<&'a str> {
+    let (local, domain) = bounce_address.rsplit_once('@')?;
+    let address = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let (their_local, their_domain) = address.rsplit_once('@')?;
+    if !their_domain.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let token = their_local.strip_prefix(local).or_else(|| {
+        (their_local.len() >= local.len() && their_local[..local.len()].eq_ignore_ascii_case(local))
+            .then(|| &their_local[local.len()..])
+    })?;
+    token.strip_prefix('+')
+}
+
 /// An API token's name, trimmed: 1 to 100 characters, no control character (PostgreSQL
 /// refuses a NUL in text outright).
 pub fn token_name(raw: &str) -> Result<&str, &'static str> {
@@ -146,6 +227,55 @@ pub struct ApiToken {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bounce_tokens_name_their_message_and_refuse_forgeries() {
+        let key = LinkKey::generate();
+        let token = key.verp_token(VerpKind::Delivery, 4242);
+        assert!(
+            token.starts_with("d4242-") && token.len() == 6 + VERP_MAC_HEX,
+            "{token}"
+        );
+        assert_eq!(key.verify_verp(&token), Some((VerpKind::Delivery, 4242)));
+        assert_eq!(
+            key.verify_verp(&token.to_uppercase()),
+            Some((VerpKind::Delivery, 4242))
+        );
+        let outbox = key.verp_token(VerpKind::Outbox, 7);
+        assert_eq!(key.verify_verp(&outbox), Some((VerpKind::Outbox, 7)));
+        // Another id with the same MAC, another key, a cut MAC, junk: refused.
+        assert_eq!(key.verify_verp(&token.replace("d4242", "d4243")), None);
+        assert_eq!(LinkKey::generate().verify_verp(&token), None);
+        assert_eq!(key.verify_verp(&token[..token.len() - 1]), None);
+        for junk in ["", "-", "d-", "x1-00", "d0-00", "d-5-00"] {
+            assert_eq!(key.verify_verp(junk), None, "{junk}");
+        }
+        let address = verp_address("bounces@news.example.com", &token);
+        assert_eq!(address, format!("bounces+{token}@news.example.com"));
+        assert_eq!(
+            verp_token_of("bounces@news.example.com", &address),
+            Some(token.as_str())
+        );
+        assert_eq!(
+            verp_token_of(
+                "bounces@news.example.com",
+                &format!("<{}>", address.to_uppercase())
+            ),
+            Some(token.to_uppercase().as_str())
+        );
+        assert_eq!(
+            verp_token_of("bounces@news.example.com", "bounces@news.example.com"),
+            None
+        );
+        assert_eq!(
+            verp_token_of("bounces@news.example.com", "other+x@news.example.com"),
+            None
+        );
+        assert_eq!(
+            verp_token_of("bounces@news.example.com", "bounces+x@elsewhere.example"),
+            None
+        );
+    }
 
     #[test]
     fn confirm_tokens_are_random_and_round_trip() {

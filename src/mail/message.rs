@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 /// One email to one reader, rendered.
 pub struct Email<'a> {
+    /// The envelope sender (a bounce address naming the message), instead of the `From`.
+    pub return_path: Option<&'a str>,
     /// Sender.
     pub from: &'a Mailbox,
     /// Recipient.
@@ -32,7 +34,15 @@ impl Email<'_> {
     /// The finished message: multipart/alternative, with `List-Unsubscribe`,
     /// `List-Unsubscribe-Post` and a fresh `Message-ID`.
     pub fn build(self) -> Result<Message, BuildError> {
-        Message::builder()
+        let mut builder = Message::builder();
+        if let Some(path) = self.return_path {
+            let bad = |e: &dyn std::fmt::Display| BuildError(e.to_string());
+            let from = path.parse().map_err(|e| bad(&e))?;
+            let envelope = lettre::address::Envelope::new(Some(from), vec![self.to.email.clone()])
+                .map_err(|e| bad(&e))?;
+            builder = builder.envelope(envelope);
+        }
+        builder
             .from(self.from.clone())
             .to(self.to)
             .subject(self.subject)

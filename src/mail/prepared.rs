@@ -80,6 +80,8 @@ pub struct Reader<'a> {
     pub uid: Uuid,
     /// Their one-click unsubscribe URL.
     pub unsubscribe_url: &'a str,
+    /// The envelope sender of this copy (a bounce address naming it), instead of the `From`.
+    pub return_path: Option<&'a str>,
 }
 
 /// Everything the headers say, for [`PreparedMessage::new`].
@@ -255,8 +257,11 @@ impl PreparedMessage {
     /// The finished copy for one reader, and its SMTP envelope.
     pub fn for_reader(&self, reader: &Reader<'_>) -> Result<(Envelope, Vec<u8>), BuildError> {
         let to: Mailbox = super::message::mailbox(reader.email, reader.name)?;
-        let envelope =
-            Envelope::new(Some(self.from.clone()), vec![to.email.clone()]).map_err(bad)?;
+        let from = match reader.return_path {
+            Some(path) => path.parse().map_err(bad)?,
+            None => self.from.clone(),
+        };
+        let envelope = Envelope::new(Some(from), vec![to.email.clone()]).map_err(bad)?;
         let mut own = Headers::with_capacity(3);
         own.set(header::To::from(Mailboxes::from(to)));
         own.insert_raw(HeaderValue::new(

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::token::{ConfirmToken, LinkKey};
+use crate::domain::token::{ConfirmToken, LinkKey, VerpKind, verp_address};
 use crate::mail::message::{Email, mailbox};
 use crate::mail::{Mailer, SendError};
 use crate::render::{self, ConfirmEmail, ConfirmEmailHtml, ConfirmEmailText, Publication};
@@ -135,9 +135,11 @@ impl OutboxSender {
         subscriber: Option<&Subscriber>,
     ) -> Outcome {
         let result = match (item.kind.as_str(), subscriber) {
-            ("confirm", Some(subscriber)) => self.send_confirmation(subscriber, token).await,
+            ("confirm", Some(subscriber)) => {
+                self.send_confirmation(item.id, subscriber, token).await
+            }
             ("confirm", None) => return Outcome::Dropped,
-            ("notice", _) => self.send_notice(item.payload.as_deref()).await,
+            ("notice", _) => self.send_notice(item.id, item.payload.as_deref()).await,
             (kind, _) => Err(SendError::Permanent(format!(
                 "unknown outbox kind {kind:?}"
             ))),
@@ -163,6 +165,7 @@ impl OutboxSender {
     /// the form, and the email goes to an address that has not agreed to anything yet.
     async fn send_confirmation(
         &self,
+        outbox_id: i64,
         subscriber: &Subscriber,
         token: &ConfirmToken,
     ) -> Result<(), SendError> {
@@ -188,7 +191,9 @@ impl OutboxSender {
             .render()
             .map_err(|e| permanent(&e))?;
         let from = self.config.mail_from();
+        let return_path = self.return_path(outbox_id);
         let message = Email {
+            return_path: return_path.as_deref(),
             from: &from,
             to: mailbox(&subscriber.email, None).map_err(|e| permanent(&e))?,
             subject: &format!("Confirm your subscription to {}", self.publication.name),
@@ -202,14 +207,29 @@ impl OutboxSender {
         self.mailer.send(message).await.map(|_| ())
     }
 
+    /// The envelope sender naming outbox message `outbox_id`, when `bounce_address` is set.
+    fn return_path(&self, outbox_id: i64) -> Option<String> {
+        let bounce = self.config.bounce_address.as_deref()?;
+        let token = self.link_key.verp_token(VerpKind::Outbox, outbox_id);
+        Some(verp_address(bounce, &token))
+    }
+
     /// Sends a notice to an editor: plain text, no list headers.
-    async fn send_notice(&self, payload: Option<&str>) -> Result<(), SendError> {
+    async fn send_notice(&self, outbox_id: i64, payload: Option<&str>) -> Result<(), SendError> {
         let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());
         let notice: Notice =
             serde_json::from_str(payload.unwrap_or_default()).map_err(|e| permanent(&e))?;
-        let message = lettre::Message::builder()
+        let to = mailbox(&notice.to, None).map_err(|e| permanent(&e))?;
+        let mut builder = lettre::Message::builder();
+        if let Some(path) = self.return_path(outbox_id) {
+            let from = path.parse().map_err(|e| permanent(&e))?;
+            let envelope = lettre::address::Envelope::new(Some(from), vec![to.email.clone()])
+                .map_err(|e| permanent(&e))?;
+            builder = builder.envelope(envelope);
+        }
+        let message = builder
             .from(self.config.mail_from())
-            .to(mailbox(&notice.to, None).map_err(|e| permanent(&e))?)
+            .to(to)
             .subject(notice.subject)
             .date_now()
             .body(notice.text)

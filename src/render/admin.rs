@@ -165,6 +165,34 @@ pub struct ImportJobPage<'a> {
     pub problems: Vec<RowProblem>,
 }
 
+/// A webhook URL to give a provider, and whether it is in use.
+pub struct HookRow {
+    /// The provider.
+    pub name: &'static str,
+    /// The URL to paste into the provider's settings.
+    pub url: String,
+    /// Its secret or key is set here.
+    pub configured: bool,
+    /// When its last event arrived, or a dash.
+    pub last: String,
+}
+
+/// Bounces, complaints, the suppression list and the webhooks.
+#[derive(Template)]
+#[template(path = "web/admin/deliverability.html")]
+pub struct DeliverabilityPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The latest events, newest first.
+    pub events: Vec<crate::domain::RecordedEvent>,
+    /// Suppressed addresses (those matching the search).
+    pub suppressions: Vec<crate::domain::Suppression>,
+    /// The search, as given.
+    pub q: &'a str,
+    /// One row per provider.
+    pub hooks: Vec<HookRow>,
+}
+
 /// The API tokens.
 #[derive(Template)]
 #[template(path = "web/admin/tokens.html")]

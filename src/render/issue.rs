@@ -308,6 +308,7 @@ pub fn preview(
 ) -> Result<(String, String), RenderError> {
     let prepared = prepare(issue, publication, settings, "", SystemTime::now())?;
     let reader = crate::mail::prepared::Reader {
+        return_path: None,
         email: "reader@example.com",
         name: None,
         uid: uuid::Uuid::nil(),

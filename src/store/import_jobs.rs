@@ -33,12 +33,13 @@ from_row!(ImportJob {
     duplicates: plain,
     opted_out: plain,
     invalid: plain,
+    suppressed: plain,
     error: plain,
 });
 
 const COLUMNS: &str = "id, file_name, size_bytes, consented, state, created_at, started_at, finished_at, \
      resume_offset, rows_read, added_active, added_pending, added_inactive, duplicates, opted_out, \
-     invalid, error";
+     invalid, suppressed, error";
 
 /// Starts a job whose file is about to be stored ([`add_chunk`], then [`queue`]).
 #[tracing::instrument(skip(db))]

@@ -48,8 +48,10 @@ pub mod deliveries;
 pub mod delivery_ledger;
 pub mod delivery_workers;
 pub mod editors;
+pub mod group_commit;
 pub mod import_jobs;
 pub mod issues;
+pub mod mail_events;
 pub mod outbox;
 pub mod sends;
 pub mod settings;
@@ -58,6 +60,31 @@ pub mod subscriber_admin;
 pub mod subscriber_export;
 pub mod subscriber_import;
 pub mod subscribers;
+
+/// When a SQLite commit reaches the disk (`sqlite_synchronous`). PostgreSQL syncs every commit
+/// itself and ignores this.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Synchronous {
+    /// The log is synced before a commit returns: what was acknowledged survives a power cut.
+    #[default]
+    Full,
+    /// The log is synced only at checkpoints: a crash of the process loses nothing, but a power
+    /// cut or a crash of the machine can roll back the last commits (up to about a second).
+    Normal,
+}
+
+impl TryFrom<String> for Synchronous {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.to_ascii_lowercase().as_str() {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            _ => Err(format!("must be \"full\" or \"normal\", not {value:?}")),
+        }
+    }
+}
 
 /// A connection pool for one of the two supported databases.
 #[derive(Clone, Debug)]
@@ -139,30 +166,40 @@ impl Backend {
 /// Copies the SQLite write-ahead log into the database file every second from a reader
 /// connection. SQLite's automatic checkpoint would run inside whichever commit crosses the
 /// threshold and stall every writer queued behind it; a passive checkpoint here never blocks
-/// the writer, and the log restarts from the top once it has been copied. Under writes that
-/// never pause the log could still grow, so past `WAL_LIMIT_PAGES` a truncating checkpoint
+/// the writer. The log restarts from the top only once all of it has been copied, which the
+/// reader's copy never achieves while commits keep coming (they add frames while it runs), so
+/// the writer's own connection then copies the little that came in meanwhile: no commit can
+/// run beside it, and the next commit starts the log again instead of growing it. That keeps
+/// the log's file from growing under sustained writes, so a commit's sync (FULL) overwrites
+/// blocks already allocated instead of also recording a new file size. Should the log still
+/// grow (a reader holding an old snapshot), past `WAL_LIMIT_PAGES` a truncating checkpoint
 /// (which briefly waits for the writer) bounds it.
-async fn checkpoint_wal(pool: SqlitePool) {
-    // 1 GiB of 4 KiB pages: reached only by long bulk writes (a large import), never by signups.
+async fn checkpoint_wal(read: SqlitePool, write: SqlitePool) {
+    // 1 GiB of 4 KiB pages: reached only by long bulk writes (a large import).
     const WAL_LIMIT_PAGES: i64 = 262_144;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    while !pool.is_closed() {
+    let checkpoint = |pool: &SqlitePool, sql: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64, i64)>(sql)
+                .fetch_one(&pool)
+                .await
+        }
+    };
+    while !read.is_closed() {
         tick.tick().await;
-        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await;
-        let result = match passive {
+        let result = match checkpoint(&read, "PRAGMA wal_checkpoint(PASSIVE)").await {
             Ok((_, log_pages, _)) if log_pages > WAL_LIMIT_PAGES => {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&pool)
-                    .await
-                    .map(|_| ())
+                checkpoint(&read, "PRAGMA wal_checkpoint(TRUNCATE)").await
             }
-            other => other.map(|_| ()),
+            Ok((_, log_pages, _)) if log_pages > 0 => {
+                checkpoint(&write, "PRAGMA wal_checkpoint(PASSIVE)").await
+            }
+            other => other,
         };
         if let Err(e) = result {
-            if !pool.is_closed() {
+            if !read.is_closed() {
                 tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
             }
         }
@@ -170,15 +207,25 @@ async fn checkpoint_wal(pool: SqlitePool) {
 }
 
 impl Db {
-    /// Opens a pool for `url`; a SQLite file is created on first use.
-    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Db, StoreError> {
+    /// Opens a pool for `url`; a SQLite file is created on first use, and its commits are
+    /// synced as `synchronous` says.
+    pub async fn connect(
+        url: &SecretString,
+        max_connections: u32,
+        synchronous: Synchronous,
+    ) -> Result<Db, StoreError> {
         let raw = url.expose_secret();
         match Backend::of_url(raw) {
             Some(Backend::Sqlite) => {
                 let options = SqliteConnectOptions::from_str(raw)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                    // FULL: each commit syncs the log before it returns. Group commit (signups,
+                    // reader actions, delivery outcomes) keeps that to one sync per group.
+                    .synchronous(match synchronous {
+                        Synchronous::Full => SqliteSynchronous::Full,
+                        Synchronous::Normal => SqliteSynchronous::Normal,
+                    })
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("temp_store", "memory")
@@ -194,7 +241,7 @@ impl Db {
                     .max_connections(max_connections.max(1))
                     .connect_with(options)
                     .await?;
-                tokio::spawn(checkpoint_wal(read.clone()));
+                tokio::spawn(checkpoint_wal(read.clone(), write.clone()));
                 Ok(Db::Sqlite { read, write })
             }
             _ => {

@@ -146,6 +146,7 @@ pub async fn counts(db: &Db) -> Result<StatusCounts, StoreError> {
             Ok(SubscriberStatus::Active) => counts.active = n,
             Ok(SubscriberStatus::Unsubscribed) => counts.unsubscribed = n,
             Ok(SubscriberStatus::Bounced) => counts.bounced = n,
+            Ok(SubscriberStatus::Complained) => counts.complained = n,
             Err(_) => {}
         }
     }
@@ -198,6 +199,8 @@ pub enum Added {
     New(Subscriber),
     /// The address is already on the list (any status); nothing changed.
     Exists(Subscriber),
+    /// The address is suppressed (it bounced or complained); nothing changed.
+    Suppressed,
 }
 
 /// Adds one subscriber: active at once when the editor states prior consent, otherwise
@@ -222,6 +225,9 @@ pub async fn add(
          created_at, confirmed_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $6, $8, $6) \
          ON CONFLICT (email_key) DO NOTHING RETURNING {COLUMNS}"
     ));
+    if super::mail_events::is_suppressed(db, &email.key()).await? {
+        return Ok(Added::Suppressed);
+    }
     let inserted: Option<Subscriber> = with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         let row: Option<Subscriber> = sqlx::query_as(sql)

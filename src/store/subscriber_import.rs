@@ -31,6 +31,8 @@ pub struct Added {
     /// Subscribers already on the list whom the file marks unsubscribed or bounced, and who
     /// now are (an opt-out is never lost; nobody is ever made active by an import).
     pub opted_out: u64,
+    /// Rows not added because their address is suppressed (it bounced or complained).
+    pub suppressed: u64,
 }
 
 impl Added {
@@ -74,7 +76,7 @@ pub async fn insert(
     if rows.is_empty() && checkpoint.is_none() {
         return Ok(Some(Added::default()));
     }
-    let result: Option<(Vec<(i64, String)>, u64)> = with_pool!(db, write, |pool| {
+    let result: Option<Added> = with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         if let Some(c) = checkpoint {
             // The job row first: it is locked for the batch, and a lost job writes nothing.
@@ -116,14 +118,35 @@ pub async fn insert(
             update.push(")");
             opted_out += update.build().execute(&mut *tx).await?.rows_affected();
         }
-        let inserted: Vec<(i64, String)> = if rows.is_empty() {
+        // Suppressed addresses (a bounce or a complaint) are not added back.
+        let mut suppressed: Vec<String> = Vec::new();
+        for chunk in rows.chunks(1000) {
+            let mut query =
+                sqlx::QueryBuilder::new("SELECT email_key FROM suppressions WHERE email_key IN (");
+            let mut list = query.separated(", ");
+            for row in chunk {
+                list.push_bind(row.email.key());
+            }
+            query.push(")");
+            suppressed.extend(
+                query
+                    .build_query_scalar::<String>()
+                    .fetch_all(&mut *tx)
+                    .await?,
+            );
+        }
+        let kept: Vec<&ImportRow> = rows
+            .iter()
+            .filter(|r| !suppressed.contains(&r.email.key()))
+            .collect();
+        let inserted: Vec<(i64, String)> = if kept.is_empty() {
             Vec::new()
         } else {
             let mut insert = sqlx::QueryBuilder::new(
                 "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
              created_at, confirmed_at, unsubscribed_at, updated_at) ",
             );
-            insert.push_values(rows, |mut b, row| {
+            insert.push_values(kept.iter().copied(), |mut b, row| {
                 let created = row.created_at.unwrap_or(now);
                 let active = row.status == SubscriberStatus::Active;
                 let gone = matches!(
@@ -164,13 +187,15 @@ pub async fn insert(
             });
             queue.build().execute(&mut *tx).await?;
         }
-        let added = count(&inserted, opted_out);
+        let mut added = count(&inserted, opted_out);
+        added.suppressed = (rows.len() - kept.len()) as u64;
         if let Some(c) = checkpoint {
             sqlx::query(
                 "UPDATE import_jobs SET resume_offset = $2, rows_read = rows_read + $3, \
                  added_active = added_active + $4, added_pending = added_pending + $5, \
                  added_inactive = added_inactive + $6, duplicates = duplicates + $7, \
-                 opted_out = opted_out + $8, invalid = invalid + $9 WHERE id = $1",
+                 opted_out = opted_out + $8, invalid = invalid + $9, suppressed = suppressed + $10 \
+                 WHERE id = $1",
             )
             .bind(c.job_id)
             .bind(c.resume_offset)
@@ -178,9 +203,10 @@ pub async fn insert(
             .bind(added.active as i64)
             .bind(added.pending as i64)
             .bind(added.inactive as i64)
-            .bind((rows.len() as u64 - added.total()) as i64)
+            .bind((kept.len() as u64 - added.total()) as i64)
             .bind(added.opted_out as i64)
             .bind(c.invalid)
+            .bind(added.suppressed as i64)
             .execute(&mut *tx)
             .await?;
             for problem in c.listed {
@@ -196,9 +222,9 @@ pub async fn insert(
             }
         }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(Some((inserted, opted_out)))
+        Ok::<_, sqlx::Error>(Some(added))
     })?;
-    Ok(result.map(|(inserted, opted_out)| count(&inserted, opted_out)))
+    Ok(result)
 }
 
 fn count(inserted: &[(i64, String)], opted_out: u64) -> Added {

@@ -55,6 +55,8 @@ pub enum SignupOutcome {
     AlreadyActive,
     /// Had left (or bounced); back to pending with a confirmation queued.
     Resubscribed,
+    /// The address is suppressed (it bounced or complained): nothing stored, nothing sent.
+    Suppressed,
 }
 
 /// A signup waiting to be recorded, with the instants that govern it.
@@ -68,53 +70,11 @@ pub struct SignupRequest {
     pub resend_after: DateTime<Utc>,
 }
 
-/// Records signups and, where one is due, queues each confirmation email atomically with its
-/// subscriber, so a signup is never stored without its email or the reverse. New addresses go
-/// in together in one transaction (two statements however many there are); known addresses
-/// follow one by one. Results come back in the order of `requests`.
-#[tracing::instrument(skip_all, fields(n = requests.len()))]
-pub async fn signup_batch(
-    db: &Db,
-    requests: &[SignupRequest],
-) -> Result<Vec<SignupOutcome>, StoreError> {
-    let mut created = insert_new(db, requests).await?;
-    let mut outcomes = Vec::with_capacity(requests.len());
-    for request in requests {
-        // The first request for a newly inserted address created it; any other is a repeat.
-        if created.remove(&request.signup.email.key()) {
-            outcomes.push(SignupOutcome::Created);
-        } else {
-            outcomes.push(signup(db, request).await?);
-        }
-    }
-    Ok(outcomes)
-}
-
-/// Records one signup (see [`signup_batch`]).
-pub async fn signup(db: &Db, request: &SignupRequest) -> Result<SignupOutcome, StoreError> {
-    // An erasure racing a re-signup can remove the row between the two steps; once more settles it.
-    for _ in 0..2 {
-        if !insert_new(db, std::slice::from_ref(request))
-            .await?
-            .is_empty()
-        {
-            return Ok(SignupOutcome::Created);
-        }
-        if let Some(outcome) = sign_up_again(db, request).await? {
-            return Ok(outcome);
-        }
-    }
-    Err(StoreError::Database(sqlx::Error::RowNotFound))
-}
-
-/// Inserts the addresses not yet known as pending subscribers, each with its confirmation
-/// email queued, in one transaction; returns the keys of the addresses it inserted.
-async fn insert_new(db: &Db, requests: &[SignupRequest]) -> Result<HashSet<String>, StoreError> {
-    if requests.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<(i64, String, DateTime<Utc>)> = with_pool!(db, write, |pool| {
-        let mut tx = pool.begin().await?;
+/// Inserts, inside `$tx`, the addresses of `$requests` not yet known as pending subscribers,
+/// each with its confirmation email queued; evaluates to the keys of the addresses inserted.
+macro_rules! insert_new {
+    ($tx:ident, $requests:expr) => {{
+        let requests: &[SignupRequest] = $requests;
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT INTO subscribers (uid, email, email_key, name, status, consent_at, consent_source, \
              consent_ip, created_at, updated_at) ",
@@ -135,7 +95,7 @@ async fn insert_new(db: &Db, requests: &[SignupRequest]) -> Result<HashSet<Strin
         // Known addresses (any case) are left alone here and handled one by one.
         insert.push(" ON CONFLICT (email_key) DO NOTHING RETURNING id, email_key, created_at");
         let rows: Vec<(i64, String, DateTime<Utc>)> =
-            insert.build_query_as().fetch_all(&mut *tx).await?;
+            insert.build_query_as().fetch_all(&mut *$tx).await?;
         if !rows.is_empty() {
             let mut queue = sqlx::QueryBuilder::new(
                 "INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) ",
@@ -148,33 +108,31 @@ async fn insert_new(db: &Db, requests: &[SignupRequest]) -> Result<HashSet<Strin
                     .push_bind(*at)
                     .push_bind(*at);
             });
-            queue.build().execute(&mut *tx).await?;
+            queue.build().execute(&mut *$tx).await?;
         }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(rows)
-    })?;
-    Ok(rows.into_iter().map(|(_, key, _)| key).collect())
+        rows.into_iter()
+            .map(|(_, key, _)| key)
+            .collect::<HashSet<String>>()
+    }};
 }
 
-/// A signup for a known address: records the new consent and (re)starts double opt-in unless
-/// the subscriber is active. `None` when the row has vanished (erased meanwhile).
-async fn sign_up_again(
-    db: &Db,
-    request: &SignupRequest,
-) -> Result<Option<SignupOutcome>, StoreError> {
-    let (new, now, resend_after) = (&request.signup, request.now, request.resend_after);
-    let name = new.name.as_ref().map(|n| n.as_str());
-    Ok(with_pool!(db, write, |pool| {
-        let mut tx = pool.begin().await?;
+/// A signup for a known address, inside `$tx`: records the new consent and (re)starts double
+/// opt-in unless the subscriber is active. Evaluates to `None` when the row has vanished
+/// (erased meanwhile).
+macro_rules! sign_up_again {
+    ($tx:ident, $request:expr) => {{
+        let request: &SignupRequest = $request;
+        let (new, now, resend_after) = (&request.signup, request.now, request.resend_after);
+        let name = new.name.as_ref().map(|n| n.as_str());
         // The subscriber, and when a confirmation was last queued for them.
         let found: Option<(i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
             "SELECT s.id, s.status, (SELECT MAX(o.created_at) FROM mail_outbox o \
              WHERE o.subscriber_id = s.id AND o.kind = 'confirm') FROM subscribers s WHERE s.email_key = $1",
         )
         .bind(new.email.key())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *$tx)
         .await?;
-        let outcome = match found {
+        match found {
             None => None,
             Some((_, status, _)) if status == "active" => Some(SignupOutcome::AlreadyActive),
             Some((id, status, last_queued)) => {
@@ -188,14 +146,14 @@ async fn sign_up_again(
                 .bind(now)
                 .bind(new.source.as_str())
                 .bind(new.ip.as_deref())
-                .execute(&mut *tx)
+                .execute(&mut *$tx)
                 .await?;
                 let recently = last_queued.is_some_and(|at| at > resend_after);
                 if status == "pending" && recently {
                     Some(SignupOutcome::ConfirmationRecentlySent)
                 } else {
                     outbox::enqueue_confirmation(id, now)
-                        .execute(&mut *tx)
+                        .execute(&mut *$tx)
                         .await?;
                     Some(if status == "pending" {
                         SignupOutcome::ConfirmationResent
@@ -204,10 +162,81 @@ async fn sign_up_again(
                     })
                 }
             }
-        };
+        }
+    }};
+}
+
+/// Records signups and, where one is due, queues each confirmation email atomically with its
+/// subscriber, so a signup is never stored without its email or the reverse. The whole group is
+/// one transaction (one sync of the log): new addresses go in with one multi-row insert and
+/// their emails with another; known addresses are updated one by one inside it. Results come
+/// back in the order of `requests`.
+#[tracing::instrument(skip_all, fields(n = requests.len()))]
+pub async fn signup_batch(
+    db: &Db,
+    requests: &[SignupRequest],
+) -> Result<Vec<SignupOutcome>, StoreError> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        // Suppressed addresses (a bounce or a complaint) are not stored again; the reader is
+        // answered as always.
+        let mut query =
+            sqlx::QueryBuilder::new("SELECT email_key FROM suppressions WHERE email_key IN (");
+        let mut keys = query.separated(", ");
+        for request in requests {
+            keys.push_bind(request.signup.email.key());
+        }
+        query.push(")");
+        let suppressed: HashSet<String> = query
+            .build_query_scalar::<String>()
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let allowed: Vec<SignupRequest> = requests
+            .iter()
+            .filter(|r| !suppressed.contains(&r.signup.email.key()))
+            .cloned()
+            .collect();
+        let mut created = insert_new!(tx, &allowed);
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            if suppressed.contains(&request.signup.email.key()) {
+                outcomes.push(SignupOutcome::Suppressed);
+                continue;
+            }
+            // The first request for a newly inserted address created it; any other is a repeat.
+            if created.remove(&request.signup.email.key()) {
+                outcomes.push(SignupOutcome::Created);
+                continue;
+            }
+            // An erasure racing a re-signup (PostgreSQL) can remove the row between the two
+            // steps; once more settles it.
+            let mut outcome = None;
+            for _ in 0..2 {
+                outcome = sign_up_again!(tx, request);
+                if outcome.is_some() {
+                    break;
+                }
+                if !insert_new!(tx, std::slice::from_ref(request)).is_empty() {
+                    outcome = Some(SignupOutcome::Created);
+                    break;
+                }
+            }
+            outcomes.push(outcome.ok_or(sqlx::Error::RowNotFound)?);
+        }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(outcome)
+        Ok::<_, sqlx::Error>(outcomes)
     })?)
+}
+
+/// Records one signup (see [`signup_batch`]).
+pub async fn signup(db: &Db, request: &SignupRequest) -> Result<SignupOutcome, StoreError> {
+    let mut outcomes = signup_batch(db, std::slice::from_ref(request)).await?;
+    Ok(outcomes.remove(0))
 }
 
 /// The subscribers among `wanted` that are still pending, with the new confirmation tokens
@@ -273,63 +302,76 @@ pub enum ConfirmOutcome {
     Unknown,
 }
 
-/// Spends a confirmation token and activates its pending subscriber.
-#[tracing::instrument(skip_all)]
-pub async fn confirm(
+/// A confirmation link followed, waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    /// The link's token, hashed.
+    pub hash: TokenHash,
+    /// When it was followed.
+    pub now: DateTime<Utc>,
+}
+
+/// Spends confirmation tokens and activates their pending subscribers, all in one transaction
+/// (one sync of the log); outcomes in the order of `requests`.
+#[tracing::instrument(skip_all, fields(n = requests.len()))]
+pub async fn confirm_batch(
     db: &Db,
-    hash: &TokenHash,
-    now: DateTime<Utc>,
-) -> Result<ConfirmOutcome, StoreError> {
+    requests: &[ConfirmRequest],
+) -> Result<Vec<ConfirmOutcome>, StoreError> {
     with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
-        // Spend the token only while it is unspent and unexpired.
-        let spent: Option<i64> = sqlx::query_scalar(
-            "UPDATE confirmation_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING subscriber_id",
-        )
-        .bind(&hash.0[..])
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let outcome = match spent {
-            Some(subscriber_id) => {
-                // Only a pending subscriber becomes active: one who left since must sign up again.
-                let status: Option<String> = sqlx::query_scalar(
-                    "UPDATE subscribers SET status = CASE WHEN status = 'pending' THEN 'active' ELSE status END, \
-                     confirmed_at = CASE WHEN status = 'pending' THEN $2 ELSE confirmed_at END, updated_at = $2 \
-                     WHERE id = $1 RETURNING status",
-                )
-                .bind(subscriber_id)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match status.as_deref() {
-                    Some("active") => ConfirmOutcome::Confirmed,
-                    Some(_) => ConfirmOutcome::NoLongerSubscribed,
-                    None => ConfirmOutcome::Unknown,
-                }
-            }
-            None => {
-                // Why the token could not be spent, and where its subscriber stands now.
-                let found: Option<(Option<DateTime<Utc>>, String)> = sqlx::query_as(
-                    "SELECT t.used_at, s.status FROM confirmation_tokens t \
-                     JOIN subscribers s ON s.id = t.subscriber_id WHERE t.token_hash = $1",
-                )
-                .bind(&hash.0[..])
-                .fetch_optional(&mut *tx)
-                .await?;
-                match found {
-                    None => ConfirmOutcome::Unknown,
-                    Some((Some(_), status)) if status == "active" => {
-                        ConfirmOutcome::AlreadyConfirmed
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            // Spend the token only while it is unspent and unexpired.
+            let spent: Option<i64> = sqlx::query_scalar(
+                "UPDATE confirmation_tokens SET used_at = $2 \
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING subscriber_id",
+            )
+            .bind(&request.hash.0[..])
+            .bind(request.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let outcome = match spent {
+                Some(subscriber_id) => {
+                    // Only a pending subscriber becomes active: one who left since must sign up again.
+                    let status: Option<String> = sqlx::query_scalar(
+                        "UPDATE subscribers SET status = CASE WHEN status = 'pending' THEN 'active' ELSE status END, \
+                         confirmed_at = CASE WHEN status = 'pending' THEN $2 ELSE confirmed_at END, updated_at = $2 \
+                         WHERE id = $1 RETURNING status",
+                    )
+                    .bind(subscriber_id)
+                    .bind(request.now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match status.as_deref() {
+                        Some("active") => ConfirmOutcome::Confirmed,
+                        Some(_) => ConfirmOutcome::NoLongerSubscribed,
+                        None => ConfirmOutcome::Unknown,
                     }
-                    Some((Some(_), _)) => ConfirmOutcome::UsedButGone,
-                    Some((None, _)) => ConfirmOutcome::Expired,
                 }
-            }
-        };
+                None => {
+                    // Why the token could not be spent, and where its subscriber stands now.
+                    let found: Option<(Option<DateTime<Utc>>, String)> = sqlx::query_as(
+                        "SELECT t.used_at, s.status FROM confirmation_tokens t \
+                         JOIN subscribers s ON s.id = t.subscriber_id WHERE t.token_hash = $1",
+                    )
+                    .bind(&request.hash.0[..])
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match found {
+                        None => ConfirmOutcome::Unknown,
+                        Some((Some(_), status)) if status == "active" => {
+                            ConfirmOutcome::AlreadyConfirmed
+                        }
+                        Some((Some(_), _)) => ConfirmOutcome::UsedButGone,
+                        Some((None, _)) => ConfirmOutcome::Expired,
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
         tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes)
     })
 }
 
@@ -344,31 +386,64 @@ pub enum UnsubscribeOutcome {
     Unknown,
 }
 
-/// Takes a subscriber off the list; idempotent.
-#[tracing::instrument(skip(db))]
+/// An unsubscribe link followed, waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeRequest {
+    /// The subscriber's public id, from the link.
+    pub uid: Uuid,
+    /// When it was followed.
+    pub now: DateTime<Utc>,
+}
+
+/// Takes subscribers off the list, all in one transaction (one sync of the log); idempotent.
+/// Outcomes in the order of `requests`.
+#[tracing::instrument(skip_all, fields(n = requests.len()))]
+pub async fn unsubscribe_batch(
+    db: &Db,
+    requests: &[UnsubscribeRequest],
+) -> Result<Vec<UnsubscribeOutcome>, StoreError> {
+    with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            // Only a subscriber still on the list changes; repeating the request changes nothing.
+            let changed: Option<i64> = sqlx::query_scalar(
+                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2 \
+                 WHERE uid = $1 AND status IN ('pending', 'active') RETURNING id",
+            )
+            .bind(request.uid)
+            .bind(request.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let outcome = if changed.is_some() {
+                UnsubscribeOutcome::Unsubscribed
+            } else {
+                // Unchanged: gone already, or erased.
+                let known: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM subscribers WHERE uid = $1")
+                        .bind(request.uid)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                match known {
+                    Some(_) => UnsubscribeOutcome::AlreadyGone,
+                    None => UnsubscribeOutcome::Unknown,
+                }
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    })
+}
+
+/// Takes one subscriber off the list (see [`unsubscribe_batch`]).
 pub async fn unsubscribe(
     db: &Db,
     uid: &Uuid,
     now: DateTime<Utc>,
 ) -> Result<UnsubscribeOutcome, StoreError> {
-    // Only a subscriber still on the list changes; repeating the request changes nothing.
-    let changed: Option<i64> = with_pool!(db, write, |pool| {
-        sqlx::query_scalar(
-            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2 \
-             WHERE uid = $1 AND status IN ('pending', 'active') RETURNING id",
-        )
-        .bind(uid)
-        .bind(now)
-        .fetch_optional(pool)
-        .await
-    })?;
-    if changed.is_some() {
-        return Ok(UnsubscribeOutcome::Unsubscribed);
-    }
-    Ok(match find_by_uid(db, uid).await? {
-        Some(_) => UnsubscribeOutcome::AlreadyGone,
-        None => UnsubscribeOutcome::Unknown,
-    })
+    let request = UnsubscribeRequest { uid: *uid, now };
+    Ok(unsubscribe_batch(db, &[request]).await?.remove(0))
 }
 
 /// The subscriber with this public id.

@@ -15,6 +15,8 @@ pub const LARGEST_FORM: usize = 2 * 1024 * 1024;
 pub fn limit_for(path: &str) -> usize {
     if path.starts_with("/admin/") {
         LARGEST_FORM
+    } else if path.starts_with("/webhooks/") {
+        super::webhooks::BODY_LIMIT
     } else if path.starts_with("/api/v1/issues") {
         super::api::ISSUE_JSON_LIMIT
     } else {

@@ -28,6 +28,7 @@ pub(crate) mod metrics;
 mod public;
 mod request_span;
 mod utf8;
+pub mod webhooks;
 
 use client_ip::ClientIp;
 
@@ -114,8 +115,14 @@ pub struct AppState {
     pub client_ip: ClientIp,
     /// Sign-in attempts per account (the per-IP limit is a middleware).
     pub login_accounts: Arc<actix_governor::governor::DefaultKeyedRateLimiter<String>>,
+    /// The bounce and complaint webhooks' settings.
+    pub webhooks: webhooks::Shared,
     /// Records signups, many to a transaction under load.
     pub signups: crate::store::signup_queue::SignupQueue,
+    /// Records followed confirmation links, many to a transaction under load.
+    pub confirms: crate::store::signup_queue::ConfirmQueue,
+    /// Records unsubscribes, many to a transaction under load.
+    pub unsubscribes: crate::store::signup_queue::UnsubscribeQueue,
 }
 
 /// Starts the HTTP server on an already bound listener.
@@ -171,6 +178,7 @@ pub fn server(
             .route("/metrics", web::get().to(metrics::metrics))
             .configure(|cfg| admin::configure(cfg, &admin, &login_limit))
             .configure(|cfg| api::configure(cfg, &signup_limit))
+            .configure(webhooks::configure)
             .default_service(web::to(|| async {
                 HttpResponse::new(StatusCode::NOT_FOUND)
             }))

@@ -11,7 +11,9 @@ use super::{AppState, html};
 use crate::domain::token::ConfirmToken;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
 use crate::render::{MessagePage, SignupPage, UnsubscribePage};
-use crate::store::subscribers::{self, ConfirmOutcome, NewSignup, UnsubscribeOutcome};
+use crate::store::subscribers::{
+    self, ConfirmOutcome, ConfirmRequest, NewSignup, UnsubscribeOutcome, UnsubscribeRequest,
+};
 
 /// The signup form's fields; missing ones read as empty so the reader gets a precise message.
 #[derive(Debug, Deserialize)]
@@ -168,7 +170,12 @@ pub async fn confirm(
                 .into(),
         )
     })?;
-    let outcome = subscribers::confirm(&state.db, &token.hash(), state.clock.now()).await?;
+    let request = ConfirmRequest {
+        hash: token.hash(),
+        now: state.clock.now(),
+    };
+    // Answered only once the group holding it is committed (and on disk).
+    let outcome = state.confirms.submit(request).await?;
     let confirmed = format!(
         "Thank you for confirming. The next issue of {} will reach you.",
         state.publication.name
@@ -230,6 +237,7 @@ pub async fn unsubscribe_page(
                 s.status,
                 crate::domain::SubscriberStatus::Unsubscribed
                     | crate::domain::SubscriberStatus::Bounced
+                    | crate::domain::SubscriberStatus::Complained
             ) =>
         {
             unsubscribed(&state)
@@ -256,7 +264,12 @@ pub async fn unsubscribe(
     token: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let uid = unsubscribe_uid(&state, &token)?;
-    match subscribers::unsubscribe(&state.db, &uid, state.clock.now()).await? {
+    let request = UnsubscribeRequest {
+        uid,
+        now: state.clock.now(),
+    };
+    // Answered only once the group holding it is committed (and on disk).
+    match state.unsubscribes.submit(request).await? {
         UnsubscribeOutcome::Unsubscribed | UnsubscribeOutcome::AlreadyGone => unsubscribed(&state),
         UnsubscribeOutcome::Unknown => not_on_list(&state),
     }

@@ -702,9 +702,13 @@ async fn ticks_racing_on_two_pools_start_each_issue_once(backend: Backend) {
         ids.push(id);
     }
     // A second instance: its own pool on the same database.
-    let other_db = Db::connect(&SecretString::from(app.database_url.clone()), 4)
-        .await
-        .unwrap();
+    let other_db = Db::connect(
+        &SecretString::from(app.database_url.clone()),
+        4,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let other = Scheduler {
         db: other_db,
         ..app.scheduler.clone()

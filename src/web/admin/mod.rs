@@ -14,6 +14,7 @@ use super::client_ip::PostLimit;
 mod cadence;
 mod context;
 mod dashboard;
+mod deliverability;
 mod guard;
 mod issue_form;
 mod issue_preview;
@@ -156,6 +157,16 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
         ),
         (Method::GET, "/import/{id}", web::get().to(transfer::job)),
         (Method::GET, "/export", web::get().to(transfer::export)),
+        (
+            Method::GET,
+            "/deliverability",
+            web::get().to(deliverability::show),
+        ),
+        (
+            Method::POST,
+            "/deliverability/lift",
+            web::post().to(deliverability::lift),
+        ),
         (Method::GET, "/tokens", web::get().to(tokens::list)),
         (Method::POST, "/tokens", web::post().to(tokens::create)),
         (

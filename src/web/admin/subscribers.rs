@@ -36,7 +36,7 @@ pub fn parse_status(raw: &str) -> Result<Option<SubscriberStatus>, WebError> {
         .map(Some)
         .map_err(|_| {
             WebError::BadRequest(format!(
-                "Unknown status {raw:?}: use active, pending, unsubscribed or bounced."
+                "Unknown status {raw:?}: use active, pending, unsubscribed, bounced or complained."
             ))
         })
 }
@@ -138,6 +138,12 @@ pub async fn add(
                     email.as_str()
                 ),
             )
+        }
+        Added::Suppressed => {
+            return Err(WebError::Conflict(format!(
+                "{} is suppressed: mail to it bounced or its reader complained. Lift the suppression on the Deliverability page first.",
+                email.as_str()
+            )));
         }
         Added::Exists(s) => (
             s,

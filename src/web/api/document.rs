@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoParams, OpenApi};
 
-use super::{calendar, issues, schema, sends, subscribers};
+use super::{calendar, deliverability, issues, schema, sends, subscribers};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -43,6 +43,9 @@ use super::{calendar, issues, schema, sends, subscribers};
         calendar::slots,
         calendar::skip,
         calendar::unskip,
+        deliverability::bounces,
+        deliverability::suppressions,
+        deliverability::lift,
         openapi
     ),
     components(schemas(super::error::ErrorBody)),

@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, ResponseError, Route, web};
 use super::AppState;
 
 mod calendar;
+mod deliverability;
 mod document;
 pub mod error;
 mod issues;
@@ -54,6 +55,21 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/subscribers/{id}/unsubscribe",
             web::post().to(subscribers::unsubscribe),
+        ),
+        (
+            Method::GET,
+            "/bounces",
+            web::get().to(deliverability::bounces),
+        ),
+        (
+            Method::GET,
+            "/suppressions",
+            web::get().to(deliverability::suppressions),
+        ),
+        (
+            Method::DELETE,
+            "/suppressions/{email}",
+            web::delete().to(deliverability::lift),
         ),
         (Method::GET, "/issues", web::get().to(issues::list)),
         (Method::POST, "/issues", web::post().to(issues::create)),

@@ -81,7 +81,7 @@ fn status_filter(values: &[&str]) -> Object {
 
 /// `status` of the subscriber list.
 pub fn subscriber_status() -> Object {
-    status_filter(&["pending", "active", "unsubscribed", "bounced"])
+    status_filter(&["pending", "active", "unsubscribed", "bounced", "complained"])
 }
 
 /// `status` of the issue list.

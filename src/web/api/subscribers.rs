@@ -18,7 +18,7 @@ pub struct SubscriberJson {
     id: i64,
     email: String,
     name: Option<String>,
-    /// pending, active, unsubscribed or bounced.
+    /// pending, active, unsubscribed, bounced or complained.
     status: String,
     created_at: DateTime<Utc>,
     consent_at: DateTime<Utc>,
@@ -134,7 +134,7 @@ pub async fn list(
         .map_err(|_| {
             ApiError::invalid(
                 "invalid_status",
-                "status must be pending, active, unsubscribed or bounced",
+                "status must be pending, active, unsubscribed, bounced or complained",
             )
         })?;
     let limit = params.limit.unwrap_or(100);
@@ -189,6 +189,11 @@ pub async fn create(
                 StatusCode::CONFLICT,
                 "exists",
                 "This address is already on the list.",
+            )),
+            Added::Suppressed => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "suppressed",
+                "This address is suppressed: it bounced or complained. Lift the suppression first.",
             )),
         };
     }

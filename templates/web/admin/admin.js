@@ -62,7 +62,7 @@
   var job = document.getElementById("import");
   if (job) {
     follow(job, function (s) {
-      ["rows_read", "added_active", "added_pending", "added_inactive", "duplicates", "invalid"]
+      ["rows_read", "added_active", "added_pending", "added_inactive", "duplicates", "invalid", "suppressed"]
         .forEach(function (k) { set("n-" + k, s.job[k]); });
       progress(s.percent);
       return s.job.state;

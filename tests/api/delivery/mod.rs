@@ -388,9 +388,13 @@ async fn an_smtp_outage_pauses_the_send_without_failing_anyone(backend: Backend)
 
 /// A worker of its own (own pool, own wake-ups, as in another instance) on the app's database.
 pub(crate) async fn another_worker(app: &TestApp) -> Worker {
-    let db = Db::connect(&SecretString::from(app.database_url.clone()), 4)
-        .await
-        .unwrap();
+    let db = Db::connect(
+        &SecretString::from(app.database_url.clone()),
+        4,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     Worker {
         db,
         prepared: Default::default(),

@@ -45,6 +45,8 @@ pub enum Reply {
 /// One captured message.
 #[derive(Clone, Debug)]
 pub struct CapturedMail {
+    /// The envelope sender (`MAIL FROM`).
+    pub from: String,
     /// Envelope recipients.
     pub to: Vec<String>,
     /// The raw message as received.
@@ -105,6 +107,7 @@ struct Shared {
 #[derive(Clone)]
 struct Capture {
     shared: Arc<Mutex<Shared>>,
+    from: String,
     to: Vec<String>,
     data: Vec<u8>,
     drop_in_data: bool,
@@ -152,7 +155,8 @@ impl Handler for Capture {
         }
     }
 
-    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.from = from.to_owned();
         self.to = to.to_vec();
         self.data.clear();
         OK
@@ -173,6 +177,7 @@ impl Handler for Capture {
             std::thread::sleep(delay);
         }
         let mail = CapturedMail {
+            from: std::mem::take(&mut self.from),
             to: std::mem::take(&mut self.to),
             raw: std::mem::take(&mut self.data),
             accepted_at: std::time::Instant::now(),
@@ -229,15 +234,18 @@ impl SmtpCapture {
         }));
         let handler = Capture {
             shared: shared.clone(),
+            from: String::new(),
             to: Vec::new(),
             data: Vec::new(),
             drop_in_data: false,
         };
         let mut server = Server::new(handler);
-        // A thread per connection, and pooled connections stay open: room for every pool.
+        // A thread per connection, and pooled connections stay open: room for every pool (three
+        // instances of eight connections, their transactional mail and a test's own client).
+        // The server's threads live as long as the test process, so this is kept no larger.
         server
             .with_name("capture.test")
-            .with_num_threads(64)
+            .with_num_threads(32)
             .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();

@@ -1,0 +1,296 @@
+//! Bounces and complaints reported after the send, what each did to its reader, and the
+//! suppression list.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, StoreError};
+use crate::domain::{Effect, EventKind, MailEvent, RecordedEvent, SubscriberEmail, Suppression};
+use crate::with_pool;
+
+from_row!(RecordedEvent {
+    id: plain,
+    provider: plain,
+    event_id: plain,
+    kind: plain,
+    email: plain,
+    subscriber_id: plain,
+    issue_id: plain,
+    diagnostic: plain,
+    occurred_at: plain,
+    received_at: plain,
+    effect: plain,
+});
+
+from_row!(Suppression {
+    email: plain,
+    reason: plain,
+    provider: plain,
+    diagnostic: plain,
+    created_at: plain,
+});
+
+/// The key an address is known by: the subscriber's key when it parses, else its lower case.
+pub fn key_of(email: &str) -> String {
+    SubscriberEmail::parse(email)
+        .map(|e| e.key())
+        .unwrap_or_else(|_| email.trim().to_lowercase())
+}
+
+/// The issue and reader ids a `Message-ID` of ours names (`<issue.reader@domain>`).
+fn uids_of(message_id: &str) -> Option<(uuid::Uuid, uuid::Uuid)> {
+    let inner = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let (local, _) = inner.split_once('@')?;
+    let (issue, reader) = local.split_once('.')?;
+    Some((
+        uuid::Uuid::try_parse(issue).ok()?,
+        uuid::Uuid::try_parse(reader).ok()?,
+    ))
+}
+
+/// Records an event once (a second delivery of the same provider's event id changes nothing)
+/// and acts on its reader in the same transaction: a bounce or a complaint ends the
+/// subscription and suppresses the address; a temporary failure counts once per issue toward
+/// `threshold`.
+#[tracing::instrument(skip(db, event), fields(provider = event.provider, kind = event.kind.as_str()))]
+pub async fn record(
+    db: &Db,
+    event: &MailEvent,
+    delivery: Option<i64>,
+    threshold: i32,
+    now: DateTime<Utc>,
+) -> Result<Effect, StoreError> {
+    let key = key_of(&event.email);
+    let uids = event.message_id.as_deref().and_then(uids_of);
+    Ok(with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO mail_events (provider, event_id, kind, email, diagnostic, occurred_at, \
+             received_at, effect) VALUES ($1, $2, $3, $4, $5, $6, $7, 'no_change') \
+             ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
+        )
+        .bind(event.provider)
+        .bind(&event.event_id)
+        .bind(event.kind.as_str())
+        .bind(&event.email)
+        .bind(&event.diagnostic)
+        .bind(event.occurred_at)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(id) = id else {
+            return Ok(Effect::Duplicate);
+        };
+        // Who and which issue: the delivery the bounce address names, else the Message-ID,
+        // else the address alone.
+        let mut target: Option<(i64, Option<i64>)> = None;
+        if let Some(delivery) = delivery {
+            target = sqlx::query_as::<_, (i64, i64)>(
+                "SELECT subscriber_id, issue_id FROM deliveries WHERE id = $1",
+            )
+            .bind(delivery)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|(s, i)| (s, Some(i)));
+        }
+        if target.is_none() {
+            if let Some((issue, reader)) = uids {
+                target = sqlx::query_as::<_, (i64, i64)>(
+                    "SELECT s.id, i.id FROM subscribers s, issues i WHERE s.uid = $1 AND i.uid = $2",
+                )
+                .bind(reader)
+                .bind(issue)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|(s, i)| (s, Some(i)));
+            }
+        }
+        if target.is_none() {
+            target =
+                sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE email_key = $1")
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|s| (s, None));
+        }
+        let (subscriber, issue) = match target {
+            Some((s, i)) => (Some(s), i),
+            None => (None, None),
+        };
+        let ended = |status: &'static str| {
+            sqlx::query(
+                "UPDATE subscribers SET status = $2, unsubscribed_at = $3, updated_at = $3 \
+                 WHERE id = $1 AND status IN ('pending', 'active')",
+            )
+            .bind(subscriber)
+            .bind(status)
+            .bind(now)
+        };
+        let effect = match event.kind {
+            EventKind::Bounce | EventKind::Complaint => {
+                let (status, reason, effect) = if event.kind == EventKind::Bounce {
+                    ("bounced", "bounce", Effect::Bounced)
+                } else {
+                    ("complained", "complaint", Effect::Complained)
+                };
+                let changed = ended(status).execute(&mut *tx).await?.rows_affected();
+                sqlx::query(
+                    "INSERT INTO suppressions (email_key, email, reason, provider, diagnostic, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_key) DO NOTHING",
+                )
+                .bind(&key)
+                .bind(&event.email)
+                .bind(reason)
+                .bind(event.provider)
+                .bind(&event.diagnostic)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if changed == 1 {
+                    effect
+                } else {
+                    Effect::NoChange
+                }
+            }
+            EventKind::SoftBounce => {
+                // Once per issue: a provider's several deferrals of one copy count once.
+                let seen: i64 = match (subscriber, issue) {
+                    (Some(s), Some(i)) => {
+                        sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM mail_events WHERE subscriber_id = $1 AND issue_id = $2 \
+                             AND kind = 'soft_bounce' AND id <> $3",
+                        )
+                        .bind(s)
+                        .bind(i)
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                    }
+                    _ => 0,
+                };
+                if subscriber.is_none() || seen > 0 {
+                    Effect::NoChange
+                } else {
+                    let status: Option<String> = sqlx::query_scalar(
+                        "UPDATE subscribers SET hard_bounces = hard_bounces + 1, \
+                         status = CASE WHEN status = 'active' AND hard_bounces + 1 >= $2 THEN 'bounced' ELSE status END, \
+                         unsubscribed_at = CASE WHEN status = 'active' AND hard_bounces + 1 >= $2 THEN $3 ELSE unsubscribed_at END, \
+                         updated_at = $3 WHERE id = $1 RETURNING status",
+                    )
+                    .bind(subscriber)
+                    .bind(threshold)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match status.as_deref() {
+                        Some("bounced") => Effect::BouncedAtThreshold,
+                        Some(_) => Effect::Counted,
+                        None => Effect::NoChange,
+                    }
+                }
+            }
+        };
+        sqlx::query(
+            "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(subscriber)
+        .bind(issue)
+        .bind(effect.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(effect)
+    })?)
+}
+
+/// The latest events, newest first, older than event `before` when given.
+pub async fn recent(
+    db: &Db,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT id, provider, event_id, kind, email, subscriber_id, issue_id, diagnostic, \
+         occurred_at, received_at, effect FROM mail_events WHERE ($1 IS NULL OR id < $1) \
+         ORDER BY id DESC LIMIT $2"
+    )
+    .bind(before)
+    .bind(limit.clamp(1, 500))
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// The events of one issue by kind: (bounces, soft bounces, complaints).
+pub async fn counts_for_issue(db: &Db, issue_id: i64) -> Result<(i64, i64, i64), StoreError> {
+    let rows: Vec<(String, i64)> = with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT kind, COUNT(*) FROM mail_events WHERE issue_id = $1 GROUP BY kind"
+    )
+    .bind(issue_id)
+    .fetch_all(pool)
+    .await)?;
+    let of = |kind: &str| rows.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+    Ok((of("bounce"), of("soft_bounce"), of("complaint")))
+}
+
+/// The last event each provider delivered, for the webhook status on the admin page.
+pub async fn last_by_provider(db: &Db) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT provider, MAX(received_at) FROM mail_events GROUP BY provider"
+    )
+    .fetch_all(pool)
+    .await)?)
+}
+
+/// Suppressed addresses, newest first, optionally those containing `search`.
+pub async fn suppressions(
+    db: &Db,
+    search: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Suppression>, StoreError> {
+    let pattern = search.map(|s| {
+        format!(
+            "%{}%",
+            s.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    });
+    Ok(with_pool!(db, read, |pool| {
+        sqlx::query_as(
+        "SELECT email, reason, provider, diagnostic, created_at FROM suppressions \
+         WHERE ($1 IS NULL OR email_key LIKE $1 ESCAPE '\\') ORDER BY created_at DESC, email_key LIMIT $2"
+    )
+    .bind(pattern)
+    .bind(limit.clamp(1, 500))
+    .fetch_all(pool)
+    .await
+    })?)
+}
+
+/// Lifts a suppression: the address may sign up or be imported again. `false` when it was
+/// not suppressed.
+pub async fn lift(db: &Db, email: &str) -> Result<bool, StoreError> {
+    let key = key_of(email);
+    Ok(with_pool!(db, write, |pool| sqlx::query(
+        "DELETE FROM suppressions WHERE email_key = $1"
+    )
+    .bind(&key)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected() == 1))?)
+}
+
+/// Whether an address is suppressed.
+pub async fn is_suppressed(db: &Db, key: &str) -> Result<bool, StoreError> {
+    let found: Option<String> = with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT email_key FROM suppressions WHERE email_key = $1"
+    )
+    .bind(key)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(found.is_some())
+}
