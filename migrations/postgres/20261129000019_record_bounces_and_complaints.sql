@@ -24,6 +24,19 @@ CREATE INDEX mail_events_received ON mail_events (received_at);
 CREATE INDEX mail_events_subscriber ON mail_events (subscriber_id);
 CREATE INDEX mail_events_issue ON mail_events (issue_id, kind);
 
+-- The signature tokens a provider signed (Mailgun signs a timestamp and a token, not the
+-- body): a token is accepted again only with the same event, so a captured signature cannot
+-- carry another event.
+CREATE TABLE webhook_tokens (
+    provider TEXT NOT NULL,
+    token TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    seen_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (provider, token)
+);
+
+CREATE INDEX webhook_tokens_seen ON webhook_tokens (seen_at);
+
 -- Rows an import did not add because their address is suppressed.
 ALTER TABLE import_jobs ADD COLUMN suppressed BIGINT NOT NULL DEFAULT 0;
 

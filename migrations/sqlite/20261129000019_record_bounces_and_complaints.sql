@@ -2,7 +2,8 @@
 -- Bounces and complaints that arrive after the send (provider webhooks, a bounce mailbox), and
 -- the addresses they suppress. A reader who complains gets the status `complained`: SQLite
 -- cannot change a CHECK constraint in place, so the table is rebuilt (the documented
--- procedure, with foreign keys off so nothing cascades, and checked before the commit).
+-- procedure, with foreign keys off so nothing cascades; the id sequence carries over, so the
+-- ids of erased subscribers are never given out again).
 PRAGMA foreign_keys = OFF;
 
 BEGIN;
@@ -29,6 +30,10 @@ INSERT INTO subscribers_new (id, uid, email, email_key, name, status, consent_at
 SELECT id, uid, email, email_key, name, status, consent_at, consent_source,
     consent_ip, created_at, confirmed_at, unsubscribed_at, updated_at, hard_bounces
 FROM subscribers;
+
+DELETE FROM sqlite_sequence WHERE name = 'subscribers_new';
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'subscribers_new', seq FROM sqlite_sequence WHERE name = 'subscribers';
 
 DROP TABLE subscribers;
 ALTER TABLE subscribers_new RENAME TO subscribers;
@@ -57,6 +62,19 @@ CREATE TABLE mail_events (
 CREATE INDEX mail_events_received ON mail_events (received_at);
 CREATE INDEX mail_events_subscriber ON mail_events (subscriber_id);
 CREATE INDEX mail_events_issue ON mail_events (issue_id, kind);
+
+-- The signature tokens a provider signed (Mailgun signs a timestamp and a token, not the
+-- body): a token is accepted again only with the same event, so a captured signature cannot
+-- carry another event.
+CREATE TABLE webhook_tokens (
+    provider TEXT NOT NULL,
+    token TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    seen_at TEXT NOT NULL,
+    PRIMARY KEY (provider, token)
+);
+
+CREATE INDEX webhook_tokens_seen ON webhook_tokens (seen_at);
 
 -- Rows an import did not add because their address is suppressed.
 ALTER TABLE import_jobs ADD COLUMN suppressed BIGINT NOT NULL DEFAULT 0;

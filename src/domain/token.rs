@@ -189,10 +189,11 @@ pub fn verp_token_of<'a>(bounce_address: &str, address: &'a str) -> Option<&'a s
     if !their_domain.eq_ignore_ascii_case(domain) {
         return None;
     }
-    let token = their_local.strip_prefix(local).or_else(|| {
-        (their_local.len() >= local.len() && their_local[..local.len()].eq_ignore_ascii_case(local))
-            .then(|| &their_local[local.len()..])
-    })?;
+    let head = their_local.get(..local.len())?;
+    if !head.eq_ignore_ascii_case(local) {
+        return None;
+    }
+    let token = their_local.get(local.len()..)?;
     token.strip_prefix('+')
 }
 
@@ -273,6 +274,14 @@ mod tests {
         );
         assert_eq!(
             verp_token_of("bounces@news.example.com", "bounces+x@elsewhere.example"),
+            None
+        );
+        assert_eq!(
+            verp_token_of("bounces@news.example.com", "bounceé+x@news.example.com"),
+            None
+        );
+        assert_eq!(
+            verp_token_of("bounces@news.example.com", "b@news.example.com"),
             None
         );
     }

@@ -154,43 +154,48 @@ pub async fn record(
                     Effect::NoChange
                 }
             }
-            EventKind::SoftBounce => {
-                // Once per issue: a provider's several deferrals of one copy count once.
-                let seen: i64 = match (subscriber, issue) {
-                    (Some(s), Some(i)) => {
+            EventKind::SoftBounce => match (subscriber, issue) {
+                // Counted only against a known issue, once per issue (a provider's several
+                // deferrals of one copy are one failure), and only for a reader still on the list.
+                (Some(s), Some(i)) => {
+                    // The reader's row is locked first, so two reports of one copy arriving
+                    // together count once.
+                    sqlx::query("UPDATE subscribers SET updated_at = updated_at WHERE id = $1")
+                        .bind(s)
+                        .execute(&mut *tx)
+                        .await?;
+                    let seen: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM mail_events WHERE subscriber_id = $1 AND issue_id = $2 \
+                         AND kind = 'soft_bounce' AND id <> $3",
+                    )
+                    .bind(s)
+                    .bind(i)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let status: Option<String> = if seen > 0 {
+                        None
+                    } else {
                         sqlx::query_scalar(
-                            "SELECT COUNT(*) FROM mail_events WHERE subscriber_id = $1 AND issue_id = $2 \
-                             AND kind = 'soft_bounce' AND id <> $3",
+                            "UPDATE subscribers SET hard_bounces = hard_bounces + 1, \
+                             status = CASE WHEN hard_bounces + 1 >= $2 THEN 'bounced' ELSE status END, \
+                             unsubscribed_at = CASE WHEN hard_bounces + 1 >= $2 THEN $3 ELSE unsubscribed_at END, \
+                             updated_at = $3 WHERE id = $1 AND status = 'active' RETURNING status",
                         )
                         .bind(s)
-                        .bind(i)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
+                        .bind(threshold)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
                         .await?
-                    }
-                    _ => 0,
-                };
-                if subscriber.is_none() || seen > 0 {
-                    Effect::NoChange
-                } else {
-                    let status: Option<String> = sqlx::query_scalar(
-                        "UPDATE subscribers SET hard_bounces = hard_bounces + 1, \
-                         status = CASE WHEN status = 'active' AND hard_bounces + 1 >= $2 THEN 'bounced' ELSE status END, \
-                         unsubscribed_at = CASE WHEN status = 'active' AND hard_bounces + 1 >= $2 THEN $3 ELSE unsubscribed_at END, \
-                         updated_at = $3 WHERE id = $1 RETURNING status",
-                    )
-                    .bind(subscriber)
-                    .bind(threshold)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    };
                     match status.as_deref() {
                         Some("bounced") => Effect::BouncedAtThreshold,
                         Some(_) => Effect::Counted,
                         None => Effect::NoChange,
                     }
                 }
-            }
+                _ => Effect::NoChange,
+            },
         };
         sqlx::query(
             "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4 WHERE id = $1",
@@ -293,4 +298,43 @@ pub async fn is_suppressed(db: &Db, key: &str) -> Result<bool, StoreError> {
     .fetch_optional(pool)
     .await)?;
     Ok(found.is_some())
+}
+
+/// Whether a provider's signature token may be used for `event_id`: the first time it is
+/// seen, or again with the same event (a provider's retry). Tokens older than `forget_before`
+/// are dropped (their timestamps are outside the accepted window by then).
+pub async fn token_fits(
+    db: &Db,
+    provider: &str,
+    token: &str,
+    event_id: &str,
+    now: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    Ok(with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        sqlx::query("DELETE FROM webhook_tokens WHERE seen_at < $1")
+            .bind(forget_before)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO webhook_tokens (provider, token, event_id, seen_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (provider, token) DO NOTHING",
+        )
+        .bind(provider)
+        .bind(token)
+        .bind(event_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let signed_for: String = sqlx::query_scalar(
+            "SELECT event_id FROM webhook_tokens WHERE provider = $1 AND token = $2",
+        )
+        .bind(provider)
+        .bind(token)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(signed_for == event_id)
+    })?)
 }

@@ -17,27 +17,40 @@ pub struct Filter {
     pub search: Option<String>,
 }
 
-/// Where a page starts, by the subscriber at the edge of the last page (newest signup first).
-#[derive(Debug, Clone, Copy, Default)]
-pub enum Cursor {
-    /// The newest subscribers.
-    #[default]
-    First,
-    /// Subscribers older than this id.
-    Before(i64),
-    /// Subscribers newer than this id (the page before).
-    After(i64),
+/// The subscriber at the edge of a page: its id, and its signup time when the list is in
+/// signup order (`None`: in id order, as the API pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edge {
+    /// The subscriber's id.
+    pub id: i64,
+    /// Their signup time, in a list ordered by signup.
+    pub at: Option<DateTime<Utc>>,
 }
 
-/// One page of subscribers, newest first, with the ids to continue from.
+/// Where a page starts. The cursor carries what the order needs, so a page still follows
+/// when the subscriber at its edge has been erased meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    /// The newest subscribers: by signup time when `true`, else by id.
+    First {
+        /// Order by signup time (the admin) rather than by id (the API).
+        by_signup: bool,
+    },
+    /// Subscribers older than this edge.
+    Before(Edge),
+    /// Subscribers newer than this edge (the page before).
+    After(Edge),
+}
+
+/// One page of subscribers, newest first, with the edges to continue from.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The subscribers.
     pub items: Vec<Subscriber>,
     /// Pass as `Before` for the next (older) page, if there is one.
-    pub older: Option<i64>,
+    pub older: Option<Edge>,
     /// Pass as `After` for the previous (newer) page, if there is one.
-    pub newer: Option<i64>,
+    pub newer: Option<Edge>,
 }
 
 /// `%text%` for LIKE, with LIKE's own wildcards in `text` taken literally.
@@ -78,9 +91,10 @@ where
     }
 }
 
-/// A page of subscribers, newest signup first (imported readers keep their original signup
-/// date, so this is not the order of ids). Keyset pagination on `(created_at, id)`: page 10,000
-/// costs what page 1 costs. Searching scans, stopping as soon as the page is full.
+/// A page of subscribers, newest first: by signup time for the admin (imported readers keep
+/// their original signup date, so this is not the order of ids), by id for the API. Keyset
+/// pagination on `(created_at, id)` or `id`: page 10,000 costs what page 1 costs. Searching
+/// scans, stopping as soon as the page is full.
 #[tracing::instrument(skip(db))]
 pub async fn list(
     db: &Db,
@@ -89,23 +103,48 @@ pub async fn list(
     limit: i64,
 ) -> Result<Page, StoreError> {
     let limit = limit.clamp(1, 500);
+    let by_signup = match cursor {
+        Cursor::First { by_signup } => by_signup,
+        Cursor::Before(edge) | Cursor::After(edge) => edge.at.is_some(),
+    };
     let mut items: Vec<Subscriber> = with_pool!(db, read, |pool| {
         let mut query =
             sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM subscribers WHERE 1 = 1"));
         push_filter(&mut query, filter);
-        const EDGE: &str = "(SELECT created_at, id FROM subscribers WHERE id = ";
+        let (newest, oldest) = if by_signup {
+            (
+                " ORDER BY created_at DESC, id DESC",
+                " ORDER BY created_at ASC, id ASC",
+            )
+        } else {
+            (" ORDER BY id DESC", " ORDER BY id ASC")
+        };
         match cursor {
-            Cursor::First => query.push(" ORDER BY created_at DESC, id DESC"),
-            Cursor::Before(id) => query
-                .push(" AND (created_at, id) < ")
-                .push(EDGE)
+            Cursor::First { .. } => query.push(newest),
+            Cursor::Before(Edge { id, at: Some(at) }) => query
+                .push(" AND (created_at < ")
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(" AND id < ")
                 .push_bind(id)
-                .push(") ORDER BY created_at DESC, id DESC"),
-            Cursor::After(id) => query
-                .push(" AND (created_at, id) > ")
-                .push(EDGE)
+                .push("))")
+                .push(newest),
+            Cursor::After(Edge { id, at: Some(at) }) => query
+                .push(" AND (created_at > ")
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(" AND id > ")
                 .push_bind(id)
-                .push(") ORDER BY created_at ASC, id ASC"),
+                .push("))")
+                .push(oldest),
+            Cursor::Before(Edge { id, at: None }) => {
+                query.push(" AND id < ").push_bind(id).push(newest)
+            }
+            Cursor::After(Edge { id, at: None }) => {
+                query.push(" AND id > ").push_bind(id).push(oldest)
+            }
         };
         // One more than asked tells whether another page follows.
         query.push(" LIMIT ").push_bind(limit + 1);
@@ -116,9 +155,13 @@ pub async fn list(
     if matches!(cursor, Cursor::After(_)) {
         items.reverse();
     }
-    let (first, last) = (items.first().map(|s| s.id), items.last().map(|s| s.id));
+    let edge = |s: &Subscriber| Edge {
+        id: s.id,
+        at: by_signup.then_some(s.created_at),
+    };
+    let (first, last) = (items.first().map(edge), items.last().map(edge));
     let (older, newer) = match cursor {
-        Cursor::First => (last.filter(|_| more), None),
+        Cursor::First { .. } => (last.filter(|_| more), None),
         Cursor::Before(_) => (last.filter(|_| more), first),
         Cursor::After(_) => (last, first.filter(|_| more)),
     };
@@ -343,23 +386,26 @@ pub async fn erase_many(db: &Db, ids: &[i64]) -> Result<u64, StoreError> {
         return Ok(0);
     }
     Ok(with_pool!(db, write, |pool| {
+        let mut tx = pool.begin().await?;
+        // Their bounce and complaint reports name them too (a suppression stays: see README).
+        let mut events = sqlx::QueryBuilder::new("DELETE FROM mail_events WHERE subscriber_id IN ");
+        push_ids(&mut events, ids);
+        events.build().execute(&mut *tx).await?;
         let mut query = sqlx::QueryBuilder::new("DELETE FROM subscribers WHERE id IN ");
         push_ids(&mut query, ids);
-        query.build().execute(pool).await.map(|r| r.rows_affected())
+        let gone = query.build().execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(gone)
     })?)
 }
 
 /// Erases a subscriber (GDPR): the row goes, and with it (by cascade) their confirmation
-/// tokens and queued emails; nothing personal is kept. `false` when there was no such subscriber.
+/// tokens and queued emails, and their bounce and complaint reports. Only a suppression of the
+/// address stays, if there is one, so that it is never mailed again. `false` when there was no
+/// such subscriber.
 #[tracing::instrument(skip(db))]
 pub async fn erase(db: &Db, id: i64) -> Result<bool, StoreError> {
-    let gone: Option<i64> = with_pool!(db, write, |pool| {
-        sqlx::query_scalar("DELETE FROM subscribers WHERE id = $1 RETURNING id")
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-    })?;
-    Ok(gone.is_some())
+    Ok(erase_many(db, &[id]).await? == 1)
 }
 
 /// The issues that went (or were to go) to one reader, newest first.

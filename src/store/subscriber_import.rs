@@ -94,7 +94,11 @@ pub async fn insert(
             }
         }
         let mut opted_out = 0;
-        for gone in [SubscriberStatus::Unsubscribed, SubscriberStatus::Bounced] {
+        for gone in [
+            SubscriberStatus::Unsubscribed,
+            SubscriberStatus::Bounced,
+            SubscriberStatus::Complained,
+        ] {
             let keys: Vec<String> = rows
                 .iter()
                 .filter(|r| r.status == gone)
@@ -151,7 +155,9 @@ pub async fn insert(
                 let active = row.status == SubscriberStatus::Active;
                 let gone = matches!(
                     row.status,
-                    SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
+                    SubscriberStatus::Unsubscribed
+                        | SubscriberStatus::Bounced
+                        | SubscriberStatus::Complained
                 );
                 b.push_bind(crate::domain::new_uid())
                     .push_bind(row.email.as_str().to_owned())

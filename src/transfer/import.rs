@@ -491,9 +491,10 @@ fn row(
             SubscriberStatus::Unsubscribed
         }
         Some("bounced" | "cleaned" | "bounce") => SubscriberStatus::Bounced,
+        Some("complained" | "spam" | "complaint") => SubscriberStatus::Complained,
         Some(other) => {
             return Err(format!(
-                "status: {other:?} is not active, pending, unsubscribed or bounced"
+                "status: {other:?} is not active, pending, unsubscribed, bounced or complained"
             ));
         }
     };

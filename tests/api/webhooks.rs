@@ -2,7 +2,6 @@
 //! test keys, and what their events do to readers.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -265,10 +264,13 @@ async fn mailgun_checks_the_signature_and_its_timestamp(backend: Backend) {
         MAILGUN_KEY,
     );
     assert_eq!(post(&app, "/webhooks/mailgun", &[], &stale).await.0, 401);
-    let tampered = good.replace("mg0@example.com", "mg2@example.com");
-    // The signature covers only timestamp and token, as Mailgun specifies; the event id
-    // makes a replay a duplicate.
-    let (status, answer) = post(&app, "/webhooks/mailgun", &[], &tampered).await;
+    // Mailgun signs the timestamp and a token, not the body: a captured signature carried
+    // over to another event is refused; the same event again (a retry) is a duplicate.
+    let tampered = good
+        .replace("mg0@example.com", "mg2@example.com")
+        .replace("\"ev-1\"", "\"ev-9\"");
+    assert_eq!(post(&app, "/webhooks/mailgun", &[], &tampered).await.0, 401);
+    let (status, answer) = post(&app, "/webhooks/mailgun", &[], &good).await;
     assert_eq!((status, answer["duplicates"].clone()), (200, json!(1)));
     assert_eq!(
         status_of(&app, "mg2@example.com").await,
@@ -716,15 +718,40 @@ async fn soft_bounces_count_once_per_issue_toward_the_threshold(backend: Backend
         recorded.iter().all(|e| e.issue_id == Some(first)),
         "{recorded:?}"
     );
-    let second = start_send(&app, &token, "Second").await;
-    wait_status(&app, second, IssueStatus::Sent, 20).await;
+    // A deferral that names no issue (Postmark's carry no Message-ID of ours) counts nothing.
     let (status, _) = post(&app, "/webhooks/postmark", &auth, &soft(900, "x")).await;
     assert_eq!(status, 200);
     assert_eq!(
         status_of(&app, "soft0@example.com").await,
+        SubscriberStatus::Active
+    );
+    // One of the second issue reaches the threshold (2).
+    let second = start_send(&app, &token, "Second").await;
+    wait_status(&app, second, IssueStatus::Sent, 20).await;
+    let second_uid = fortnight::store::issues::get(&app.db, second)
+        .await
+        .unwrap()
+        .unwrap()
+        .uid;
+    let body = json!([{"email": "soft0@example.com", "timestamp": now,
+        "smtp-id": format!("<{}.{}@news.example.com>", second_uid.simple(), reader.uid.simple()),
+        "event": "bounce", "sg_event_id": "d-3", "reason": "452 mailbox full", "status": "4.2.2", "type": "blocked"}])
+    .to_string();
+    assert_eq!(
+        post(
+            &app,
+            "/webhooks/sendgrid",
+            &sendgrid_headers(&body, now, &sendgrid_key()),
+            &body
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        status_of(&app, "soft0@example.com").await,
         SubscriberStatus::Bounced
     );
-    let _ = Duration::ZERO;
 }
 
 async fn a_suppressed_address_is_not_imported_or_added_until_lifted(backend: Backend) {

@@ -9,7 +9,7 @@ use super::context::flash;
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::render::admin::{SubscriberPage, SubscribersPage};
-use crate::store::subscriber_admin::{self, Added, Cursor, Filter};
+use crate::store::subscriber_admin::{self, Added, Cursor, Edge, Filter};
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
 
@@ -25,6 +25,8 @@ pub struct ListQuery {
     status: String,
     before: Option<i64>,
     after: Option<i64>,
+    /// The signup time of the subscriber at the page's edge (RFC 3339).
+    at: Option<String>,
 }
 
 /// Reads a status filter; empty means any.
@@ -51,13 +53,41 @@ impl ListQuery {
         })
     }
 
-    fn with(&self, key: &str, id: i64) -> String {
+    fn with(&self, key: &str, edge: Edge) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query
             .append_pair("q", &self.q)
             .append_pair("status", &self.status)
-            .append_pair(key, &id.to_string());
+            .append_pair(key, &edge.id.to_string());
+        if let Some(at) = edge.at {
+            query.append_pair(
+                "at",
+                &at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            );
+        }
         query.finish()
+    }
+
+    /// The page's cursor: an edge needs both its id and its signup time.
+    fn cursor(&self) -> Result<Cursor, WebError> {
+        let at = match self.at.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(
+                chrono::DateTime::parse_from_rfc3339(raw)
+                    .map_err(|_| WebError::BadRequest(format!("{raw:?} is not a page position.")))?
+                    .with_timezone(&chrono::Utc),
+            ),
+        };
+        Ok(match (self.before, self.after, at) {
+            (Some(id), _, Some(at)) => Cursor::Before(Edge { id, at: Some(at) }),
+            (None, Some(id), Some(at)) => Cursor::After(Edge { id, at: Some(at) }),
+            (None, None, None) => Cursor::First { by_signup: true },
+            _ => {
+                return Err(WebError::BadRequest(
+                    "A page position needs both `before` (or `after`) and `at`.".into(),
+                ));
+            }
+        })
     }
 }
 
@@ -69,11 +99,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
     let filter = query.filter()?;
-    let cursor = match (query.before, query.after) {
-        (Some(id), _) => Cursor::Before(id),
-        (None, Some(id)) => Cursor::After(id),
-        (None, None) => Cursor::First,
-    };
+    let cursor = query.cursor()?;
     let page = subscriber_admin::list(&state.db, &filter, cursor, PER_PAGE).await?;
     let filter_query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("q", &query.q)

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
-use crate::store::subscriber_admin::{self, Added, Cursor, Filter};
+use crate::store::subscriber_admin::{self, Added, Cursor, Edge, Filter};
 use crate::store::subscribers::{NewSignup, Subscriber};
 use crate::web::AppState;
 
@@ -146,11 +146,15 @@ pub async fn list(
     }
     let search = crate::domain::search_text(params.q.as_deref().unwrap_or(""))
         .map_err(|why| ApiError::invalid("invalid_query", why))?;
-    let cursor = params.before.map_or(Cursor::First, Cursor::Before);
+    let cursor = params
+        .before
+        .map_or(Cursor::First { by_signup: false }, |id| {
+            Cursor::Before(Edge { id, at: None })
+        });
     let page = subscriber_admin::list(&state.db, &Filter { status, search }, cursor, limit).await?;
     Ok(HttpResponse::Ok().json(SubscriberPage {
         data: page.items.into_iter().map(Into::into).collect(),
-        next_before: page.older,
+        next_before: page.older.map(|edge| edge.id),
     }))
 }
 

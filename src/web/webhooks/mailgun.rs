@@ -19,12 +19,14 @@ impl Settings {
         Settings { key: key.clone() }
     }
 
+    /// Checks the signature and its timestamp; answers the events with the signature's token
+    /// and the event id it was used for (the caller refuses a token reused for another event).
     pub(super) fn verify(
         &self,
         body: &[u8],
         now: chrono::DateTime<chrono::Utc>,
         tolerance: chrono::Duration,
-    ) -> Result<Parsed, Refusal> {
+    ) -> Result<(Parsed, String, String), Refusal> {
         let payload: Payload = json_body(body)?;
         let signature = payload.signature;
         let given = hex_decode(&signature.signature)
@@ -41,6 +43,8 @@ impl Settings {
             .map_err(|_| Refusal::Unauthorized("The timestamp is not a number."))?;
         fresh(seconds, now, tolerance)?;
         let data = payload.event_data;
+        let token = signature.token;
+        let signed_for = data.id.clone().unwrap_or_default();
         let kind = match (data.event.as_str(), data.severity.as_deref()) {
             ("failed", Some("permanent")) => Some(EventKind::Bounce),
             ("failed", Some("temporary")) => Some(EventKind::SoftBounce),
@@ -49,10 +53,11 @@ impl Settings {
         };
         let Some(kind) = kind else {
             tracing::info!(event = %data.event, "mailgun event ignored");
-            return Ok(Parsed {
+            let parsed = Parsed {
                 events: Vec::new(),
                 ignored: 1,
-            });
+            };
+            return Ok((parsed, token, signed_for));
         };
         let (Some(id), Some(email)) = (data.id, data.recipient) else {
             return Err(Refusal::Malformed(
@@ -80,7 +85,7 @@ impl Settings {
             .and_then(|m| m.headers)
             .and_then(|h| h.message_id)
             .map(|id| format!("<{}>", id.trim_start_matches('<').trim_end_matches('>')));
-        Ok(Parsed {
+        let parsed = Parsed {
             events: vec![MailEvent {
                 provider: "mailgun",
                 event_id: id,
@@ -92,7 +97,8 @@ impl Settings {
                 occurred_at,
             }],
             ignored: 0,
-        })
+        };
+        Ok((parsed, token, signed_for))
     }
 }
 

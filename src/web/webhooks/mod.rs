@@ -210,7 +210,24 @@ pub async fn mailgun(state: web::Data<AppState>, body: web::Bytes) -> HttpRespon
                 .mailgun
                 .as_ref()
                 .ok_or(Refusal::NotConfigured)?;
-            let parsed = settings.verify(&body, state.clock.now(), state.webhooks.tolerance)?;
+            let now = chrono::Utc::now();
+            let (parsed, token, event_id) =
+                settings.verify(&body, state.clock.now(), state.webhooks.tolerance)?;
+            let fits = crate::store::mail_events::token_fits(
+                &state.db,
+                "mailgun",
+                &token,
+                &event_id,
+                now,
+                now - state.webhooks.tolerance * 4,
+            )
+            .await
+            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+            if !fits {
+                return Err(Refusal::Unauthorized(
+                    "This signature was already used for another event.",
+                ));
+            }
             record(&state, parsed).await
         }
         .await,

@@ -90,9 +90,10 @@ impl Settings {
                 continue;
             };
             let (Some(id), Some(email)) = (event.sg_event_id, event.email) else {
-                return Err(Refusal::Malformed(
-                    "Each event needs its sg_event_id and email.".into(),
-                ));
+                // One incomplete event does not make SendGrid retry (and lose) the whole batch.
+                tracing::warn!(event = %event.event, "sendgrid event without sg_event_id or email ignored");
+                parsed.ignored += 1;
+                continue;
             };
             let diagnostic = [
                 event.kind.unwrap_or_default(),

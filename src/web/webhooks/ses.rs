@@ -85,6 +85,9 @@ impl Settings {
         if self.local && host == "127.0.0.1" {
             return true;
         }
+        if url.query().is_some() && !raw.contains("Action=ConfirmSubscription") {
+            return false;
+        }
         let region = host.strip_prefix("sns.").and_then(|h| {
             h.strip_suffix(".amazonaws.com")
                 .or_else(|| h.strip_suffix(".amazonaws.com.cn"))
@@ -94,6 +97,25 @@ impl Settings {
                 && r.bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         }) && url.port().is_none()
+    }
+
+    /// A signing certificate's URL: an SNS host's `/SimpleNotificationService-….pem`.
+    fn certificate_url(&self, raw: &str) -> bool {
+        if !self.trusted_url(raw) {
+            return false;
+        }
+        let Ok(url) = url::Url::parse(raw) else {
+            return false;
+        };
+        (self.local && url.host_str() == Some("127.0.0.1"))
+            || (url.query().is_none()
+                && url
+                    .path()
+                    .strip_prefix("/SimpleNotificationService-")
+                    .and_then(|rest| rest.strip_suffix(".pem"))
+                    .is_some_and(|id| {
+                        !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())
+                    }))
     }
 
     async fn certificate(&self, url: &str) -> Result<Arc<CertificateDer<'static>>, Refusal> {
@@ -145,7 +167,7 @@ impl Settings {
         if envelope.topic_arn != self.topic_arn {
             return Err(Refusal::Forbidden("The message is from another SNS topic."));
         }
-        if !self.trusted_url(&envelope.signing_cert_url) {
+        if !self.certificate_url(&envelope.signing_cert_url) {
             return Err(Refusal::Forbidden(
                 "The signing certificate is not on an SNS host.",
             ));
