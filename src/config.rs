@@ -585,7 +585,8 @@ mod tests {
             jail.set_env("FORTNIGHT_SQLITE_SYNCHRONOUS", "extra");
             let err = load().unwrap_err().to_string();
             assert!(
-                err.contains("sqlite_synchronous") && err.contains("\"full\" or \"normal\""),
+                err.to_lowercase().contains("sqlite_synchronous")
+                    && err.contains("\"full\" or \"normal\""),
                 "{err}"
             );
             Ok(())
