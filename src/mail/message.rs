@@ -36,11 +36,7 @@ impl Email<'_> {
     pub fn build(self) -> Result<Message, BuildError> {
         let mut builder = Message::builder();
         if let Some(path) = self.return_path {
-            let bad = |e: &dyn std::fmt::Display| BuildError(e.to_string());
-            let from = path.parse().map_err(|e| bad(&e))?;
-            let envelope = lettre::address::Envelope::new(Some(from), vec![self.to.email.clone()])
-                .map_err(|e| bad(&e))?;
-            builder = builder.envelope(envelope);
+            builder = builder.envelope(envelope_from(path, &self.to)?);
         }
         builder
             .from(self.from.clone())
@@ -59,6 +55,16 @@ impl Email<'_> {
             .multipart(MultiPart::alternative_plain_html(self.text, self.html))
             .map_err(|e| BuildError(e.to_string()))
     }
+}
+
+/// The envelope of a message to `to` whose bounces go to `return_path` rather than to its `From`.
+pub fn envelope_from(
+    return_path: &str,
+    to: &Mailbox,
+) -> Result<lettre::address::Envelope, BuildError> {
+    let bad = |e: &dyn std::fmt::Display| BuildError(e.to_string());
+    let from = return_path.parse().map_err(|e| bad(&e))?;
+    lettre::address::Envelope::new(Some(from), vec![to.email.clone()]).map_err(|e| bad(&e))
 }
 
 /// A mailbox for a subscriber, with the name when there is one.

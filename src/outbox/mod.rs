@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::token::{ConfirmToken, LinkKey, VerpKind, verp_address};
-use crate::mail::message::{Email, mailbox};
+use crate::mail::message::{Email, envelope_from, mailbox};
 use crate::mail::{Mailer, SendError};
 use crate::render::{self, ConfirmEmail, ConfirmEmailHtml, ConfirmEmailText, Publication};
 use crate::store::outbox::{self, Notice, OutboxItem, Outcome};
@@ -222,10 +222,7 @@ impl OutboxSender {
         let to = mailbox(&notice.to, None).map_err(|e| permanent(&e))?;
         let mut builder = lettre::Message::builder();
         if let Some(path) = self.return_path(outbox_id) {
-            let from = path.parse().map_err(|e| permanent(&e))?;
-            let envelope = lettre::address::Envelope::new(Some(from), vec![to.email.clone()])
-                .map_err(|e| permanent(&e))?;
-            builder = builder.envelope(envelope);
+            builder = builder.envelope(envelope_from(&path, &to).map_err(|e| permanent(&e))?);
         }
         let message = builder
             .from(self.config.mail_from())

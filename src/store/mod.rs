@@ -121,6 +121,22 @@ macro_rules! with_pool {
 
 /// Whether `e` is PostgreSQL aborting one of two transactions that met (a deadlock, or a
 /// serialization failure): running the loser again is the remedy.
+/// Appends `(a, b, …)` to a query, each value bound: the list of an `IN`.
+pub(crate) fn push_list<DB, T>(
+    query: &mut sqlx::QueryBuilder<DB>,
+    values: impl IntoIterator<Item = T>,
+) where
+    DB: sqlx::Database,
+    T: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    query.push("(");
+    let mut list = query.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    query.push(")");
+}
+
 pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())

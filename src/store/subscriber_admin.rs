@@ -360,23 +360,9 @@ pub async fn unsubscribe_many(db: &Db, ids: &[i64], now: DateTime<Utc>) -> Resul
         );
         query.push_bind(now).push(", updated_at = ").push_bind(now);
         query.push(" WHERE status IN ('pending', 'active') AND id IN ");
-        push_ids(&mut query, ids);
+        super::push_list(&mut query, ids.iter().copied());
         query.build().execute(pool).await.map(|r| r.rows_affected())
     })?)
-}
-
-/// Appends `(id, id, …)` to a query.
-fn push_ids<DB>(query: &mut sqlx::QueryBuilder<DB>, ids: &[i64])
-where
-    DB: sqlx::Database,
-    i64: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    query.push("(");
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    query.push(")");
 }
 
 /// Erases the subscribers in `ids` as [`erase`] does; returns how many there were.
@@ -389,10 +375,10 @@ pub async fn erase_many(db: &Db, ids: &[i64]) -> Result<u64, StoreError> {
         let mut tx = pool.begin().await?;
         // Their bounce and complaint reports name them too (a suppression stays: see README).
         let mut events = sqlx::QueryBuilder::new("DELETE FROM mail_events WHERE subscriber_id IN ");
-        push_ids(&mut events, ids);
+        super::push_list(&mut events, ids.iter().copied());
         events.build().execute(&mut *tx).await?;
         let mut query = sqlx::QueryBuilder::new("DELETE FROM subscribers WHERE id IN ");
-        push_ids(&mut query, ids);
+        super::push_list(&mut query, ids.iter().copied());
         let gone = query.build().execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok::<_, sqlx::Error>(gone)

@@ -1,5 +1,7 @@
 //! Bulk insertion of imported subscribers.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError};
@@ -123,15 +125,11 @@ pub async fn insert(
             opted_out += update.build().execute(&mut *tx).await?.rows_affected();
         }
         // Suppressed addresses (a bounce or a complaint) are not added back.
-        let mut suppressed: Vec<String> = Vec::new();
+        let mut suppressed: HashSet<String> = HashSet::new();
         for chunk in rows.chunks(1000) {
             let mut query =
-                sqlx::QueryBuilder::new("SELECT email_key FROM suppressions WHERE email_key IN (");
-            let mut list = query.separated(", ");
-            for row in chunk {
-                list.push_bind(row.email.key());
-            }
-            query.push(")");
+                sqlx::QueryBuilder::new("SELECT email_key FROM suppressions WHERE email_key IN ");
+            super::push_list(&mut query, chunk.iter().map(|row| row.email.key()));
             suppressed.extend(
                 query
                     .build_query_scalar::<String>()

@@ -184,12 +184,8 @@ pub async fn signup_batch(
         // Suppressed addresses (a bounce or a complaint) are not stored again; the reader is
         // answered as always.
         let mut query =
-            sqlx::QueryBuilder::new("SELECT email_key FROM suppressions WHERE email_key IN (");
-        let mut keys = query.separated(", ");
-        for request in requests {
-            keys.push_bind(request.signup.email.key());
-        }
-        query.push(")");
+            sqlx::QueryBuilder::new("SELECT email_key FROM suppressions WHERE email_key IN ");
+        super::push_list(&mut query, requests.iter().map(|r| r.signup.email.key()));
         let suppressed: HashSet<String> = query
             .build_query_scalar::<String>()
             .fetch_all(&mut *tx)

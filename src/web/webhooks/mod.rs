@@ -21,6 +21,7 @@ use serde_json::json;
 use super::AppState;
 use crate::config::Config;
 use crate::domain::{Effect, MailEvent};
+use crate::store::mail_events;
 
 /// The largest webhook body taken (SendGrid batches events; an SNS message is at most 256 KB).
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
@@ -98,8 +99,20 @@ pub(crate) enum Refusal {
     Unavailable(String),
 }
 
-impl Refusal {
-    fn answer(&self) -> HttpResponse {
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        Refusal::Unavailable(e.to_string())
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl actix_web::ResponseError for Refusal {
+    fn error_response(&self) -> HttpResponse {
         let (status, message) = match self {
             Refusal::Unauthorized(why) => (StatusCode::UNAUTHORIZED, why.to_string()),
             Refusal::Forbidden(why) => (StatusCode::FORBIDDEN, why.to_string()),
@@ -133,15 +146,14 @@ async fn record(state: &AppState, parsed: Parsed) -> Result<HttpResponse, Refusa
     let threshold = state.config.bounce_threshold as i32;
     let (mut recorded, mut duplicates) = (0, 0);
     for event in &parsed.events {
-        let effect = crate::store::mail_events::record(
+        let effect = mail_events::record(
             &state.db,
             event,
             delivery_named(state, event),
             threshold,
             state.clock.now(),
         )
-        .await
-        .map_err(|e| Refusal::Unavailable(e.to_string()))?;
+        .await?;
         if effect == Effect::Duplicate {
             duplicates += 1;
         } else {
@@ -177,100 +189,66 @@ pub(crate) fn delivery_named(state: &AppState, event: &MailEvent) -> Option<i64>
     }
 }
 
-fn answer(result: Result<HttpResponse, Refusal>) -> HttpResponse {
-    result.unwrap_or_else(|refusal| refusal.answer())
-}
-
 /// `POST /webhooks/postmark`.
-pub async fn postmark(
+async fn postmark(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
     body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async {
-            let settings = state
-                .webhooks
-                .postmark
-                .as_ref()
-                .ok_or(Refusal::NotConfigured)?;
-            let parsed = settings.verify(&req, &body)?;
-            record(&state, parsed).await
-        }
-        .await,
-    )
+) -> Result<HttpResponse, Refusal> {
+    let settings = state
+        .webhooks
+        .postmark
+        .as_ref()
+        .ok_or(Refusal::NotConfigured)?;
+    record(&state, settings.verify(&req, &body)?).await
 }
 
 /// `POST /webhooks/mailgun`.
-pub async fn mailgun(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    answer(
-        async {
-            let settings = state
-                .webhooks
-                .mailgun
-                .as_ref()
-                .ok_or(Refusal::NotConfigured)?;
-            let now = chrono::Utc::now();
-            let (parsed, token, event_id) =
-                settings.verify(&body, state.clock.now(), state.webhooks.tolerance)?;
-            let fits = crate::store::mail_events::token_fits(
-                &state.db,
-                "mailgun",
-                &token,
-                &event_id,
-                now,
-                now - state.webhooks.tolerance * 4,
-            )
-            .await
-            .map_err(|e| Refusal::Unavailable(e.to_string()))?;
-            if !fits {
-                return Err(Refusal::Unauthorized(
-                    "This signature was already used for another event.",
-                ));
-            }
-            record(&state, parsed).await
-        }
-        .await,
-    )
+async fn mailgun(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, Refusal> {
+    let settings = state
+        .webhooks
+        .mailgun
+        .as_ref()
+        .ok_or(Refusal::NotConfigured)?;
+    let tolerance = state.webhooks.tolerance;
+    let (parsed, token, event_id) = settings.verify(&body, state.clock.now(), tolerance)?;
+    let now = chrono::Utc::now();
+    let forget_before = now - tolerance * 4;
+    if !mail_events::token_fits(&state.db, "mailgun", &token, &event_id, now, forget_before).await?
+    {
+        return Err(Refusal::Unauthorized(
+            "This signature was already used for another event.",
+        ));
+    }
+    record(&state, parsed).await
 }
 
 /// `POST /webhooks/sendgrid`.
-pub async fn sendgrid(
+async fn sendgrid(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
     body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async {
-            let settings = state
-                .webhooks
-                .sendgrid
-                .as_ref()
-                .ok_or(Refusal::NotConfigured)?;
-            let parsed =
-                settings.verify(&req, &body, state.clock.now(), state.webhooks.tolerance)?;
-            record(&state, parsed).await
-        }
-        .await,
-    )
+) -> Result<HttpResponse, Refusal> {
+    let settings = state
+        .webhooks
+        .sendgrid
+        .as_ref()
+        .ok_or(Refusal::NotConfigured)?;
+    let parsed = settings.verify(&req, &body, state.clock.now(), state.webhooks.tolerance)?;
+    record(&state, parsed).await
 }
 
 /// `POST /webhooks/ses`: Amazon SES notifications through SNS (subscription confirmations too).
-pub async fn ses(
+async fn ses(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
     body: web::Bytes,
-) -> HttpResponse {
-    answer(
-        async {
-            let settings = state.webhooks.ses.as_ref().ok_or(Refusal::NotConfigured)?;
-            match settings.verify(&req, &body).await? {
-                ses::Verified::Events(parsed) => record(&state, parsed).await,
-                ses::Verified::Answered(response) => Ok(response),
-            }
-        }
-        .await,
-    )
+) -> Result<HttpResponse, Refusal> {
+    let settings = state.webhooks.ses.as_ref().ok_or(Refusal::NotConfigured)?;
+    match settings.verify(&req, &body).await? {
+        ses::Verified::Events(parsed) => record(&state, parsed).await,
+        ses::Verified::Answered(response) => Ok(response),
+    }
 }
 
 /// Adds the webhook routes.
