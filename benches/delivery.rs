@@ -2,8 +2,8 @@
 //! body of `BODY_BYTES`, default 5,500, in both parts, quoted-printable) to N confirmed readers,
 //! sent by a real `fortnight worker` process to Postfix's `smtp-sink` on loopback; then
 //! `smtp-source -d -l 20480` with as many connections, in the same run, as the reference.
-//! SQLite runs twice, with `sqlite_synchronous = normal` and `full`, and the two rates are
-//! reported side by side.
+//! SQLite runs with `sqlite_synchronous = normal` and `full`, then with `full` and every copy
+//! DKIM-signed, by an RSA-2048 key and by an Ed25519 key; the rates are reported side by side.
 //!
 //! Needs `smtp-sink` and `smtp-source` (Debian package `postfix`). Run:
 //! `cargo bench --bench delivery` (env: `READERS`, default 100000; `CONNECTIONS`, default 8;
@@ -117,7 +117,10 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
     (db, issue.id)
 }
 
-fn worker(url: &str, connections: usize, synchronous: &str) -> Child {
+/// A DKIM key for the worker: its selector and PEM file.
+type DkimKey<'a> = Option<(&'a str, &'a std::path::Path)>;
+
+fn worker(url: &str, connections: usize, synchronous: &str, dkim: DkimKey<'_>) -> Child {
     let mut command = match std::env::var("PROFILE") {
         Ok(out) => {
             let mut perf = Command::new("perf");
@@ -141,7 +144,14 @@ fn worker(url: &str, connections: usize, synchronous: &str) -> Child {
         .env("FORTNIGHT_SEND_CONCURRENCY", connections.to_string())
         .env("FORTNIGHT_SQLITE_SYNCHRONOUS", synchronous)
         .env("FORTNIGHT_MAIL_POLL_INTERVAL", "100ms")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn");
+    if let Some((selector, key)) = dkim {
+        command
+            .env("FORTNIGHT_DKIM_SELECTOR", selector)
+            .env("FORTNIGHT_DKIM_PRIVATE_KEY", key)
+            .env("FORTNIGHT_DKIM_DOMAIN", "example.com");
+    }
+    command
         .stdout(Stdio::null())
         .spawn()
         .expect("the fortnight binary")
@@ -149,9 +159,16 @@ fn worker(url: &str, connections: usize, synchronous: &str) -> Child {
 
 /// Sends the issue to `readers` through a worker with `sqlite_synchronous = synchronous`;
 /// returns the rate in messages/s.
-async fn run(label: &str, url: &str, readers: usize, connections: usize, synchronous: &str) -> f64 {
+async fn run(
+    label: &str,
+    url: &str,
+    readers: usize,
+    connections: usize,
+    synchronous: &str,
+    dkim: DkimKey<'_>,
+) -> f64 {
     let (db, id) = prepare(url, readers).await;
-    let mut child = worker(url, connections, synchronous);
+    let mut child = worker(url, connections, synchronous, dkim);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     assert!(
@@ -232,13 +249,45 @@ async fn main() {
                 dir.path().join(format!("bench-{synchronous}.db")).display()
             );
             let label = format!("SQLite (synchronous = {synchronous})");
-            rates.push(run(&label, &url, readers, connections, synchronous).await);
+            rates.push(run(&label, &url, readers, connections, synchronous, None).await);
         }
         println!(
             "SQLite send rate: synchronous = normal {:.0} messages/s, full {:.0} messages/s (full is {:.0}% of normal)",
             rates[0],
             rates[1],
             100.0 * rates[1] / rates[0]
+        );
+        for (name, algorithm) in [
+            ("rsa", fortnight::mail::dkim::Algorithm::Rsa),
+            ("ed25519", fortnight::mail::dkim::Algorithm::Ed25519),
+        ] {
+            let key = dir.path().join(format!("dkim-{name}.pem"));
+            let generated = fortnight::mail::dkim::generate(algorithm).unwrap();
+            std::fs::write(&key, generated.pem).unwrap();
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("bench-dkim-{name}.db")).display()
+            );
+            let label = format!("SQLite (synchronous = full, DKIM {name})");
+            rates.push(
+                run(
+                    &label,
+                    &url,
+                    readers,
+                    connections,
+                    "full",
+                    Some((name, &key)),
+                )
+                .await,
+            );
+        }
+        println!(
+            "DKIM: unsigned {:.0} messages/s, RSA-2048 {:.0} messages/s ({:.0}%), Ed25519 {:.0} messages/s ({:.0}%)",
+            rates[1],
+            rates[2],
+            100.0 * rates[2] / rates[1],
+            rates[3],
+            100.0 * rates[3] / rates[1]
         );
         reference(connections);
     }
@@ -263,7 +312,15 @@ async fn main() {
             .unwrap();
         let mut url = url::Url::parse(&admin_url).unwrap();
         url.set_path("/fortnight_bench_delivery");
-        run("PostgreSQL", url.as_str(), readers, connections, "full").await;
+        run(
+            "PostgreSQL",
+            url.as_str(),
+            readers,
+            connections,
+            "full",
+            None,
+        )
+        .await;
         reference(connections);
         sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery WITH (FORCE)")
             .execute(pool)

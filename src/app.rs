@@ -11,6 +11,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::bounces::mailbox::BounceMailbox;
 use crate::clock::Clock;
 use crate::config::{Config, redact_url};
 use crate::delivery::Handoff;
@@ -39,6 +40,7 @@ pub struct Application {
     scheduler: Scheduler,
     worker: Worker,
     importer: Importer,
+    mailbox: Option<BounceMailbox>,
     state: web::Data<AppState>,
 }
 
@@ -97,6 +99,16 @@ impl Parts {
         );
         importer.wake = self.import_wake.clone();
         importer
+    }
+
+    /// The bounce mailbox reader, when `bounce_mailbox` is set.
+    pub fn bounce_mailbox(&self) -> anyhow::Result<Option<BounceMailbox>> {
+        BounceMailbox::from_config(
+            self.config.clone(),
+            self.db.clone(),
+            self.clock.clone(),
+            self.link_key.clone(),
+        )
     }
 
     /// The transactional mail sender.
@@ -229,6 +241,7 @@ impl Application {
             scheduler: parts.scheduler(handoff.clone()),
             worker: parts.worker(handoff)?,
             importer: parts.importer(),
+            mailbox: parts.bounce_mailbox()?,
             state,
         })
     }
@@ -258,6 +271,11 @@ impl Application {
         self.importer.clone()
     }
 
+    /// The bounce mailbox reader, for callers that poll by hand.
+    pub fn bounce_mailbox(&self) -> Option<BounceMailbox> {
+        self.mailbox.clone()
+    }
+
     /// The transactional mail sender, for callers that drain it by hand.
     pub fn sender(&self) -> OutboxSender {
         self.sender.clone()
@@ -270,6 +288,9 @@ impl Application {
         let background = CancellationToken::new();
         let sender = tokio::spawn(self.sender.clone().run(background.clone()));
         let importer = tokio::spawn(self.importer.clone().run(background.clone()));
+        if let Some(mailbox) = self.mailbox.clone() {
+            tokio::spawn(mailbox.run(background.clone()));
+        }
         let worker = if self.sender.config.delivery_worker {
             tokio::spawn(self.worker.clone().run(background.clone()))
         } else {

@@ -44,6 +44,27 @@ pub struct Config {
     /// goes out from `bounces+TOKEN@news.example.com`, the token naming the copy, so that a
     /// bounce maps to its reader and issue. Unset, the envelope sender is `mail_from`.
     pub bounce_address: Option<String>,
+    /// DKIM selectors, one per key in `dkim_private_key` and in the same order: a name, or a
+    /// list to sign with several keys (an RSA key and an Ed25519 key, say).
+    #[serde(deserialize_with = "one_or_many")]
+    pub dkim_selector: Vec<String>,
+    /// DKIM private keys (PEM files; RSA of 2048 bits or more, or Ed25519), paired with
+    /// `dkim_selector`. Unset, mail goes out unsigned. `fortnight dkim generate` makes one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub dkim_private_key: Vec<PathBuf>,
+    /// The signing domain (`d=`); unset, the domain of `mail_from`.
+    pub dkim_domain: Option<String>,
+    /// A mailbox that receives bounces and complaints (the `bounce_address`'s), read over
+    /// IMAP: `imaps://user:password@imap.example.com/INBOX` (or `imap://` with STARTTLS).
+    pub bounce_mailbox: Option<SecretString>,
+    /// How often the bounce mailbox is read.
+    #[serde(with = "humantime_serde")]
+    pub bounce_mailbox_interval: Duration,
+    /// The folder processed messages are moved to (created when missing).
+    pub bounce_mailbox_processed_folder: String,
+    /// A PEM file of a certificate authority trusted for the bounce mailbox's certificate
+    /// besides the public ones, for a mail server with a private CA.
+    pub bounce_mailbox_certificate_authority: Option<PathBuf>,
     /// Postmark's bounce and spam-complaint webhook: the `user:password` put in the webhook
     /// URL (basic auth). Unset, `/webhooks/postmark` answers 404.
     pub postmark_webhook_credentials: Option<SecretString>,
@@ -159,6 +180,13 @@ impl Default for Config {
             reply_to: None,
             list_unsubscribe_mailto: None,
             bounce_address: None,
+            dkim_selector: Vec::new(),
+            dkim_private_key: Vec::new(),
+            dkim_domain: None,
+            bounce_mailbox: None,
+            bounce_mailbox_interval: Duration::from_secs(60),
+            bounce_mailbox_processed_folder: "Processed".into(),
+            bounce_mailbox_certificate_authority: None,
             postmark_webhook_credentials: None,
             mailgun_webhook_signing_key: None,
             sendgrid_webhook_public_key: None,
@@ -199,6 +227,24 @@ impl Default for Config {
     }
 }
 
+/// A list setting that may also be given as one value (`key = "a"` or `key = ["a", "b"]`).
+fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany<T> {
+        One(T),
+        Many(Vec<T>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
 /// Every key [`Config`] reads, to catch misspelt keys in `fortnight.toml`.
 const KEYS: &[&str] = &[
     "database_url",
@@ -211,6 +257,13 @@ const KEYS: &[&str] = &[
     "reply_to",
     "list_unsubscribe_mailto",
     "bounce_address",
+    "dkim_selector",
+    "dkim_private_key",
+    "dkim_domain",
+    "bounce_mailbox",
+    "bounce_mailbox_interval",
+    "bounce_mailbox_processed_folder",
+    "bounce_mailbox_certificate_authority",
     "postmark_webhook_credentials",
     "mailgun_webhook_signing_key",
     "sendgrid_webhook_public_key",
@@ -277,6 +330,25 @@ impl Config {
         let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The `(selector, key file)` pairs DKIM signs with; empty when signing is off.
+    pub fn dkim_keys(&self) -> Vec<(&str, &Path)> {
+        self.dkim_selector
+            .iter()
+            .map(String::as_str)
+            .zip(self.dkim_private_key.iter().map(PathBuf::as_path))
+            .collect()
+    }
+
+    /// The DKIM signing domain: `dkim_domain`, else the domain of `mail_from`.
+    pub fn dkim_signing_domain(&self) -> String {
+        self.dkim_domain.clone().unwrap_or_else(|| {
+            self.mail_from
+                .parse::<Mailbox>()
+                .map(|m| m.email.domain().to_owned())
+                .unwrap_or_default()
+        })
     }
 
     /// Checks what serde cannot: URL schemes, the sender address, non-zero limits.
@@ -350,6 +422,45 @@ impl Config {
                     ),
                 );
             }
+        }
+        if self.dkim_selector.len() != self.dkim_private_key.len() {
+            return bad(
+                "dkim_selector",
+                format!(
+                    "{} selector(s) for {} key(s) in `dkim_private_key`: give one selector per key, in the same order",
+                    self.dkim_selector.len(),
+                    self.dkim_private_key.len()
+                ),
+            );
+        }
+        for selector in &self.dkim_selector {
+            let label_ok =
+                |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !selector.split('.').all(label_ok) {
+                return bad(
+                    "dkim_selector",
+                    format!("{selector:?} is not a DNS name like s1 or news-2026"),
+                );
+            }
+        }
+        if let Some(domain) = &self.dkim_domain {
+            if format!("x@{domain}").parse::<lettre::Address>().is_err() {
+                return bad("dkim_domain", format!("{domain:?} is not a domain name"));
+            }
+        }
+        if let Some(mailbox) = &self.bounce_mailbox {
+            if let Err(why) = crate::bounces::mailbox::MailboxUrl::parse(mailbox.expose_secret()) {
+                return bad("bounce_mailbox", why);
+            }
+        }
+        if self.bounce_mailbox_interval.is_zero() {
+            return bad("bounce_mailbox_interval", "must be more than zero".into());
+        }
+        if self.bounce_mailbox_processed_folder.trim().is_empty() {
+            return bad(
+                "bounce_mailbox_processed_folder",
+                "must name a folder".into(),
+            );
         }
         if self.postal_address.chars().any(|c| c.is_control()) {
             return bad("postal_address", "must be one line".into());

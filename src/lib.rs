@@ -1,6 +1,7 @@
 //! Fortnight: a self-hosted newsletter backend for a publication with a steady rhythm.
 
 pub mod app;
+pub mod bounces;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -16,6 +16,7 @@ use crate::domain::SubscriberEmail;
 use crate::domain::password::Password;
 use crate::store::{Db, editors};
 
+mod dkim;
 mod doctor;
 mod subscribers;
 mod tokens;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Create API tokens.
     #[command(subcommand)]
     Token(tokens::TokenCommand),
+    /// DKIM signing keys.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
 }
 
 /// `fortnight editor …`
@@ -140,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             subscribers::run(&config, &open(&config).await?, command).await
         }
         Command::Token(command) => tokens::run(&open(&config).await?, command).await,
+        Command::Dkim(command) => dkim::run(&config, command),
     }
 }
 

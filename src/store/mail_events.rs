@@ -62,7 +62,6 @@ pub async fn record(
     threshold: i32,
     now: DateTime<Utc>,
 ) -> Result<Effect, StoreError> {
-    let key = key_of(&event.email);
     let uids = event.message_id.as_deref().and_then(uids_of);
     Ok(with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
@@ -107,10 +106,10 @@ pub async fn record(
                 .map(|(s, i)| (s, Some(i)));
             }
         }
-        if target.is_none() {
+        if target.is_none() && !event.email.trim().is_empty() {
             target =
                 sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE email_key = $1")
-                    .bind(&key)
+                    .bind(key_of(&event.email))
                     .fetch_optional(&mut *tx)
                     .await?
                     .map(|s| (s, None));
@@ -119,6 +118,18 @@ pub async fn record(
             Some((s, i)) => (Some(s), i),
             None => (None, None),
         };
+        // A report whose recipient was lost on the way (a mangled bounce named by its bounce
+        // address) is about the reader it names.
+        let mut email = event.email.trim().to_owned();
+        if email.is_empty() {
+            if let Some(s) = subscriber {
+                email = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
+                    .bind(s)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            }
+        }
+        let key = key_of(&email);
         let ended = |status: &'static str| {
             sqlx::query(
                 "UPDATE subscribers SET status = $2, unsubscribed_at = $3, updated_at = $3 \
@@ -136,18 +147,20 @@ pub async fn record(
                     ("complained", "complaint", Effect::Complained)
                 };
                 let changed = ended(status).execute(&mut *tx).await?.rows_affected();
-                sqlx::query(
+                if !email.is_empty() {
+                    sqlx::query(
                     "INSERT INTO suppressions (email_key, email, reason, provider, diagnostic, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_key) DO NOTHING",
                 )
                 .bind(&key)
-                .bind(&event.email)
+                .bind(&email)
                 .bind(reason)
                 .bind(event.provider)
                 .bind(&event.diagnostic)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                }
                 if changed == 1 {
                     effect
                 } else {
@@ -198,12 +211,14 @@ pub async fn record(
             },
         };
         sqlx::query(
-            "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4 WHERE id = $1",
+            "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4, email = $5 \
+             WHERE id = $1",
         )
         .bind(id)
         .bind(subscriber)
         .bind(issue)
         .bind(effect.as_str())
+        .bind(&email)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

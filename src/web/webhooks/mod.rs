@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::config::Config;
-use crate::domain::{Effect, MailEvent};
+use crate::domain::MailEvent;
 use crate::store::mail_events;
 
 /// The largest webhook body taken (SendGrid batches events; an SNS message is at most 256 KB).
@@ -143,50 +143,19 @@ pub(crate) struct Parsed {
 
 /// Records verified events; each once.
 async fn record(state: &AppState, parsed: Parsed) -> Result<HttpResponse, Refusal> {
-    let threshold = state.config.bounce_threshold as i32;
-    let (mut recorded, mut duplicates) = (0, 0);
-    for event in &parsed.events {
-        let effect = mail_events::record(
-            &state.db,
-            event,
-            delivery_named(state, event),
-            threshold,
-            state.clock.now(),
-        )
-        .await?;
-        if effect == Effect::Duplicate {
-            duplicates += 1;
-        } else {
-            recorded += 1;
-            metrics::counter!(
-                "fortnight_mail_events_total",
-                "provider" => event.provider,
-                "kind" => event.kind.as_str()
-            )
-            .increment(1);
-            tracing::info!(
-                provider = event.provider,
-                kind = event.kind.as_str(),
-                effect = effect.as_str(),
-                "mail event recorded"
-            );
-        }
-    }
+    let tally = crate::bounces::record(
+        &state.db,
+        &state.config,
+        &state.link_key,
+        &parsed.events,
+        state.clock.now(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "recorded": recorded,
-        "duplicates": duplicates,
+        "recorded": tally.recorded,
+        "duplicates": tally.duplicates,
         "ignored": parsed.ignored,
     })))
-}
-
-/// The delivery a bounce address (VERP) names, when the event carries one of ours.
-pub(crate) fn delivery_named(state: &AppState, event: &MailEvent) -> Option<i64> {
-    let bounce = state.config.bounce_address.as_deref()?;
-    let token = crate::domain::token::verp_token_of(bounce, event.return_path.as_deref()?)?;
-    match state.link_key.verify_verp(token)? {
-        (crate::domain::token::VerpKind::Delivery, id) => Some(id),
-        (crate::domain::token::VerpKind::Outbox, _) => None,
-    }
 }
 
 /// `POST /webhooks/postmark`.

@@ -39,9 +39,14 @@ both_databases!(
 
 /// Creates an issue through the API and starts its send as the scheduler would.
 pub(crate) async fn start_send(app: &TestApp, token: &str, subject: &str) -> i64 {
+    start_send_of(app, token, subject, "Body.").await
+}
+
+/// [`start_send`] of an issue with this Markdown body.
+pub(crate) async fn start_send_of(app: &TestApp, token: &str, subject: &str, body: &str) -> i64 {
     let response = app
         .api(Method::POST, "/api/v1/issues", token)
-        .json(&json!({"subject": subject, "body": "Body."}))
+        .json(&json!({"subject": subject, "body": body}))
         .send()
         .await
         .unwrap();

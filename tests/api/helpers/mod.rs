@@ -2,6 +2,7 @@
 //! own SMTP capture, plus typed helpers so that a test reads as intent.
 
 mod database;
+pub mod dovecot;
 mod smtp;
 
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct TestApp {
     /// The instance's delivery worker (running in the background unless
     /// `delivery_workers` is 0), to clone for more workers.
     pub worker: fortnight::delivery::worker::Worker,
+    /// The instance's bounce mailbox reader, when `bounce_mailbox` is set, for polling by hand.
+    pub mailbox: Option<fortnight::bounces::mailbox::BounceMailbox>,
     stop: CancellationToken,
     _database: TestDatabase,
 }
@@ -129,6 +132,7 @@ pub async fn start(
     let state = app.state();
     let scheduler = app.scheduler();
     let worker = app.worker();
+    let mailbox = app.bounce_mailbox();
     let stop = CancellationToken::new();
     tokio::spawn(app.run_until(stop.clone()));
     let client = reqwest::Client::builder()
@@ -145,6 +149,7 @@ pub async fn start(
         link_key: state.link_key.clone(),
         scheduler,
         worker,
+        mailbox,
         database_url: database.url(),
         stop,
         _database: database,

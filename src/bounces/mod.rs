@@ -1,0 +1,83 @@
+//! What happens after the send: bounce and complaint reports, from providers' webhooks
+//! ([`crate::web`]) and from a bounce mailbox read over IMAP ([`mailbox`]), recorded once each
+//! and acted on ([`record`]).
+
+pub mod mailbox;
+pub mod report;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::domain::token::{LinkKey, VerpKind, verp_token_of};
+use crate::domain::{Effect, MailEvent};
+use crate::store::{Db, StoreError, mail_events};
+
+/// How a batch of reports was taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Reports recorded now (and acted on).
+    pub recorded: usize,
+    /// Reports recorded before: a provider's retry, a message read twice.
+    pub duplicates: usize,
+}
+
+/// What naming a copy by its bounce address (VERP) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// A copy of an issue: its delivery row.
+    Delivery(i64),
+    /// A transactional email: its outbox row.
+    Outbox(i64),
+}
+
+/// What `address` names, if it is a bounce address this instance signed.
+pub fn named_by(config: &Config, link_key: &LinkKey, address: &str) -> Option<Named> {
+    let bounce = config.bounce_address.as_deref()?;
+    let token = verp_token_of(bounce, address)?;
+    Some(match link_key.verify_verp(token)? {
+        (VerpKind::Delivery, id) => Named::Delivery(id),
+        (VerpKind::Outbox, id) => Named::Outbox(id),
+    })
+}
+
+/// Records each event once and acts on its reader (see [`mail_events::record`]): the copy
+/// its bounce address names first, then its `Message-ID`, then the address alone.
+pub async fn record(
+    db: &Db,
+    config: &Config,
+    link_key: &LinkKey,
+    events: &[MailEvent],
+    now: DateTime<Utc>,
+) -> Result<Tally, StoreError> {
+    let threshold = config.bounce_threshold as i32;
+    let mut tally = Tally::default();
+    for event in events {
+        let delivery = match event
+            .return_path
+            .as_deref()
+            .and_then(|path| named_by(config, link_key, path))
+        {
+            Some(Named::Delivery(id)) => Some(id),
+            _ => None,
+        };
+        let effect = mail_events::record(db, event, delivery, threshold, now).await?;
+        if effect == Effect::Duplicate {
+            tally.duplicates += 1;
+            continue;
+        }
+        tally.recorded += 1;
+        metrics::counter!(
+            "fortnight_mail_events_total",
+            "provider" => event.provider,
+            "kind" => event.kind.as_str()
+        )
+        .increment(1);
+        tracing::info!(
+            provider = event.provider,
+            kind = event.kind.as_str(),
+            effect = effect.as_str(),
+            "mail event recorded"
+        );
+    }
+    Ok(tally)
+}
