@@ -191,6 +191,8 @@ pub struct DeliverabilityPage<'a> {
     pub q: &'a str,
     /// One row per provider.
     pub hooks: Vec<HookRow>,
+    /// The DNS names of the DKIM keys that sign every message (empty: signing is off).
+    pub dkim: Vec<String>,
 }
 
 /// The API tokens.

@@ -267,6 +267,23 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
         );
     }
 
+    // The admin shows where the mailbox is (never its password) and when it last reported.
+    app.sign_in().await;
+    let page = app.get("/admin/deliverability").await.text().await.unwrap();
+    assert!(page.contains("imaps://bounces@127.0.0.1:"), "{page}");
+    assert!(
+        !page.contains("secret"),
+        "the password is never shown: {page}"
+    );
+    let row = page
+        .split("<tr>")
+        .find(|r| r.contains("Bounce mailbox (IMAP)"))
+        .unwrap();
+    assert!(
+        row.contains("<td>yes</td>") && !row.contains("<td>—</td>"),
+        "{row}"
+    );
+
     // Nothing left: the next poll reads nothing; the same DSN delivered later is a duplicate.
     assert_eq!(mailbox.poll().await.unwrap(), Polled::default());
     dovecot.deliver("INBOX", first.as_bytes());

@@ -195,6 +195,16 @@ async fn every_message_is_signed_and_verifies_independently(backend: Backend) {
         "each copy is the reader's own"
     );
 
+    // The admin names the records that must be published.
+    app.sign_in().await;
+    let page = app.get("/admin/deliverability").await.text().await.unwrap();
+    for selector in ["r2026", "e2026"] {
+        assert!(
+            page.contains(&format!("<code>{selector}._domainkey.{DOMAIN}</code>")),
+            "{page}"
+        );
+    }
+
     // Transactional mail is signed too: a confirmation.
     app.sign_up("newcomer@example.org").await;
     let all = app.wait_for_mail(copies.len() + 2).await;

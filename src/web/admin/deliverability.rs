@@ -49,7 +49,29 @@ pub async fn show(
         configured: configured.contains(&key),
         last: when(&last.iter().find(|(p, _)| p == key).map(|(_, at)| *at)),
     })
+    .chain(std::iter::once(HookRow {
+        name: "Bounce mailbox (IMAP)",
+        url: mailbox_shown(&state.config),
+        configured: state.config.bounce_mailbox.is_some(),
+        last: when(
+            &last
+                .iter()
+                .find(|(p, _)| p == crate::bounces::report::PROVIDER)
+                .map(|(_, at)| *at),
+        ),
+    }))
     .collect();
+    let dkim = state
+        .config
+        .dkim_selector
+        .iter()
+        .map(|selector| {
+            format!(
+                "{selector}._domainkey.{}",
+                state.config.dkim_signing_domain()
+            )
+        })
+        .collect();
     html(
         StatusCode::OK,
         DeliverabilityPage {
@@ -58,7 +80,28 @@ pub async fn show(
             suppressions,
             q: &query.q,
             hooks,
+            dkim,
         },
+    )
+}
+
+/// The bounce mailbox as the page shows it: where it is, never its password.
+fn mailbox_shown(config: &crate::config::Config) -> String {
+    use secrecy::ExposeSecret as _;
+    let Some(Ok(url)) = config
+        .bounce_mailbox
+        .as_ref()
+        .map(|m| crate::bounces::mailbox::MailboxUrl::parse(m.expose_secret()))
+    else {
+        return "set bounce_mailbox to read one".into();
+    };
+    let scheme = match url.security {
+        crate::bounces::mailbox::Security::Tls => "imaps",
+        crate::bounces::mailbox::Security::StartTls => "imap",
+    };
+    format!(
+        "{scheme}://{}@{}:{}/{} (processed mail goes to {})",
+        url.user, url.host, url.port, url.folder, config.bounce_mailbox_processed_folder
     )
 }
 
