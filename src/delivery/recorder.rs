@@ -44,6 +44,7 @@ impl Recorder {
 pub(super) async fn run(run: &Run, mut items: mpsc::Receiver<Item>) {
     let worker = &run.worker;
     let threshold = worker.config.bounce_threshold as i32;
+    let deferring = worker.db.deferring();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while items.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -63,7 +64,7 @@ pub(super) async fn run(run: &Run, mut items: mpsc::Receiver<Item>) {
                 alive_at: Clock::System.now(),
                 bounce_threshold: threshold,
             };
-            let Err(e) = delivery_ledger::settle(&worker.db, round, &mut Default::default()).await
+            let Err(e) = delivery_ledger::settle(&deferring, round, &mut Default::default()).await
             else {
                 break;
             };
@@ -71,9 +72,15 @@ pub(super) async fn run(run: &Run, mut items: mpsc::Receiver<Item>) {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_secs(2));
         }
-        for reply in replies {
-            let _ = reply.send(());
-        }
+        // A slot waits for its copy's record before its next SMTP transaction: durable first.
+        // The next batch is gathered and committed meanwhile.
+        let db = worker.db.clone();
+        tokio::spawn(async move {
+            db.sync().await;
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        });
         crate::telemetry::record_deliveries(outcomes.iter().map(|(_, o)| o));
         if outcomes
             .iter()

@@ -2,7 +2,8 @@
 //! gathered meanwhile in a single transaction and then answers each. Alone, a request goes in
 //! at once; under load, hundreds share a commit. A commit is durable when it returns (SQLite
 //! syncs its log with `synchronous = FULL`, PostgreSQL flushes its WAL), so the reader's answer
-//! waits for the disk, and the disk is waited for once per group, not once per reader.
+//! waits for the disk, and the disk is waited for once per group, not once per reader. On
+//! SQLite the sync runs beside the next group's transaction rather than inside the commit.
 
 use std::future::Future;
 
@@ -71,25 +72,33 @@ impl<R: Batch> GroupCommit<R> {
 }
 
 async fn record<R: Batch>(db: Db, mut receiver: mpsc::Receiver<(R, Reply<R::Outcome>)>) {
+    // Commits return before the log is synced; each group's answers wait for a sync that
+    // overlaps the next group's transaction (see `LogSync`).
+    let deferring = db.deferring();
     let mut batch = Vec::with_capacity(R::MAX);
     while receiver.recv_many(&mut batch, R::MAX).await > 0 {
         let (requests, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         // Two instances' groups can meet on the same rows in opposite orders (PostgreSQL);
         // the loser runs again rather than failing a whole group of readers.
-        let mut result = R::commit(&db, &requests).await;
+        let mut result = R::commit(&deferring, &requests).await;
         for _ in 0..3 {
             match &result {
                 Err(StoreError::Database(e)) if is_transient(e) => {
-                    result = R::commit(&db, &requests).await
+                    result = R::commit(&deferring, &requests).await
                 }
                 _ => break,
             }
         }
         match result {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+                // The answers wait for the sync; the next group does not.
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.sync().await;
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                });
             }
             Err(error) => {
                 tracing::error!(%error, n = replies.len(), what = R::WHAT, "requests could not be recorded");

@@ -3,7 +3,10 @@
 //! Each SQL string is written once and compiled against both real drivers through
 //! [`with_pool!`]; `now` always comes in from Rust, never from SQL.
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -96,6 +99,9 @@ pub enum Db {
         read: SqlitePool,
         /// Every write and every transaction.
         write: SqlitePool,
+        /// With `synchronous = full`, what makes a commit durable before it is acknowledged
+        /// ([`LogSync`]); `None` with `normal`, and in a [`Db::deferring`] handle.
+        log: Option<Arc<LogSync>>,
     },
     /// PostgreSQL: one pool for everything.
     Postgres(PgPool),
@@ -113,7 +119,18 @@ macro_rules! with_pool {
     };
     ($db:expr, write, |$pool:ident| $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite { write: $pool, .. } => $body,
+            $crate::store::Db::Sqlite {
+                write: $pool,
+                log: __log,
+                ..
+            } => {
+                let out = $body;
+                // Durable before anyone hears of it (`synchronous = full`).
+                if let Some(log) = __log {
+                    log.sync().await;
+                }
+                out
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -179,6 +196,86 @@ impl Backend {
     }
 }
 
+/// What makes SQLite commits durable with `sqlite_synchronous = full`: the connections run
+/// with `synchronous = NORMAL`, so a commit only writes its frames to the log, and every write
+/// then syncs the log (`fdatasync` of the `-wal` file) before it returns. The sync happens
+/// outside the writer connection, so the next group of writes commits while the last one's
+/// sync runs, and one sync covers every commit made before it began: concurrent callers wait
+/// for one sync instead of each paying for their own. SQLite still syncs the log before each
+/// checkpoint and the database file after it (as `NORMAL` does), so a commit whose frames were
+/// checkpointed and overwritten is in the synced database file. A failed sync means the disk
+/// may not hold what was committed; the process stops rather than acknowledge it (as
+/// PostgreSQL does).
+#[derive(Debug)]
+pub struct LogSync {
+    path: PathBuf,
+    /// Syncs asked for so far: a caller's ticket, taken after its commit.
+    asked: AtomicU64,
+    /// The highest ticket covered by a finished sync, and the open log file with its inode.
+    state: tokio::sync::Mutex<(u64, Option<(std::fs::File, u64)>)>,
+}
+
+impl LogSync {
+    fn new(database: PathBuf) -> LogSync {
+        let mut path = database.into_os_string();
+        path.push("-wal");
+        LogSync {
+            path: path.into(),
+            asked: AtomicU64::new(0),
+            state: tokio::sync::Mutex::new((0, None)),
+        }
+    }
+
+    /// Returns once everything committed before the call is on disk.
+    pub async fn sync(&self) {
+        let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut state = self.state.lock().await;
+        if state.0 >= ticket {
+            return;
+        }
+        // Every ticket up to here was taken after its commit; the sync below begins later.
+        let upto = self.asked.load(Ordering::SeqCst);
+        let (path, open) = (self.path.clone(), state.1.take());
+        match tokio::task::spawn_blocking(move || sync_log_file(&path, open)).await {
+            Ok(Ok(open)) => *state = (upto, open),
+            Ok(Err(error)) => {
+                tracing::error!(%error, path = %self.path.display(), "cannot sync the database log: stopping rather than acknowledge what may not be on disk");
+                std::process::abort();
+            }
+            Err(error) => {
+                tracing::error!(%error, "the database log sync stopped: stopping");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// Syncs the log file at `path`, reopening it when SQLite made a new one (the inode changed),
+/// and then syncing its directory too, so that a new log's name survives as well.
+fn sync_log_file(
+    path: &std::path::Path,
+    open: Option<(std::fs::File, u64)>,
+) -> std::io::Result<Option<(std::fs::File, u64)>> {
+    use std::os::unix::fs::MetadataExt as _;
+    let inode = match std::fs::metadata(path) {
+        Ok(meta) => meta.ino(),
+        // No log: every commit was checkpointed into the database file, which SQLite synced.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (file, fresh) = match open {
+        Some((file, known)) if known == inode => (file, false),
+        _ => (std::fs::File::open(path)?, true),
+    };
+    file.sync_data()?;
+    if fresh {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(Some((file, inode)))
+}
+
 /// Copies the SQLite write-ahead log into the database file every second from a reader
 /// connection. SQLite's automatic checkpoint would run inside whichever commit crosses the
 /// threshold and stall every writer queued behind it; a passive checkpoint here never blocks
@@ -236,17 +333,15 @@ impl Db {
                 let options = SqliteConnectOptions::from_str(raw)?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    // FULL: each commit syncs the log before it returns. Group commit (signups,
-                    // reader actions, delivery outcomes) keeps that to one sync per group.
-                    .synchronous(match synchronous {
-                        Synchronous::Full => SqliteSynchronous::Full,
-                        Synchronous::Normal => SqliteSynchronous::Normal,
-                    })
+                    // With `full`, the log is synced after each write outside the writer
+                    // ([`LogSync`]); SQLite itself syncs only at checkpoints.
+                    .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("temp_store", "memory")
                     // Checkpoints run beside the writer (below), never inside a commit.
                     .pragma("wal_autocheckpoint", "0");
+                let database = options.get_filename().to_owned();
                 // The one writer gets a 16 MiB page cache (imports and sends were measured no faster with
                 // 64 MiB, which only made a long send's memory grow with the list).
                 let write = SqlitePoolOptions::new()
@@ -258,7 +353,11 @@ impl Db {
                     .connect_with(options)
                     .await?;
                 tokio::spawn(checkpoint_wal(read.clone(), write.clone()));
-                Ok(Db::Sqlite { read, write })
+                let log = match synchronous {
+                    Synchronous::Full => Some(Arc::new(LogSync::new(database))),
+                    Synchronous::Normal => None,
+                };
+                Ok(Db::Sqlite { read, write, log })
             }
             _ => {
                 let options = PgConnectOptions::from_str(raw)?;
@@ -282,6 +381,28 @@ impl Db {
         Ok(())
     }
 
+    /// A handle on the same pools whose writes return before the SQLite log is synced; the
+    /// caller makes them durable with [`Db::sync`] before it acknowledges them. Group commit
+    /// uses it so that one group's sync overlaps the next group's transaction.
+    pub fn deferring(&self) -> Db {
+        match self {
+            Db::Sqlite { read, write, .. } => Db::Sqlite {
+                read: read.clone(),
+                write: write.clone(),
+                log: None,
+            },
+            Db::Postgres(pool) => Db::Postgres(pool.clone()),
+        }
+    }
+
+    /// Returns once every write made before the call is durable (SQLite with
+    /// `synchronous = full`; otherwise at once: PostgreSQL syncs each commit itself).
+    pub async fn sync(&self) {
+        if let Db::Sqlite { log: Some(log), .. } = self {
+            log.sync().await;
+        }
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         match self {
@@ -302,7 +423,7 @@ impl Db {
     /// Closes every connection; later queries fail.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { read, write } => {
+            Db::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
