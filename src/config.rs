@@ -456,11 +456,34 @@ impl Config {
         if self.bounce_mailbox_interval.is_zero() {
             return bad("bounce_mailbox_interval", "must be more than zero".into());
         }
-        if self.bounce_mailbox_processed_folder.trim().is_empty() {
+        let folder = &self.bounce_mailbox_processed_folder;
+        if folder.trim().is_empty() || folder.chars().any(char::is_control) {
             return bad(
                 "bounce_mailbox_processed_folder",
-                "must name a folder".into(),
+                "must name a folder, on one line".into(),
             );
+        }
+        if let Some(Ok(url)) = self
+            .bounce_mailbox
+            .as_ref()
+            .map(|m| crate::bounces::mailbox::MailboxUrl::parse(m.expose_secret()))
+        {
+            if url.folder.eq_ignore_ascii_case(folder) {
+                return bad(
+                    "bounce_mailbox_processed_folder",
+                    format!("{folder:?} is the folder read: name another"),
+                );
+            }
+        }
+        if let (Some(mailto), Some(bounce)) = (&self.list_unsubscribe_mailto, &self.bounce_address)
+        {
+            if mailto.eq_ignore_ascii_case(bounce) {
+                return bad(
+                    "list_unsubscribe_mailto",
+                    "must differ from `bounce_address`: one takes requests, the other reports"
+                        .into(),
+                );
+            }
         }
         if self.postal_address.chars().any(|c| c.is_control()) {
             return bad("postal_address", "must be one line".into());

@@ -5,7 +5,9 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"))
+        // The IMAP client traces every command it sends, the login's password included.
+        .add_directive("async_imap=info".parse().expect("a valid directive"));
     let _ = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

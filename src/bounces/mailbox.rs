@@ -26,6 +26,8 @@ use crate::store::{Db, subscribers};
 
 /// Messages handled in one poll at most; the rest wait for the next.
 const BATCH: usize = 200;
+/// A message larger than this is not read (no report is), only moved.
+const LARGEST: u32 = 4 * 1024 * 1024;
 /// The longest a connection, a login or one command may take.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -325,9 +327,10 @@ impl BounceMailbox {
             session.select(folder).await.map_err(imap_error("select"))
         })
         .await?;
+        // Messages a person (or a reader without MOVE) flagged deleted are left alone.
         let mut uids: Vec<u32> = timed("search", async {
             session
-                .uid_search("ALL")
+                .uid_search("UNDELETED")
                 .await
                 .map_err(imap_error("search"))
         })
@@ -349,19 +352,52 @@ impl BounceMailbox {
                 .map_err(imap_error("create"))
         })
         .await;
-        let can_move = timed("capabilities", async {
+        let capabilities = timed("capabilities", async {
             session
                 .capabilities()
                 .await
                 .map_err(imap_error("capabilities"))
         })
-        .await?
-        .has_str("MOVE");
+        .await?;
+        let (can_move, uidplus) = (
+            capabilities.has_str("MOVE"),
+            capabilities.has_str("UIDPLUS"),
+        );
         let addresses = Addresses {
             bounce: self.config.bounce_address.as_deref(),
             unsubscribe: self.config.list_unsubscribe_mailto.as_deref(),
+            key: &self.link_key,
         };
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sizes: std::collections::HashMap<u32, u32> = timed("fetch sizes", async {
+            let fetched: Vec<_> = session
+                .uid_fetch(&set, "RFC822.SIZE")
+                .await
+                .map_err(imap_error("fetch sizes"))?
+                .try_collect()
+                .await
+                .map_err(imap_error("fetch sizes"))?;
+            Ok(fetched
+                .iter()
+                .filter_map(|f| Some((f.uid?, f.size?)))
+                .collect())
+        })
+        .await?;
         for uid in uids {
+            if sizes.get(&uid).is_some_and(|size| *size > LARGEST) {
+                tracing::info!(
+                    uid,
+                    "bounce mailbox: a message too large to be a report; moved unread"
+                );
+                polled.ignored += 1;
+                self.take_away(session, uid, can_move, uidplus).await?;
+                polled.processed += 1;
+                continue;
+            }
             let raw = timed("fetch", async {
                 let fetched: Vec<_> = session
                     .uid_fetch(uid.to_string(), "BODY.PEEK[]")
@@ -386,8 +422,8 @@ impl BounceMailbox {
                     polled.recorded += tally.recorded;
                     polled.duplicates += tally.duplicates;
                 }
-                Report::Unsubscribe { email } => {
-                    if self.unsubscribe(&email, now).await? {
+                Report::Unsubscribe { uid } => {
+                    if self.unsubscribe(&uid, now).await? {
                         polled.unsubscribed += 1;
                     }
                 }
@@ -397,53 +433,73 @@ impl BounceMailbox {
                 }
             }
             // Committed: now the message may leave the folder.
-            timed("move", async {
-                if can_move {
-                    session
-                        .uid_mv(uid.to_string(), processed_folder)
-                        .await
-                        .map_err(imap_error("move"))
-                } else {
-                    session
-                        .uid_copy(uid.to_string(), processed_folder)
-                        .await
-                        .map_err(imap_error("copy"))?;
-                    session
-                        .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
-                        .await
-                        .map_err(imap_error("store"))?
-                        .try_collect::<Vec<_>>()
-                        .await
-                        .map_err(imap_error("store"))?;
-                    session
-                        .expunge()
-                        .await
-                        .map_err(imap_error("expunge"))?
-                        .try_collect::<Vec<_>>()
-                        .await
-                        .map_err(imap_error("expunge"))?;
-                    Ok(())
-                }
-            })
-            .await?;
+            self.take_away(session, uid, can_move, uidplus).await?;
             polled.processed += 1;
         }
         Ok(polled)
     }
 
-    /// Carries out an unsubscribe request mailed by `email`; whether a reader left now.
+    /// Moves a message to the processed folder: `UID MOVE`, else copy, flag and expunge just
+    /// that message (`UID EXPUNGE`, UIDPLUS), or the folder's flagged ones where the server has
+    /// neither.
+    async fn take_away<T>(
+        &self,
+        session: &mut Session<T>,
+        uid: u32,
+        can_move: bool,
+        uidplus: bool,
+    ) -> Result<(), PollError>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+    {
+        let processed_folder = &self.config.bounce_mailbox_processed_folder;
+        timed("move", async {
+            if can_move {
+                return session
+                    .uid_mv(uid.to_string(), processed_folder)
+                    .await
+                    .map_err(imap_error("move"));
+            }
+            session
+                .uid_copy(uid.to_string(), processed_folder)
+                .await
+                .map_err(imap_error("copy"))?;
+            session
+                .uid_store(uid.to_string(), "+FLAGS.SILENT (\\Deleted)")
+                .await
+                .map_err(imap_error("store"))?
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(imap_error("store"))?;
+            if uidplus {
+                session
+                    .uid_expunge(uid.to_string())
+                    .await
+                    .map_err(imap_error("expunge"))?
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(imap_error("expunge"))?;
+            } else {
+                session
+                    .expunge()
+                    .await
+                    .map_err(imap_error("expunge"))?
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(imap_error("expunge"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Carries out an unsubscribe request mailed with the reader's token; whether they left now.
     async fn unsubscribe(
         &self,
-        email: &str,
+        uid: &uuid::Uuid,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, PollError> {
-        let Ok(address) = crate::domain::SubscriberEmail::parse(email) else {
-            return Ok(false);
-        };
-        let Some(reader) = subscribers::find_by_email(&self.db, &address).await? else {
-            return Ok(false);
-        };
-        let outcome = subscribers::unsubscribe(&self.db, &reader.uid, now).await?;
+        let outcome = subscribers::unsubscribe(&self.db, uid, now).await?;
         if outcome == subscribers::UnsubscribeOutcome::Unsubscribed {
             tracing::info!("a reader left by an unsubscribe request mailed to the list");
             metrics::counter!("fortnight_unsubscribes_total", "via" => "mail").increment(1);

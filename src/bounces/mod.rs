@@ -60,7 +60,11 @@ pub async fn record(
             Some(Named::Delivery(id)) => Some(id),
             _ => None,
         };
-        let effect = mail_events::record(db, event, delivery, threshold, now).await?;
+        // Providers sign their reports, so the address they give is theirs to vouch for; what
+        // arrives in the mailbox names a reader only by a signed bounce address or our
+        // Message-ID, as anyone can mail it.
+        let by_address = event.provider != report::PROVIDER;
+        let effect = mail_events::record(db, event, delivery, by_address, threshold, now).await?;
         if effect == Effect::Duplicate {
             tally.duplicates += 1;
             continue;

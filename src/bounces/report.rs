@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders as _};
 use sha2::{Digest as _, Sha256};
 
+use crate::domain::token::LinkKey;
 use crate::domain::{EventKind, MailEvent};
 
 /// The provider name mailbox reports are recorded under.
@@ -20,10 +21,11 @@ pub const PROVIDER: &str = "mailbox";
 pub enum Report {
     /// Bounces or a complaint, one event per recipient reported.
     Events(Vec<MailEvent>),
-    /// A reader asked by mail to leave the list (RFC 2369 `mailto:`).
+    /// A reader asked by mail to leave the list (RFC 2369 `mailto:`), with the signed token
+    /// their copy's `List-Unsubscribe` put in the subject.
     Unsubscribe {
-        /// The sender, who leaves.
-        email: String,
+        /// The reader's public id, from the token.
+        uid: uuid::Uuid,
     },
     /// Nothing to act on: an autoreply, a delivery success, spam; why, for the log.
     Ignored(String),
@@ -36,28 +38,40 @@ pub struct Addresses<'a> {
     pub bounce: Option<&'a str>,
     /// `list_unsubscribe_mailto`: mail to it is an unsubscribe request.
     pub unsubscribe: Option<&'a str>,
+    /// The key bounce addresses and unsubscribe tokens are signed with: only an address or a
+    /// token it signed names a copy or a reader.
+    pub key: &'a LinkKey,
 }
+
+/// The longest event id kept as it is; a longer `Message-ID` is recorded by its hash.
+const ID_MAX: usize = 200;
+/// The longest address kept.
+const ADDRESS_MAX: usize = 320;
 
 /// Reads one raw message. `received` dates a report that carries no date of its own.
 pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Report {
     let Some(message) = MessageParser::default().parse(raw) else {
         return Report::Ignored("not a mail message".into());
     };
-    let id = match message.message_id() {
-        Some(id) => format!("<{id}>"),
-        None => format!("sha256:{}", hex(&Sha256::digest(raw))),
+    let id = match message.message_id().map(clean) {
+        Some(id) if !id.is_empty() && id.len() <= ID_MAX => format!("<{id}>"),
+        Some(id) if !id.is_empty() => format!("sha256:{}", hex(&Sha256::digest(id.as_bytes()))),
+        _ => format!("sha256:{}", hex(&Sha256::digest(raw))),
     };
     let occurred_at = message
         .date()
         .and_then(|d| DateTime::from_timestamp(d.to_timestamp(), 0))
         .unwrap_or(received);
     let envelope_to = envelope_addresses(&message);
-    let verp = addresses.bounce.and_then(|bounce| {
-        envelope_to
-            .iter()
-            .find(|a| crate::domain::token::verp_token_of(bounce, a).is_some())
-            .cloned()
-    });
+    // A bounce address counts only when its token is one this instance signed.
+    let signed = |address: &String| {
+        addresses.bounce.is_some_and(|bounce| {
+            crate::domain::token::verp_token_of(bounce, address)
+                .and_then(|token| addresses.key.verify_verp(token))
+                .is_some()
+        })
+    };
+    let verp = envelope_to.iter().find(|a| signed(a)).cloned();
     let mut found = Found::default();
     for part in &message.parts {
         let Some(ct) = part.content_type() else {
@@ -98,17 +112,27 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
             format!("{id}#{n}")
         },
         kind,
-        email,
+        email: clean(&email).chars().take(ADDRESS_MAX).collect(),
         message_id: original.message_id.clone(),
         return_path: path,
-        diagnostic,
+        diagnostic: truncate(&clean(&diagnostic)),
         occurred_at,
     };
 
     if let Some(feedback) = found.feedback {
         // A complaint: the feedback report names the original envelope; the original's
-        // headers name the reader and the copy.
-        let feedback_type = feedback.get("feedback-type").unwrap_or("abuse").to_owned();
+        // headers name the reader and the copy. Only abuse (and fraud) reports are complaints:
+        // DMARC failure reports, "not spam" and the rest are not about the reader.
+        let feedback_type = feedback
+            .get("feedback-type")
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !matches!(feedback_type.as_str(), "abuse" | "fraud") {
+            return Report::Ignored(format!(
+                "a feedback report of type {feedback_type:?}, not a complaint"
+            ));
+        }
         let email = feedback
             .get("original-rcpt-to")
             .map(strip_address)
@@ -117,7 +141,8 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
         let path = feedback
             .get("original-mail-from")
             .map(strip_address)
-            .or_else(|| original.return_path.clone())
+            .filter(signed)
+            .or_else(|| original.return_path.clone().filter(signed))
             .or(verp);
         if email.is_empty() && path.is_none() && original.message_id.is_none() {
             return Report::Ignored("a feedback report that names no recipient".into());
@@ -154,7 +179,9 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
                 .or_else(|| recipient.original_recipient.clone())
                 .or_else(|| original.to.clone())
                 .unwrap_or_default();
-            let path = verp.clone().or_else(|| original.return_path.clone());
+            let path = verp
+                .clone()
+                .or_else(|| original.return_path.clone().filter(signed));
             events.push(event(n, kind, email, recipient.diagnostic(), path));
         }
         if !events.is_empty() {
@@ -165,37 +192,32 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
         }
     }
 
-    // A bounce without a readable status part, sent back to one of our bounce addresses: the
-    // address names the copy; the text's status code (RFC 3463) says whether it is final.
+    // A bounce without a readable status part, sent back to one of our bounce addresses by a
+    // mail server (not a person's autoreply): the address names the copy; an SMTP reply in
+    // its text (`550 5.1.1 …`, outside the quoted original) says whether it is final.
     if let Some(path) = verp {
+        if !from_a_mail_server(&message) {
+            return Report::Ignored(
+                "mail to a bounce address from a person or an autoreply, not a mail server".into(),
+            );
+        }
         let text = (0..message.text_body_count())
             .filter_map(|i| message.body_text(i))
             .collect::<Vec<_>>()
             .join("\n");
-        return match status_code(&text) {
-            Some(code) => {
-                let kind = if code.starts_with('5') {
+        return match smtp_reply(&text) {
+            Some((line, permanent)) => {
+                let kind = if permanent {
                     EventKind::Bounce
                 } else {
                     EventKind::SoftBounce
                 };
-                let line = text
-                    .lines()
-                    .find(|l| l.contains(&code))
-                    .unwrap_or(&code)
-                    .trim();
                 let diagnostic = format!("bounce without a status report: {line}");
                 let email = original.to.clone().unwrap_or_default();
-                Report::Events(vec![event(
-                    0,
-                    kind,
-                    email,
-                    truncate(&diagnostic),
-                    Some(path),
-                )])
+                Report::Events(vec![event(0, kind, email, diagnostic, Some(path))])
             }
             None => Report::Ignored(
-                "mail to a bounce address that states no delivery status (an autoreply?)".into(),
+                "a mail server's message to a bounce address that states no SMTP failure".into(),
             ),
         };
     }
@@ -205,9 +227,19 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
             .iter()
             .any(|a| a.eq_ignore_ascii_case(unsubscribe))
         {
-            return match first_address(message.from()) {
-                Some(email) => Report::Unsubscribe { email },
-                None => Report::Ignored("an unsubscribe request without a sender".into()),
+            // The sender's address proves nothing (anyone can write any `From`); the token
+            // that the copy's `List-Unsubscribe` put in the subject names the reader.
+            let token = message
+                .subject()
+                .unwrap_or("")
+                .split(|c: char| c.is_whitespace() || c == ':')
+                .find_map(|word| addresses.key.verify_unsubscribe(word.trim()).ok());
+            return match token {
+                Some(uid) => Report::Unsubscribe { uid },
+                None => Report::Ignored(
+                    "an unsubscribe request without its signed token (the link in any issue works)"
+                        .into(),
+                ),
             };
         }
     }
@@ -373,23 +405,93 @@ fn envelope_addresses(message: &Message<'_>) -> Vec<String> {
     out
 }
 
-/// The first RFC 3463 status code (`5.1.1`, `4.2.2`) in a text.
-fn status_code(text: &str) -> Option<String> {
-    text.split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | ',' | ';'))
-        .find(|word| {
-            let mut parts = word.split('.');
-            let class = parts.next();
-            let subject = parts.next();
-            let detail = parts.next();
-            matches!(class, Some("4" | "5"))
-                && [subject, detail].iter().all(|p| {
-                    p.is_some_and(|p| {
-                        !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
-                    })
-                })
-                && parts.next().is_none()
-        })
-        .map(str::to_owned)
+/// Whether a message comes from a mail server rather than a person or an autoresponder: sent
+/// by `MAILER-DAEMON` or `postmaster` (or with the null return path), and not marked as an
+/// automatic reply.
+fn from_a_mail_server(message: &Message<'_>) -> bool {
+    let header = |name: &str| {
+        message
+            .root_part()
+            .headers
+            .iter()
+            .find(|h| h.name.as_str().eq_ignore_ascii_case(name))
+            .and_then(|h| text_of(&h.value))
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    if header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("Precedence").is_some_and(|p| p == "auto_reply")
+        || header("Auto-Submitted").is_some_and(|a| a.starts_with("auto-replied"))
+    {
+        return false;
+    }
+    let daemon = first_address(message.from()).is_some_and(|from| {
+        let local = from.split('@').next().unwrap_or("").to_ascii_lowercase();
+        matches!(local.as_str(), "mailer-daemon" | "postmaster")
+    });
+    daemon || header("Return-Path").is_some_and(|p| p == "<>" || p.is_empty())
+}
+
+/// The first SMTP failure reply in a bounce's text (`550 5.1.1 …`, `452-4.2.2 …`: a reply code
+/// and an enhanced status code of the same class), outside quoted lines and the copy of the
+/// original message; the line, and whether it is permanent.
+fn smtp_reply(text: &str) -> Option<(String, bool)> {
+    for line in text.lines() {
+        let line = line.trim();
+        let lower = line.to_ascii_lowercase();
+        if lower.contains("copy of the message")
+            || lower.contains("original message")
+            || lower.starts_with("message-id:")
+        {
+            break;
+        }
+        if line.starts_with('>') {
+            continue;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '[' | ']' | ',' | ';'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        for pair in words.windows(2) {
+            let (code, enhanced) = (pair[0], pair[1].trim_end_matches(['.', ':']));
+            let code = code.strip_suffix('-').unwrap_or(code);
+            let class = code.chars().next();
+            let reply = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
+            let mut parts = enhanced.split('.');
+            let same_class = parts.next().map(|c| c.chars().next()) == Some(class);
+            let rest: Vec<&str> = parts.collect();
+            let status = rest.len() == 2
+                && rest.iter().all(|p| {
+                    !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())
+                });
+            if reply && same_class && status && matches!(class, Some('4' | '5')) {
+                return Some((truncate(line), class == Some('5')));
+            }
+        }
+        // `550-5.1.1` written as one word.
+        for word in &words {
+            if let Some((code, enhanced)) = word.split_once('-') {
+                if code.len() == 3
+                    && code.bytes().all(|b| b.is_ascii_digit())
+                    && matches!(code.chars().next(), Some('4' | '5'))
+                    && enhanced.starts_with(code.chars().next().unwrap_or('x'))
+                    && enhanced.split('.').count() == 3
+                {
+                    return Some((truncate(line), code.starts_with('5')));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Text without control characters (a NUL would be refused by PostgreSQL).
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 fn truncate(text: &str) -> String {
@@ -405,16 +507,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_codes_are_found_in_text() {
+    fn smtp_replies_are_found_outside_the_quoted_original() {
+        let found = |t: &str| smtp_reply(t).map(|(_, permanent)| permanent);
         assert_eq!(
-            status_code("host said: 550 5.1.1 <a@b>: Recipient address rejected").as_deref(),
-            Some("5.1.1")
+            found("host mx said: 550 5.1.1 <a@b>: Recipient address rejected"),
+            Some(true)
         );
+        assert_eq!(found("452 4.2.2 mailbox full"), Some(false));
         assert_eq!(
-            status_code("452 4.2.2 mailbox full").as_deref(),
-            Some("4.2.2")
+            found("550-5.1.1 The email account does not exist."),
+            Some(true)
         );
-        assert_eq!(status_code("version 1.2.3 and 5.1 and 2.0.0"), None);
+        assert_eq!(found("I am back on 5.1.26, version 5.1.1 then"), None);
+        assert_eq!(found("> 550 5.1.1 quoted"), None);
+        assert_eq!(found("--- copy of the message\n550 5.1.1 x"), None);
+        assert_eq!(found("250 2.0.0 Ok: queued"), None);
+        assert_eq!(found("550 4.1.1 mixed classes"), None);
+    }
+
+    #[test]
+    fn control_characters_are_removed() {
+        assert_eq!(clean("a\0b\r\nc"), "a b  c");
     }
 
     #[test]

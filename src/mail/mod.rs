@@ -141,7 +141,8 @@ async fn sign(dkim: &Arc<dkim::Dkim>, raw: &[u8]) -> Result<Vec<u8>, SendError> 
     tokio::task::spawn_blocking(move || dkim.sign(&raw))
         .await
         .map_err(|e| SendError::Temporary(format!("DKIM signing stopped: {e}")))?
-        .map_err(|e| SendError::Permanent(format!("cannot DKIM-sign the message: {e}")))
+        // A failure here is ours, not the reader's: never a bounce.
+        .map_err(|e| SendError::Temporary(format!("cannot DKIM-sign the message: {e}")))
 }
 
 /// When to try again after `attempts` failed tries: exponential backoff from

@@ -270,7 +270,12 @@ impl PreparedMessage {
         ));
         let mut unsubscribe = format!("<{}>", reader.unsubscribe_url);
         if let Some(mailto) = &self.unsubscribe_mailto {
-            unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+            // The subject carries the reader's signed token (the last part of the link), so a
+            // request mailed by anyone else names nobody.
+            let token = reader.unsubscribe_url.rsplit('/').next().unwrap_or("");
+            unsubscribe.push_str(&format!(
+                ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
+            ));
         }
         own.insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe"),

@@ -52,13 +52,17 @@ fn uids_of(message_id: &str) -> Option<(uuid::Uuid, uuid::Uuid)> {
 
 /// Records an event once (a second delivery of the same provider's event id changes nothing)
 /// and acts on its reader in the same transaction: a bounce or a complaint ends the
-/// subscription and suppresses the address; a temporary failure counts once per issue toward
-/// `threshold`.
+/// subscription and suppresses the reader's address; a temporary failure counts once per issue
+/// toward `threshold`. The reader is the one the delivery names, else the one the
+/// `Message-ID` names, else (only when `by_address`: a signed provider's report) the one with
+/// the reported address. A report that names nobody is recorded and changes nothing, unless
+/// `by_address`, when the reported address is suppressed all the same.
 #[tracing::instrument(skip(db, event), fields(provider = event.provider, kind = event.kind.as_str()))]
 pub async fn record(
     db: &Db,
     event: &MailEvent,
     delivery: Option<i64>,
+    by_address: bool,
     threshold: i32,
     now: DateTime<Utc>,
 ) -> Result<Effect, StoreError> {
@@ -106,7 +110,7 @@ pub async fn record(
                 .map(|(s, i)| (s, Some(i)));
             }
         }
-        if target.is_none() && !event.email.trim().is_empty() {
+        if target.is_none() && by_address && !event.email.trim().is_empty() {
             target =
                 sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE email_key = $1")
                     .bind(key_of(&event.email))
@@ -118,17 +122,19 @@ pub async fn record(
             Some((s, i)) => (Some(s), i),
             None => (None, None),
         };
-        // A report whose recipient was lost on the way (a mangled bounce named by its bounce
-        // address) is about the reader it names.
-        let mut email = event.email.trim().to_owned();
-        if email.is_empty() {
-            if let Some(s) = subscriber {
-                email = sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
+        // The address suppressed is the reader's own, whatever address the report gives (a
+        // forwarding alias, a recipient lost in a mangled bounce); with no reader, the
+        // reported one, when the report is trusted for it.
+        let email = match subscriber {
+            Some(s) => {
+                sqlx::query_scalar("SELECT email FROM subscribers WHERE id = $1")
                     .bind(s)
                     .fetch_one(&mut *tx)
-                    .await?;
+                    .await?
             }
-        }
+            None if by_address => event.email.trim().to_owned(),
+            None => String::new(),
+        };
         let key = key_of(&email);
         let ended = |status: &'static str| {
             sqlx::query(
@@ -211,8 +217,8 @@ pub async fn record(
             },
         };
         sqlx::query(
-            "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4, email = $5 \
-             WHERE id = $1",
+            "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4, \
+             email = CASE WHEN email = '' THEN $5 ELSE email END WHERE id = $1",
         )
         .bind(id)
         .bind(subscriber)

@@ -44,6 +44,8 @@ struct Copy {
     to: String,
     verp: String,
     message_id: String,
+    /// The subject `List-Unsubscribe`'s mailto asks for (with the reader's signed token).
+    unsubscribe_subject: String,
 }
 
 async fn send_to(app: &TestApp, n: usize) -> (i64, Vec<Copy>) {
@@ -56,10 +58,23 @@ async fn send_to(app: &TestApp, n: usize) -> (i64, Vec<Copy>) {
         .await
         .into_iter()
         .filter(|m| m.to[0].starts_with("mb"))
-        .map(|m| Copy {
-            to: m.to[0].clone(),
-            verp: m.from.clone(),
-            message_id: m.header("Message-ID").unwrap(),
+        .map(|m| {
+            let header = m
+                .header("List-Unsubscribe")
+                .unwrap()
+                .replace(['\r', '\n'], "");
+            let subject = header
+                .split("?subject=")
+                .nth(1)
+                .and_then(|s| s.split('>').next())
+                .unwrap_or_else(|| panic!("no mailto subject in {header}"))
+                .replace("%20", " ");
+            Copy {
+                to: m.to[0].clone(),
+                verp: m.from.clone(),
+                message_id: m.header("Message-ID").unwrap(),
+                unsubscribe_subject: subject,
+            }
         })
         .collect();
     copies.sort_by(|a, b| a.to.cmp(&b.to));
@@ -130,8 +145,8 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
         return;
     };
     let app = app(backend, &dovecot).await;
-    let (issue, copies) = send_to(&app, 6).await;
-    let [mb0, mb1, mb2, mb3, mb4, mb5] = &copies[..] else {
+    let (issue, copies) = send_to(&app, 7).await;
+    let [mb0, mb1, mb2, mb3, mb4, mb5, mb6] = &copies[..] else {
         unreachable!()
     };
 
@@ -140,28 +155,34 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
     dovecot.deliver("INBOX", first.as_bytes());
     // The same DSN again (a relay's retry): recorded once.
     dovecot.deliver("INBOX", first.as_bytes());
-    // A mangled bounce: no status part, the recipient rewritten, the original headers of
-    // another copy; mb1's bounce address decides, before any Message-ID.
+    // A mangled bounce from a mail server: no status part, the recipient rewritten, and the
+    // headers of another reader's copy; mb1's bounce address decides, before the Message-ID.
     dovecot.deliver(
         "INBOX",
-        plain(
-            "<mangled-1@relay.example>",
-            "MAILER-DAEMON@relay.example",
-            &mb1.verp,
-            "failure notice",
-            &format!(
-                "Sorry, we were unable to deliver your message.\r\n\r\n\
-                 <someone@alias.example>: host mx.example.com said: 550 5.1.1 mailbox unavailable\r\n\r\n\
-                 --- Below this line is a copy of the message.\r\n\r\nMessage-ID: {}\r\n",
-                mb5.message_id
-            ),
+        format!(
+            "From: MAILER-DAEMON@relay.example\r\nTo: {verp}\r\nSubject: failure notice\r\n\
+Message-ID: <mangled-1@relay.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"M1\"\r\n\r\n--M1\r\nContent-Type: text/plain\r\n\r\n\
+Sorry, we were unable to deliver your message.\r\n\r\n\
+<someone@alias.example>: host mx.example.com said: 550 5.1.1 mailbox unavailable\r\n\r\n\
+--M1\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: {other_to}\r\nMessage-ID: {other_id}\r\n\r\n--M1--\r\n",
+            verp = mb1.verp,
+            other_to = mb5.to,
+            other_id = mb5.message_id,
         )
         .as_bytes(),
     );
     // A spam complaint through a feedback loop, to the plain bounce address.
     dovecot.deliver("INBOX", complaint("<arf-1@isp.example>", mb2).as_bytes());
+    // A DMARC failure report is a feedback report but no complaint.
+    dovecot.deliver(
+        "INBOX",
+        complaint("<arf-2@isp.example>", mb5)
+            .replace("Feedback-Type: abuse", "Feedback-Type: auth-failure")
+            .as_bytes(),
+    );
     // A DSN to the plain bounce address whose recipient was an alias: the original's
-    // Message-ID names mb3.
+    // Message-ID names mb3, whose own address is suppressed.
     dovecot.deliver(
         "INBOX",
         dsn(
@@ -174,31 +195,65 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
         .replace(&format!("Return-Path: <{}>\r\n", mb3.verp), "")
         .as_bytes(),
     );
-    // mb4 asks to leave by mail.
+    // A temporary failure for mb6: counted, not final.
+    dovecot.deliver(
+        "INBOX",
+        dsn("<dsn-3@relay.example>", &mb6.verp, &mb6.to, "4.2.2", mb6).as_bytes(),
+    );
+    // mb4 asks to leave by mail, with the subject its copy's List-Unsubscribe gave.
     dovecot.deliver(
         "INBOX",
         plain(
             "<unsub-1@example.com>",
             &mb4.to,
             UNSUBSCRIBE,
+            &mb4.unsubscribe_subject,
+            "",
+        )
+        .as_bytes(),
+    );
+    // Forgeries naming mb5 by address alone: an unsubscribe request without the token, and a
+    // DSN to the plain bounce address about a copy it cannot name.
+    dovecot.deliver(
+        "INBOX",
+        plain(
+            "<unsub-2@example.com>",
+            &mb5.to,
+            UNSUBSCRIBE,
             "unsubscribe",
             "",
         )
         .as_bytes(),
     );
-    // An autoreply to mb5's bounce address: nothing happens to mb5.
+    let stranger = Copy {
+        to: mb5.to.clone(),
+        verp: "bounces+d1-0000000000000000@news.example.com".into(),
+        message_id: "<made-up@news.example.com>".into(),
+        unsubscribe_subject: String::new(),
+    };
     dovecot.deliver(
         "INBOX",
-        plain(
-            "<vacation-1@example.com>",
+        dsn(
+            "<forged-1@evil.example>",
+            BOUNCES,
             &mb5.to,
-            &mb5.verp,
-            "Out of office",
-            "I am away until Monday.",
+            "5.1.1",
+            &stranger,
         )
         .as_bytes(),
     );
-    assert_eq!(dovecot.count("INBOX"), 7);
+    // An autoreply to mb5's bounce address, quoting a status-like text: nothing happens.
+    dovecot.deliver(
+        "INBOX",
+        format!(
+            "From: {to}\r\nTo: {verp}\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\
+Message-ID: <vacation-1@example.com>\r\n\r\nI am away until Monday; error 550 5.1.1 is not mine.\r\n",
+            to = mb5.to,
+            verp = mb5.verp,
+        )
+        .as_bytes(),
+    );
+    assert_eq!(dovecot.count("INBOX"), 11);
 
     let mailbox = app.mailbox.clone().expect("a bounce mailbox");
     let polled = mailbox
@@ -208,15 +263,15 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
     assert_eq!(
         polled,
         Polled {
-            processed: 7,
-            recorded: 4,
+            processed: 11,
+            recorded: 6,
             duplicates: 1,
             unsubscribed: 1,
-            ignored: 1,
+            ignored: 3,
         }
     );
     assert_eq!(dovecot.count("INBOX"), 0);
-    assert_eq!(dovecot.count("Processed"), 7);
+    assert_eq!(dovecot.count("Processed"), 11);
     let kept = dovecot.messages("Processed");
     assert!(
         kept.iter().any(|m| m.as_slice() == first.as_bytes()),
@@ -231,19 +286,26 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
         SubscriberStatus::Unsubscribed
     );
     assert_eq!(status_of(&app, &mb5.to).await, SubscriberStatus::Active);
+    assert_eq!(status_of(&app, &mb6.to).await, SubscriberStatus::Active);
 
-    let events = mail_events::recent(&app.db, None, 10).await.unwrap();
-    assert_eq!(events.len(), 4, "{events:#?}");
+    let events = mail_events::recent(&app.db, None, 20).await.unwrap();
+    assert_eq!(events.len(), 6, "{events:#?}");
     for event in &events {
         assert_eq!(event.provider, "mailbox");
-        assert_eq!(event.issue_id, Some(issue), "{event:?}");
+        if event.event_id == "<forged-1@evil.example>" {
+            assert_eq!(
+                (event.subscriber_id, event.effect.as_str()),
+                (None, "no_change")
+            );
+        } else {
+            assert_eq!(event.issue_id, Some(issue), "{event:?}");
+        }
     }
     let mangled = events
         .iter()
         .find(|e| e.event_id == "<mangled-1@relay.example>")
         .unwrap();
-    assert_eq!(mangled.email, mb1.to, "the bounce address names the reader");
-    assert!(mangled.diagnostic.contains("5.1.1"), "{mangled:?}");
+    assert!(mangled.diagnostic.contains("550 5.1.1"), "{mangled:?}");
     let reported = events
         .iter()
         .find(|e| e.event_id == "<dsn-1@relay.example>")
@@ -257,15 +319,26 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
         .find(|e| e.event_id == "<arf-1@isp.example>")
         .unwrap();
     assert_eq!(complained.kind, "complaint");
-    // The bounced and the complained are suppressed: they cannot sign up again.
+    let delayed = events
+        .iter()
+        .find(|e| e.event_id == "<dsn-3@relay.example>")
+        .unwrap();
+    assert_eq!(
+        (delayed.kind.as_str(), delayed.effect.as_str()),
+        ("soft_bounce", "counted")
+    );
+    // The bounced and the complained are suppressed by their own addresses: they cannot sign
+    // up again. Nobody the forgeries named is.
     let suppressed = mail_events::suppressions(&app.db, None, 10).await.unwrap();
-    for copy in [mb0, mb1, mb2] {
+    let emails: Vec<&str> = suppressed.iter().map(|s| s.email.as_str()).collect();
+    for copy in [mb0, mb1, mb2, mb3] {
         assert!(
-            suppressed.iter().any(|s| s.email == copy.to),
-            "{} not suppressed: {suppressed:?}",
+            emails.contains(&copy.to.as_str()),
+            "{} not suppressed: {emails:?}",
             copy.to
         );
     }
+    assert_eq!(emails.len(), 4, "{emails:?}");
 
     // The admin shows where the mailbox is (never its password) and when it last reported.
     app.sign_in().await;
@@ -292,7 +365,7 @@ async fn reports_in_the_mailbox_act_on_readers_once_and_are_moved(backend: Backe
         (again.processed, again.recorded, again.duplicates),
         (1, 0, 1)
     );
-    assert_eq!(dovecot.count("Processed"), 8);
+    assert_eq!(dovecot.count("Processed"), 12);
 }
 
 async fn a_message_stays_in_the_mailbox_until_its_outcome_is_committed(backend: Backend) {

@@ -89,7 +89,7 @@ pub async fn site(backend: Backend) -> Site {
         diagnostic: "smtp;550 5.1.1 user unknown".into(),
         occurred_at: app.clock.now(),
     };
-    fortnight::store::mail_events::record(&app.db, &bounce, None, 2, app.clock.now())
+    fortnight::store::mail_events::record(&app.db, &bounce, None, true, 2, app.clock.now())
         .await
         .unwrap();
     let admin = vec![
