@@ -52,8 +52,9 @@ fn uids_of(message_id: &str) -> Option<(uuid::Uuid, uuid::Uuid)> {
 
 /// Records an event once (a second delivery of the same provider's event id changes nothing)
 /// and acts on its reader in the same transaction: a bounce or a complaint ends the
-/// subscription and suppresses the reader's address; a temporary failure counts once per issue
-/// toward `threshold`. The reader is the one the delivery names, else the one the
+/// subscription and suppresses the reader's address; a temporary failure counts once per issue,
+/// and `threshold` of them on consecutive issues (the reader's latest copies, none of which got
+/// through without a bounce report) end the subscription. The reader is the one the delivery names, else the one the
 /// `Message-ID` names, else (only when `by_address`: a signed provider's report) the one with
 /// the reported address. A report that names nobody is recorded and changes nothing, unless
 /// `by_address`, when the reported address is suppressed all the same.
@@ -195,14 +196,35 @@ pub async fn record(
                     let status: Option<String> = if seen > 0 {
                         None
                     } else {
+                        // Consecutive issues: the reader's latest copies up to this one, newest
+                        // first, each with a bounce reported; a copy that drew none breaks the run.
+                        let latest: Vec<(i64, bool)> = sqlx::query_as(
+                            "SELECT d.issue_id, EXISTS (SELECT 1 FROM mail_events e \
+                             WHERE e.subscriber_id = d.subscriber_id AND e.issue_id = d.issue_id \
+                             AND e.kind IN ('soft_bounce', 'bounce')) \
+                             FROM deliveries d WHERE d.subscriber_id = $1 AND d.id <= \
+                             (SELECT MAX(id) FROM deliveries WHERE subscriber_id = $1 AND issue_id = $2) \
+                             ORDER BY d.id DESC LIMIT $3",
+                        )
+                        .bind(s)
+                        .bind(i)
+                        .bind(i64::from(threshold.max(1)))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let run = latest
+                            .iter()
+                            .take_while(|(issue, bounced)| *issue == i || *bounced)
+                            .count()
+                            .max(1);
+                        let reached = run as i64 >= i64::from(threshold);
                         sqlx::query_scalar(
                             "UPDATE subscribers SET hard_bounces = hard_bounces + 1, \
-                             status = CASE WHEN hard_bounces + 1 >= $2 THEN 'bounced' ELSE status END, \
-                             unsubscribed_at = CASE WHEN hard_bounces + 1 >= $2 THEN $3 ELSE unsubscribed_at END, \
+                             status = CASE WHEN $2 THEN 'bounced' ELSE status END, \
+                             unsubscribed_at = CASE WHEN $2 THEN $3 ELSE unsubscribed_at END, \
                              updated_at = $3 WHERE id = $1 AND status = 'active' RETURNING status",
                         )
                         .bind(s)
-                        .bind(threshold)
+                        .bind(reached)
                         .bind(now)
                         .fetch_optional(&mut *tx)
                         .await?

@@ -23,6 +23,7 @@ both_databases!(
     sendgrid_checks_the_ecdsa_signature_over_timestamp_and_body,
     ses_through_sns_is_verified_with_the_signing_certificate,
     soft_bounces_count_once_per_issue_toward_the_threshold,
+    soft_bounces_end_a_subscription_only_on_consecutive_issues,
     a_suppressed_address_is_not_imported_or_added_until_lifted,
     the_admin_and_the_api_show_bounces_and_lift_suppressions,
     each_copy_goes_out_from_a_bounce_address_that_names_it,
@@ -988,5 +989,55 @@ async fn each_copy_goes_out_from_a_bounce_address_that_names_it(backend: Backend
         confirmation.from.starts_with("bounces+o"),
         "{:?}",
         all.iter().map(|m| (&m.from, &m.to)).collect::<Vec<_>>()
+    );
+}
+
+async fn soft_bounces_end_a_subscription_only_on_consecutive_issues(backend: Backend) {
+    let app = app(backend).await;
+    let token = app.api_token().await;
+    app.seed_active("run", 1).await;
+    let reader = app.subscriber("run0@example.com").await.unwrap();
+    let mut message_ids = Vec::new();
+    for subject in ["One", "Two", "Three"] {
+        let id = start_send(&app, &token, subject).await;
+        wait_status(&app, id, IssueStatus::Sent, 20).await;
+        let issue = fortnight::store::issues::get(&app.db, id)
+            .await
+            .unwrap()
+            .unwrap();
+        message_ids.push(format!(
+            "<{}.{}@news.example.com>",
+            issue.uid.simple(),
+            reader.uid.simple()
+        ));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let deferred = |n: usize| {
+        let body =
+            json!([{"email": "run0@example.com", "timestamp": now, "smtp-id": message_ids[n],
+            "event": "bounce", "sg_event_id": format!("run-{n}"), "reason": "452 mailbox full",
+            "status": "4.2.2", "type": "blocked"}])
+            .to_string();
+        let app = &app;
+        async move {
+            let headers = sendgrid_headers(&body, now, &sendgrid_key());
+            assert_eq!(
+                post(app, "/webhooks/sendgrid", &headers, &body).await.0,
+                200
+            );
+        }
+    };
+    // The first and the third issue bounced, the second got through: no run of two.
+    deferred(0).await;
+    deferred(2).await;
+    assert_eq!(
+        status_of(&app, "run0@example.com").await,
+        SubscriberStatus::Active
+    );
+    // A late report for the second: the first two are a run of two (the threshold).
+    deferred(1).await;
+    assert_eq!(
+        status_of(&app, "run0@example.com").await,
+        SubscriberStatus::Bounced
     );
 }
