@@ -242,8 +242,10 @@ impl LogSync {
                 tracing::error!(%error, path = %self.path.display(), "cannot sync the database log: stopping rather than acknowledge what may not be on disk");
                 std::process::abort();
             }
+            // The runtime is shutting down: nobody is waiting for an answer any more.
+            Err(error) if error.is_cancelled() => {}
             Err(error) => {
-                tracing::error!(%error, "the database log sync stopped: stopping");
+                tracing::error!(%error, "the database log sync failed: stopping");
                 std::process::abort();
             }
         }
@@ -263,14 +265,24 @@ fn sync_log_file(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let (file, fresh) = match open {
         Some((file, known)) if known == inode => (file, false),
-        _ => (std::fs::File::open(path)?, true),
+        _ => match std::fs::File::open(path) {
+            Ok(file) => (file, true),
+            // Removed since (the database's folder deleted): nothing left to make durable.
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        },
     };
     file.sync_data()?;
     if fresh {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::File::open(dir)?.sync_all()?;
+            match std::fs::File::open(dir) {
+                Ok(dir) => dir.sync_all()?,
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(Some((file, inode)))
