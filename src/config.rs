@@ -761,6 +761,15 @@ mod tests {
             ("FORTNIGHT_DELIVERY_LEASE", "500ms"),
             ("FORTNIGHT_DELIVERY_LEASE", "2h"),
             ("FORTNIGHT_SQLITE_SYNCHRONOUS", "off"),
+            (
+                "FORTNIGHT_BOUNCE_MAILBOX",
+                "pop3://user:pass@mail.example.com/",
+            ),
+            ("FORTNIGHT_BOUNCE_MAILBOX", "imaps://mail.example.com/INBOX"),
+            ("FORTNIGHT_BOUNCE_MAILBOX_INTERVAL", "0s"),
+            ("FORTNIGHT_BOUNCE_MAILBOX_PROCESSED_FOLDER", " "),
+            ("FORTNIGHT_DKIM_DOMAIN", "not a domain"),
+            ("FORTNIGHT_DKIM_SELECTOR", "s1"),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);
@@ -769,6 +778,45 @@ mod tests {
                 let named = err.contains(&name)
                     || (name == "signup_burst" && err.contains("signup_rate_per_minute"));
                 assert!(named, "{key}={value}: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn settings_that_contradict_each_other_are_refused() {
+        for (pairs, named) in [
+            (
+                [
+                    (
+                        "FORTNIGHT_BOUNCE_MAILBOX",
+                        "imaps://u:p@mail.example.com/Bounces",
+                    ),
+                    ("FORTNIGHT_BOUNCE_MAILBOX_PROCESSED_FOLDER", "bounces"),
+                ],
+                "bounce_mailbox_processed_folder",
+            ),
+            (
+                [
+                    ("FORTNIGHT_BOUNCE_ADDRESS", "bounces@example.com"),
+                    ("FORTNIGHT_LIST_UNSUBSCRIBE_MAILTO", "Bounces@example.com"),
+                ],
+                "list_unsubscribe_mailto",
+            ),
+            (
+                [
+                    ("FORTNIGHT_DKIM_SELECTOR", "not a selector"),
+                    ("FORTNIGHT_DKIM_PRIVATE_KEY", "/etc/fortnight/dkim.pem"),
+                ],
+                "dkim_selector",
+            ),
+        ] {
+            Jail::expect_with(|jail| {
+                for (key, value) in pairs {
+                    jail.set_env(key, value);
+                }
+                let err = load().unwrap_err().to_string();
+                assert!(err.contains(named), "{pairs:?}: {err}");
                 Ok(())
             });
         }

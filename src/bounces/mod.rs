@@ -8,7 +8,7 @@ pub mod report;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::domain::token::{LinkKey, VerpKind, verp_token_of};
+use crate::domain::token::{LinkKey, VerpKind};
 use crate::domain::{Effect, MailEvent};
 use crate::store::{Db, StoreError, mail_events};
 
@@ -19,25 +19,6 @@ pub struct Tally {
     pub recorded: usize,
     /// Reports recorded before: a provider's retry, a message read twice.
     pub duplicates: usize,
-}
-
-/// What naming a copy by its bounce address (VERP) found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Named {
-    /// A copy of an issue: its delivery row.
-    Delivery(i64),
-    /// A transactional email: its outbox row.
-    Outbox(i64),
-}
-
-/// What `address` names, if it is a bounce address this instance signed.
-pub fn named_by(config: &Config, link_key: &LinkKey, address: &str) -> Option<Named> {
-    let bounce = config.bounce_address.as_deref()?;
-    let token = verp_token_of(bounce, address)?;
-    Some(match link_key.verify_verp(token)? {
-        (VerpKind::Delivery, id) => Named::Delivery(id),
-        (VerpKind::Outbox, id) => Named::Outbox(id),
-    })
 }
 
 /// Records each event once and acts on its reader (see [`mail_events::record`]): the copy
@@ -52,12 +33,13 @@ pub async fn record(
     let threshold = config.bounce_threshold as i32;
     let mut tally = Tally::default();
     for event in events {
-        let delivery = match event
-            .return_path
+        let named = config
+            .bounce_address
             .as_deref()
-            .and_then(|path| named_by(config, link_key, path))
-        {
-            Some(Named::Delivery(id)) => Some(id),
+            .zip(event.return_path.as_deref())
+            .and_then(|(bounce, path)| link_key.verp_named(bounce, path));
+        let delivery = match named {
+            Some((VerpKind::Delivery, id)) => Some(id),
             _ => None,
         };
         // Providers sign their reports, so the address they give is theirs to vouch for; what

@@ -65,11 +65,9 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
     let envelope_to = envelope_addresses(&message);
     // A bounce address counts only when its token is one this instance signed.
     let signed = |address: &String| {
-        addresses.bounce.is_some_and(|bounce| {
-            crate::domain::token::verp_token_of(bounce, address)
-                .and_then(|token| addresses.key.verify_verp(token))
-                .is_some()
-        })
+        addresses
+            .bounce
+            .is_some_and(|bounce| addresses.key.verp_named(bounce, address).is_some())
     };
     let verp = envelope_to.iter().find(|a| signed(a)).cloned();
     let mut found = Found::default();

@@ -170,6 +170,12 @@ impl LinkKey {
         ))
         .then_some((kind, id))
     }
+
+    /// What `address` names, if it is a bounce address made from `bounce_address` with a
+    /// token this key signed.
+    pub fn verp_named(&self, bounce_address: &str, address: &str) -> Option<(VerpKind, i64)> {
+        self.verify_verp(verp_token_of(bounce_address, address)?)
+    }
 }
 
 /// The envelope sender of one message: `bounces@news.example.com` becomes
