@@ -111,6 +111,7 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
         name: Some("Reader 1"),
         uid: uuid::Uuid::now_v7(),
         unsubscribe_url: unsubscribe,
+        manage_url: "http://127.0.0.1:8080/manage/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     };
     let (_, message) = prepared.for_reader(&reader).unwrap();
     println!("message size: {:.1} KB", message.len() as f64 / 1024.0);

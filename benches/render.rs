@@ -87,12 +87,14 @@ fn main() {
     for i in 0..readers {
         let uid = uids[i % 1000];
         let unsubscribe_url = publication.unsubscribe_url(&key, &uid);
+        let manage_url = publication.manage_url(&key, &uid);
         let reader = Reader {
             return_path: None,
             email: &emails[i % 1000],
             name: (i % 2 == 0).then_some("Ada Lovelace"),
             uid,
             unsubscribe_url: &unsubscribe_url,
+            manage_url: &manage_url,
         };
         let (envelope, message) = prepared.for_reader(black_box(&reader)).unwrap();
         bytes += black_box(message).len();

@@ -46,12 +46,14 @@ pub fn copy_for(
     return_path: Option<&str>,
 ) -> Result<(lettre::address::Envelope, Vec<u8>), RenderError> {
     let unsubscribe_url = publication.unsubscribe_url(link_key, &recipient.uid);
+    let manage_url = publication.manage_url(link_key, &recipient.uid);
     let reader = Reader {
         return_path,
         email: &recipient.email,
         name: recipient.name.as_deref(),
         uid: recipient.uid,
         unsubscribe_url: &unsubscribe_url,
+        manage_url: &manage_url,
     };
     Ok(prepared.for_reader(&reader)?)
 }
@@ -80,17 +82,29 @@ impl TestSend<'_> {
         now: std::time::SystemTime,
     ) -> Result<String, TestSendError> {
         let prepared = issue::prepare(issue, self.publication, self.settings, "[TEST] ", now)?;
+        self.send_prepared(&prepared, to).await
+    }
+
+    /// Sends one copy of a prepared message (subject already marked) to `to`, personalised for
+    /// the subscriber with that address if there is one; nothing is recorded.
+    pub async fn send_prepared(
+        &self,
+        prepared: &PreparedMessage,
+        to: &SubscriberEmail,
+    ) -> Result<String, TestSendError> {
         let subscriber = subscribers::find_by_email(self.db, to).await?;
         // A test copy gets a Message-ID of its own: one equal to the real copy's would make
         // mail providers drop the real issue as a duplicate.
         let uid = subscriber.as_ref().map_or_else(Uuid::new_v4, |s| s.uid);
         let unsubscribe_url = self.publication.unsubscribe_url(self.link_key, &uid);
+        let manage_url = self.publication.manage_url(self.link_key, &uid);
         let reader = Reader {
             return_path: None,
             email: to.as_str(),
             name: subscriber.as_ref().and_then(|s| s.name.as_deref()),
             uid: Uuid::new_v4(),
             unsubscribe_url: &unsubscribe_url,
+            manage_url: &manage_url,
         };
         let (envelope, raw) = prepared.for_reader(&reader).map_err(RenderError::from)?;
         Ok(self.mailer.send_raw(&envelope, &raw).await?)

@@ -11,6 +11,7 @@ mod subscriber;
 mod subscriber_email;
 mod subscriber_name;
 pub mod token;
+pub mod welcome;
 pub mod zone;
 
 pub use import::{ImportJob, ImportState, RowProblem};

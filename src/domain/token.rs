@@ -85,34 +85,63 @@ impl LinkKey {
         &self.0
     }
 
-    fn mac(&self, uid: &Uuid) -> Hmac<Sha256> {
+    fn mac(&self, purpose: LinkPurpose, uid: &Uuid) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
-        mac.update(b"fortnight/unsubscribe/v1:");
+        mac.update(match purpose {
+            LinkPurpose::Unsubscribe => b"fortnight/unsubscribe/v1:".as_slice(),
+            LinkPurpose::Manage => b"fortnight/manage/v1:".as_slice(),
+        });
         mac.update(uid.as_bytes());
         mac
     }
 
-    /// The unsubscribe token of the subscriber whose public id is `uid`.
-    pub fn unsubscribe_token(&self, uid: &Uuid) -> String {
-        let tag = self.mac(uid).finalize().into_bytes();
+    fn sign(&self, purpose: LinkPurpose, uid: &Uuid) -> String {
+        let tag = self.mac(purpose, uid).finalize().into_bytes();
         let mut bytes = [0u8; 16 + MAC_BYTES];
         bytes[..16].copy_from_slice(uid.as_bytes());
         bytes[16..].copy_from_slice(&tag[..MAC_BYTES]);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    /// The subscriber a token names, if this key signed it.
-    pub fn verify_unsubscribe(&self, token: &str) -> Result<Uuid, MalformedToken> {
+    fn verify(&self, purpose: LinkPurpose, token: &str) -> Result<Uuid, MalformedToken> {
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| MalformedToken)?;
         if bytes.len() != 16 + MAC_BYTES {
             return Err(MalformedToken);
         }
         let uid = Uuid::from_slice(&bytes[..16]).map_err(|_| MalformedToken)?;
-        self.mac(&uid)
+        self.mac(purpose, &uid)
             .verify_truncated_left(&bytes[16..])
             .map_err(|_| MalformedToken)?;
         Ok(uid)
     }
+
+    /// The unsubscribe token of the subscriber whose public id is `uid`.
+    pub fn unsubscribe_token(&self, uid: &Uuid) -> String {
+        self.sign(LinkPurpose::Unsubscribe, uid)
+    }
+
+    /// The subscriber an unsubscribe token names, if this key signed it.
+    pub fn verify_unsubscribe(&self, token: &str) -> Result<Uuid, MalformedToken> {
+        self.verify(LinkPurpose::Unsubscribe, token)
+    }
+
+    /// The token of the subscriber's "manage your subscription" page. Signed apart from the
+    /// unsubscribe token (which also travels in a mailto's subject), so neither opens the other.
+    pub fn manage_token(&self, uid: &Uuid) -> String {
+        self.sign(LinkPurpose::Manage, uid)
+    }
+
+    /// The subscriber a manage token names, if this key signed it.
+    pub fn verify_manage(&self, token: &str) -> Result<Uuid, MalformedToken> {
+        self.verify(LinkPurpose::Manage, token)
+    }
+}
+
+/// What a link signed for one subscriber lets its holder do.
+#[derive(Clone, Copy, Debug)]
+enum LinkPurpose {
+    Unsubscribe,
+    Manage,
 }
 
 /// What a bounce address (VERP) names.
@@ -335,6 +364,22 @@ mod tests {
         bytes[3] ^= 1;
         assert_eq!(
             key.verify_unsubscribe(&URL_SAFE_NO_PAD.encode(bytes)),
+            Err(MalformedToken)
+        );
+    }
+
+    #[test]
+    fn manage_and_unsubscribe_tokens_do_not_open_each_other() {
+        let key = LinkKey::generate();
+        let uid = Uuid::new_v4();
+        let manage = key.manage_token(&uid);
+        let unsubscribe = key.unsubscribe_token(&uid);
+        assert_ne!(manage, unsubscribe);
+        assert_eq!(key.verify_manage(&manage), Ok(uid));
+        assert_eq!(key.verify_manage(&unsubscribe), Err(MalformedToken));
+        assert_eq!(key.verify_unsubscribe(&manage), Err(MalformedToken));
+        assert_eq!(
+            LinkKey::generate().verify_manage(&manage),
             Err(MalformedToken)
         );
     }

@@ -23,10 +23,12 @@ pub enum Slot {
     Greeting,
     /// The reader's one-click unsubscribe URL.
     UnsubscribeUrl,
+    /// The reader's "manage your subscription" URL.
+    ManageUrl,
 }
 
 impl Slot {
-    const ALL: [Slot; 2] = [Slot::Greeting, Slot::UnsubscribeUrl];
+    const ALL: [Slot; 3] = [Slot::Greeting, Slot::UnsubscribeUrl, Slot::ManageUrl];
 
     /// The mark a template renders in place of the reader's text: private-use characters
     /// that neither HTML escaping nor CSS inlining touch, and that no editor types.
@@ -34,6 +36,7 @@ impl Slot {
         match self {
             Slot::Greeting => "\u{E000}greeting\u{E001}",
             Slot::UnsubscribeUrl => "\u{E000}unsubscribe\u{E001}",
+            Slot::ManageUrl => "\u{E000}manage\u{E001}",
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Reader<'a> {
     pub uid: Uuid,
     /// Their one-click unsubscribe URL.
     pub unsubscribe_url: &'a str,
+    /// Their "manage your subscription" URL.
+    pub manage_url: &'a str,
     /// The envelope sender of this copy (a bounce address naming it), instead of the `From`.
     pub return_path: Option<&'a str>,
 }
@@ -158,6 +163,7 @@ impl Part {
         let value = match slot {
             Slot::Greeting => greeting(reader.name),
             Slot::UnsubscribeUrl => reader.unsubscribe_url.to_owned(),
+            Slot::ManageUrl => reader.manage_url.to_owned(),
         };
         match self.kind {
             Kind::Text => value,

@@ -1,6 +1,9 @@
 //! The sender of transactional mail: drains `mail_outbox` a batch at a time, composing each
-//! confirmation email at send time (so its token exists only in the email), retrying temporary
+//! confirmation email at send time (so its token exists only in the email), each welcome email
+//! at send time too (so it names the next issue as it stands then), retrying temporary
 //! failures with exponential backoff and jitter.
+
+pub mod welcome;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -74,15 +77,26 @@ impl OutboxSender {
                 .into_iter()
                 .map(|s| (s.id, s))
                 .collect();
+        let welcomed: Vec<i64> = work
+            .iter()
+            .filter(|(item, _)| item.kind == "welcome")
+            .filter_map(|(item, _)| item.subscriber_id)
+            .collect();
+        let active: HashMap<i64, Subscriber> = subscribers::active_among(&self.db, &welcomed)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
         let claimed = work.len();
         let outcomes: Vec<(i64, Outcome)> = futures_util::stream::iter(work)
             .map(|(item, token)| {
-                let pending = &pending;
+                let (pending, active) = (&pending, &active);
                 async move {
                     if shutdown.is_cancelled() {
                         return (item.id, Outcome::Released);
                     }
-                    let subscriber = item.subscriber_id.and_then(|id| pending.get(&id));
+                    let readers = if item.kind == "welcome" { active } else { pending };
+                    let subscriber = item.subscriber_id.and_then(|id| readers.get(&id));
                     let outcome = self.deliver(&item, &token, subscriber).await;
                     if let Outcome::Retry { error, .. } | Outcome::Failed { error } = &outcome {
                         tracing::warn!(outbox_id = item.id, attempts = item.attempts, %error, "transactional email not sent");
@@ -138,7 +152,12 @@ impl OutboxSender {
             ("confirm", Some(subscriber)) => {
                 self.send_confirmation(item.id, subscriber, token).await
             }
-            ("confirm", None) => return Outcome::Dropped,
+            ("welcome", Some(subscriber)) => match self.send_welcome(item.id, subscriber).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return Outcome::Dropped,
+                Err(e) => Err(e),
+            },
+            ("confirm" | "welcome", None) => return Outcome::Dropped,
             ("notice", _) => self.send_notice(item.id, item.payload.as_deref()).await,
             (kind, _) => Err(SendError::Permanent(format!(
                 "unknown outbox kind {kind:?}"
@@ -205,6 +224,53 @@ impl OutboxSender {
         .build()
         .map_err(|e| permanent(&e))?;
         self.mailer.send(message).await.map(|_| ())
+    }
+
+    /// Sends the welcome email to a reader who has just confirmed; `false` when there is none
+    /// to send any more (the editor switched it off meanwhile).
+    async fn send_welcome(
+        &self,
+        outbox_id: i64,
+        subscriber: &Subscriber,
+    ) -> Result<bool, SendError> {
+        let temporary = |e: &dyn std::fmt::Display| SendError::Temporary(e.to_string());
+        let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());
+        let Some(content) = crate::store::welcome::get(&self.db)
+            .await
+            .map_err(|e| temporary(&e))?
+            .filter(|w| w.enabled)
+        else {
+            return Ok(false);
+        };
+        let settings = crate::render::issue::MailSettings::from_config(&self.config);
+        let prepared = welcome::prepare(
+            &self.db,
+            &content,
+            &self.publication,
+            &settings,
+            "",
+            self.clock.now(),
+        )
+        .await
+        .map_err(|e| match e {
+            welcome::WelcomeError::Store(e) => temporary(&e),
+            welcome::WelcomeError::Render(e) => permanent(&e),
+        })?;
+        let unsubscribe_url = self
+            .publication
+            .unsubscribe_url(&self.link_key, &subscriber.uid);
+        let manage_url = self.publication.manage_url(&self.link_key, &subscriber.uid);
+        let return_path = self.return_path(outbox_id);
+        let reader = crate::mail::prepared::Reader {
+            email: &subscriber.email,
+            name: subscriber.name.as_deref(),
+            uid: subscriber.uid,
+            unsubscribe_url: &unsubscribe_url,
+            manage_url: &manage_url,
+            return_path: return_path.as_deref(),
+        };
+        let (envelope, raw) = prepared.for_reader(&reader).map_err(|e| permanent(&e))?;
+        self.mailer.send_raw(&envelope, &raw).await.map(|_| true)
     }
 
     /// The envelope sender naming outbox message `outbox_id`, when `bounce_address` is set.

@@ -212,3 +212,25 @@ pub fn when(at: &Option<chrono::DateTime<chrono::Utc>>) -> String {
     at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|| "—".into())
 }
+
+/// The welcome email's editor, with a preview of the saved version.
+#[derive(Template)]
+#[template(path = "web/admin/welcome.html")]
+pub struct WelcomePage<'a> {
+    /// Header, flash and CSRF.
+    pub chrome: Chrome<'a>,
+    /// Subject as saved or typed.
+    pub subject: String,
+    /// Preheader as saved or typed.
+    pub preheader: String,
+    /// Markdown as saved or typed.
+    pub body: String,
+    /// Whether readers get it.
+    pub enabled: bool,
+    /// Why the last save was refused.
+    pub error: Option<String>,
+    /// The saved version's text part, when there is one to preview.
+    pub text: Option<String>,
+    /// The placeholders and what they become.
+    pub placeholders: &'static [(&'static str, &'static str)],
+}

@@ -9,6 +9,7 @@ use lettre::message::Mailbox;
 use super::{Publication, markdown};
 use crate::config::Config;
 use crate::domain::Issue;
+use crate::domain::welcome::Welcome;
 use crate::mail::message::BuildError;
 use crate::mail::prepared::{Heading, PreparedMessage, Slot};
 
@@ -83,8 +84,10 @@ pub struct IssueEmail<'a> {
     pub greeting: &'a str,
     /// The reader's unsubscribe URL (or its slot mark).
     pub unsubscribe_url: &'a str,
-    /// The web version.
-    pub view_url: String,
+    /// The reader's "manage your subscription" URL (or its slot mark).
+    pub manage_url: &'a str,
+    /// The web version, if there is one (a welcome email has none).
+    pub view_url: Option<String>,
     /// The footer's postal address.
     pub postal_address: &'a str,
 }
@@ -272,6 +275,60 @@ pub fn prepare(
     subject_prefix: &str,
     date: SystemTime,
 ) -> Result<PreparedMessage, RenderError> {
+    let view = view_url(publication, issue);
+    prepare_message(
+        issue,
+        publication,
+        settings,
+        subject_prefix,
+        date,
+        Some(view),
+    )
+}
+
+/// Renders the welcome email, its placeholders already filled, the way an issue is rendered
+/// (the same template, Markdown, headers and footer), without a web version. Each welcome
+/// gets `Message-ID`s of its own.
+pub fn prepare_welcome(
+    welcome: &Welcome,
+    body: &str,
+    publication: &Publication,
+    settings: &MailSettings,
+    subject_prefix: &str,
+    date: SystemTime,
+) -> Result<PreparedMessage, RenderError> {
+    let now = chrono::Utc::now();
+    let issue = Issue {
+        id: 0,
+        uid: uuid::Uuid::new_v4(),
+        slug: String::new(),
+        subject: welcome.subject.clone(),
+        preheader: welcome.preheader.clone(),
+        body: body.to_owned(),
+        links_heading: String::new(),
+        links: Vec::new(),
+        status: crate::domain::IssueStatus::Draft,
+        created_at: now,
+        updated_at: now,
+        published_at: None,
+        scheduled_at: None,
+        slot_at: None,
+        missed_at: None,
+        paused_at: None,
+        finished_at: None,
+        summary: None,
+    };
+    prepare_message(&issue, publication, settings, subject_prefix, date, None)
+}
+
+fn prepare_message(
+    issue: &Issue,
+    publication: &Publication,
+    settings: &MailSettings,
+    subject_prefix: &str,
+    date: SystemTime,
+    view_url: Option<String>,
+) -> Result<PreparedMessage, RenderError> {
     let body = Body::of(issue, publication);
     let email = IssueEmail {
         publication,
@@ -280,7 +337,8 @@ pub fn prepare(
         body_text: &body.text,
         greeting: Slot::Greeting.mark(),
         unsubscribe_url: Slot::UnsubscribeUrl.mark(),
-        view_url: view_url(publication, issue),
+        manage_url: Slot::ManageUrl.mark(),
+        view_url,
         postal_address: &settings.postal_address,
     };
     let (text, html) = email_parts(&email)?;
@@ -298,21 +356,20 @@ pub fn prepare(
     Ok(PreparedMessage::new(&heading, &text, &html)?)
 }
 
-/// Both parts exactly as a reader without a known name receives them (what the admin's
-/// preview shows): the subject line, the text part and the HTML part.
+/// Both parts of a prepared message exactly as a reader without a known name receives them
+/// (what the admin's preview shows): the text part and the HTML part.
 pub fn preview(
-    issue: &Issue,
-    publication: &Publication,
-    settings: &MailSettings,
+    prepared: &PreparedMessage,
     unsubscribe_url: &str,
-) -> Result<(String, String), RenderError> {
-    let prepared = prepare(issue, publication, settings, "", SystemTime::now())?;
+    manage_url: &str,
+) -> (String, String) {
     let reader = crate::mail::prepared::Reader {
         return_path: None,
         email: "reader@example.com",
         name: None,
         uid: uuid::Uuid::nil(),
         unsubscribe_url,
+        manage_url,
     };
-    Ok(prepared.parts_for(&reader))
+    prepared.parts_for(&reader)
 }

@@ -28,6 +28,11 @@ impl Publication {
             key.unsubscribe_token(uid)
         )
     }
+
+    /// A reader's "manage your subscription" URL.
+    pub fn manage_url(&self, key: &crate::domain::token::LinkKey, uid: &uuid::Uuid) -> String {
+        format!("{}/manage/{}", self.base_url, key.manage_token(uid))
+    }
 }
 
 /// The signup page, fresh or with a validation error and the reader's input kept.

@@ -101,6 +101,31 @@ pub async fn upcoming(
         .collect())
 }
 
+/// When the next issue goes out, as readers are told (the welcome email, the confirmation
+/// page): the earliest scheduled issue or the first coming slot the editor has not skipped,
+/// whichever is sooner, with its date in words in the zone of the cadence then ("Thursday 3
+/// December"). `None` when nothing is scheduled and the cadence has no slot ahead.
+pub async fn next_issue(
+    db: &Db,
+    now: DateTime<Utc>,
+) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+    let cadence = cadence::load(db).await?;
+    let scheduled = issues::next_scheduled(db, now).await?;
+    let slot = upcoming(db, &cadence, now, 8)
+        .await?
+        .into_iter()
+        .find(|slot| !slot.skipped)
+        .map(|slot| slot.at);
+    let next = match (scheduled, slot) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(next.map(|at| {
+        let local = cadence.zone_at(at).local(at);
+        (at, local.format("%A %-d %B").to_string())
+    }))
+}
+
 /// Where the editor wants an issue.
 #[derive(Debug, Clone, Copy)]
 pub enum Placement {

@@ -504,3 +504,16 @@ pub async fn missed(db: &Db) -> Result<Vec<Issue>, StoreError> {
         .fetch_all(pool)
         .await)?)
 }
+
+/// When the earliest scheduled issue after `now` goes out, if any is scheduled.
+pub async fn next_scheduled(
+    db: &Db,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT MIN(scheduled_at) FROM issues WHERE status = 'scheduled' AND scheduled_at > $1"
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await)?)
+}

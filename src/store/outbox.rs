@@ -10,7 +10,7 @@ use crate::with_pool;
 pub struct OutboxItem {
     /// Row id.
     pub id: i64,
-    /// What to send (`confirm`).
+    /// What to send (`confirm`, `welcome`, `notice`).
     pub kind: String,
     /// The subscriber it is for.
     pub subscriber_id: Option<i64>,
@@ -76,6 +76,25 @@ where
     sqlx::query(
         "INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) \
          VALUES ('confirm', $1, 'pending', 0, $2, $2)",
+    )
+    .bind(subscriber_id)
+    .bind(now)
+}
+
+/// Queues the welcome email for `subscriber_id`, due at once, if the editor has written one
+/// and it is switched on. Returned unexecuted so it runs inside the confirmation's transaction.
+pub(super) fn enqueue_welcome<DB>(
+    subscriber_id: i64,
+    now: DateTime<Utc>,
+) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO mail_outbox (kind, subscriber_id, status, attempts, next_attempt_at, created_at) \
+         SELECT 'welcome', $1, 'pending', 0, $2, $2 FROM welcome_email WHERE id = 1 AND enabled",
     )
     .bind(subscriber_id)
     .bind(now)

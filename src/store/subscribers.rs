@@ -281,6 +281,21 @@ pub async fn prepare_confirmations(
     })?)
 }
 
+/// The subscribers among `ids` that are active.
+#[tracing::instrument(skip_all, fields(n = ids.len()))]
+pub async fn active_among(db: &Db, ids: &[i64]) -> Result<Vec<Subscriber>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(with_pool!(db, read, |pool| {
+        let mut select = sqlx::QueryBuilder::new(format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE status = 'active' AND id IN "
+        ));
+        super::push_list(&mut select, ids.iter().copied());
+        select.build_query_as().fetch_all(pool).await
+    })?)
+}
+
 /// What following a confirmation link did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfirmOutcome {
@@ -329,6 +344,15 @@ pub async fn confirm_batch(
             .await?;
             let outcome = match spent {
                 Some(subscriber_id) => {
+                    // The row locked and read as it was: a first confirmation gets the welcome.
+                    let before: Option<(String, Option<DateTime<Utc>>)> = sqlx::query_as(
+                        "UPDATE subscribers SET updated_at = updated_at WHERE id = $1 \
+                         RETURNING status, confirmed_at",
+                    )
+                    .bind(subscriber_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let first = matches!(&before, Some((status, None)) if status == "pending");
                     // Only a pending subscriber becomes active: one who left since must sign up again.
                     let status: Option<String> = sqlx::query_scalar(
                         "UPDATE subscribers SET status = CASE WHEN status = 'pending' THEN 'active' ELSE status END, \
@@ -339,6 +363,11 @@ pub async fn confirm_batch(
                     .bind(request.now)
                     .fetch_optional(&mut *tx)
                     .await?;
+                    if first && status.as_deref() == Some("active") {
+                        outbox::enqueue_welcome(subscriber_id, request.now)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     match status.as_deref() {
                         Some("active") => ConfirmOutcome::Confirmed,
                         Some(_) => ConfirmOutcome::NoLongerSubscribed,

@@ -77,12 +77,27 @@ impl AppState {
     /// An issue's text and HTML parts as a reader without a known name gets them.
     pub fn preview(
         &self,
-        issue: &crate::store::issues::Issue,
+        issue: &crate::domain::Issue,
     ) -> Result<(String, String), crate::render::issue::RenderError> {
-        let unsubscribe = self
-            .publication
-            .unsubscribe_url(&self.link_key, &uuid::Uuid::nil());
-        crate::render::issue::preview(issue, &self.publication, &self.mail_settings, &unsubscribe)
+        let prepared = crate::render::issue::prepare(
+            issue,
+            &self.publication,
+            &self.mail_settings,
+            "",
+            std::time::SystemTime::now(),
+        )?;
+        Ok(self.preview_of(&prepared))
+    }
+
+    /// A prepared message's text and HTML parts as a reader without a known name gets them.
+    pub fn preview_of(
+        &self,
+        prepared: &crate::mail::prepared::PreparedMessage,
+    ) -> (String, String) {
+        let nobody = uuid::Uuid::nil();
+        let unsubscribe = self.publication.unsubscribe_url(&self.link_key, &nobody);
+        let manage = self.publication.manage_url(&self.link_key, &nobody);
+        crate::render::issue::preview(prepared, &unsubscribe, &manage)
     }
 }
 

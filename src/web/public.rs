@@ -170,16 +170,17 @@ pub async fn confirm(
                 .into(),
         )
     })?;
+    let request_now = state.clock.now();
     let request = ConfirmRequest {
         hash: token.hash(),
-        now: state.clock.now(),
+        now: request_now,
     };
     // Answered only once the group holding it is committed (and on disk).
     let outcome = state.confirms.submit(request).await?;
-    let confirmed = format!(
-        "Thank you for confirming. The next issue of {} will reach you.",
-        state.publication.name
-    );
+    let confirmed = match outcome {
+        ConfirmOutcome::Confirmed => confirmed_text(&state, request_now).await,
+        _ => String::new(),
+    };
     let (status, title, text, show_signup) = match outcome {
         ConfirmOutcome::Confirmed => (
             StatusCode::OK,
@@ -220,6 +221,22 @@ pub async fn confirm(
         ),
     };
     message(&state, status, title, text, show_signup)
+}
+
+/// What the reader reads on confirming: when the next issue comes, if the calendar says. The
+/// subscription is already recorded, so a failure to read the calendar only leaves the date out.
+async fn confirmed_text(state: &AppState, now: chrono::DateTime<chrono::Utc>) -> String {
+    let name = &state.publication.name;
+    match crate::schedule::plan::next_issue(&state.db, now).await {
+        Ok(Some((_, date))) => {
+            format!("Thank you for confirming. The next issue of {name} comes on {date}.")
+        }
+        Ok(None) => format!("Thank you for confirming. The next issue of {name} will reach you."),
+        Err(error) => {
+            tracing::warn!(%error, "the next issue's date could not be read");
+            format!("Thank you for confirming. The next issue of {name} will reach you.")
+        }
+    }
 }
 
 /// `GET /unsubscribe/{token}`: a page with one button (a GET never changes anything, so link

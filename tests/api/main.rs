@@ -24,4 +24,5 @@ mod signup;
 mod subscription;
 mod transfer;
 mod webhooks;
+mod welcome;
 mod zones;

@@ -6,7 +6,7 @@ use chrono::{TimeZone, Utc};
 use fortnight::config::Config;
 use fortnight::domain::{IssueLink, IssueStatus};
 use fortnight::render::Publication;
-use fortnight::render::issue::{MailSettings, preview};
+use fortnight::render::issue::{MailSettings, prepare, preview};
 use fortnight::store::issues::Issue;
 
 fn fixed_issue() -> Issue {
@@ -84,13 +84,19 @@ fn a_fixed_issue_renders_to_the_golden_parts() {
         base_url: config.base().to_owned(),
     };
     let settings = MailSettings::from_config(&config);
-    let (text, html) = preview(
+    let prepared = prepare(
         &fixed_issue(),
         &publication,
         &settings,
-        "https://news.example.com/unsubscribe/TOKEN",
+        "",
+        std::time::SystemTime::now(),
     )
     .unwrap();
+    let (text, html) = preview(
+        &prepared,
+        "https://news.example.com/unsubscribe/TOKEN",
+        "https://news.example.com/manage/TOKEN",
+    );
     check("issue.txt", &text);
     check("issue.html", &html);
 }

@@ -24,6 +24,7 @@ mod send;
 mod subscribers;
 mod tokens;
 mod transfer;
+mod welcome;
 
 pub use context::AdminContext;
 
@@ -166,6 +167,18 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/deliverability/lift",
             web::post().to(deliverability::lift),
+        ),
+        (Method::GET, "/welcome", web::get().to(welcome::show)),
+        (Method::POST, "/welcome", web::post().to(welcome::save)),
+        (
+            Method::GET,
+            "/welcome/preview/email",
+            web::get().to(welcome::preview_email),
+        ),
+        (
+            Method::POST,
+            "/welcome/test",
+            web::post().to(welcome::send_test),
         ),
         (Method::GET, "/tokens", web::get().to(tokens::list)),
         (Method::POST, "/tokens", web::post().to(tokens::create)),

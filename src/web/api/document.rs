@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoParams, OpenApi};
 
-use super::{calendar, deliverability, issues, schema, sends, subscribers};
+use super::{calendar, deliverability, issues, schema, sends, subscribers, welcome};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -46,6 +46,10 @@ use super::{calendar, deliverability, issues, schema, sends, subscribers};
         deliverability::bounces,
         deliverability::suppressions,
         deliverability::lift,
+        welcome::get,
+        welcome::put,
+        welcome::preview,
+        welcome::send_test,
         openapi
     ),
     components(schemas(super::error::ErrorBody)),

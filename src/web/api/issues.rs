@@ -161,11 +161,29 @@ pub struct PreviewJson {
     html: String,
 }
 
+impl PreviewJson {
+    /// A preview's three parts.
+    pub fn new(subject: String, text: String, html: String) -> PreviewJson {
+        PreviewJson {
+            subject,
+            text,
+            html,
+        }
+    }
+}
+
 /// Where to send a test copy.
 #[derive(Deserialize, ToSchema)]
 pub struct TestSendBody {
     #[schema(schema_with = super::schema::email)]
     email: String,
+}
+
+impl TestSendBody {
+    /// The address as given.
+    pub fn email(&self) -> &str {
+        &self.email
+    }
 }
 
 /// The outcome of a test send.
@@ -346,11 +364,18 @@ pub async fn send_test(
     let to = SubscriberEmail::parse(&body.email)
         .map_err(|e| ApiError::invalid("invalid_email", e.to_string()))?;
     let issue = find(&state, &path).await?;
-    match state
+    let outcome = state
         .test_sender()
         .send(&issue, &to, state.clock.now().into())
-        .await
-    {
+        .await;
+    test_send_answer(outcome)
+}
+
+/// The API's answer to a test send.
+pub(super) fn test_send_answer(
+    outcome: Result<String, TestSendError>,
+) -> Result<HttpResponse, ApiError> {
+    match outcome {
         Ok(reply) => Ok(HttpResponse::Ok().json(TestSendJson { reply })),
         Err(TestSendError::Send(e)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,

@@ -17,6 +17,7 @@ mod issues;
 mod schema;
 mod sends;
 mod subscribers;
+mod welcome;
 
 pub use document::ApiDoc;
 pub use error::ApiError;
@@ -147,6 +148,18 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             "/slots/{at}/skip",
             web::delete().to(calendar::unskip),
         ),
+        (Method::GET, "/welcome", web::get().to(welcome::get)),
+        (Method::PUT, "/welcome", web::put().to(welcome::put)),
+        (
+            Method::GET,
+            "/welcome/preview",
+            web::get().to(welcome::preview),
+        ),
+        (
+            Method::POST,
+            "/welcome/test",
+            web::post().to(welcome::send_test),
+        ),
         (
             Method::GET,
             "/openapi.json",
@@ -190,7 +203,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::
         );
     for (path, routes) in resources() {
         let mut resource = resource(path, routes);
-        if path.starts_with("/issues") {
+        if path.starts_with("/issues") || path == "/welcome" {
             resource = resource.app_data(json_config(ISSUE_JSON_LIMIT));
         }
         scope = scope.service(resource);
