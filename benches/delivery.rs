@@ -72,6 +72,7 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
                 name: SubscriberName::parse_optional(Some(&format!("Reader {i}"))).unwrap(),
                 status: SubscriberStatus::Active,
                 created_at: None,
+                tags: Vec::new(),
             })
             .collect();
         subscriber_import::insert(&db, &rows, None, now)

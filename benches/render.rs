@@ -52,6 +52,8 @@ fn issue() -> Issue {
         paused_at: None,
         finished_at: None,
         summary: None,
+        audience: None,
+        audience_label: None,
     }
 }
 

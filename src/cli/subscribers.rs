@@ -116,6 +116,7 @@ pub async fn run(config: &Config, db: &Db, command: SubscribersCommand) -> anyho
                 Filter {
                     status,
                     search: None,
+                    tag: None,
                 },
             );
             // On a terminal a spinner counts the rows (stderr, so a piped export stays clean).

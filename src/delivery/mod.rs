@@ -242,5 +242,7 @@ pub async fn status(
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok()),
         progress,
+        audience: issue.audience,
+        audience_label: issue.audience_label.clone(),
     })
 }

@@ -349,6 +349,10 @@ pub struct Issue {
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The send's final report (JSON).
     pub summary: Option<String>,
+    /// How many readers the send was fixed to when it started.
+    pub audience: Option<i64>,
+    /// Who they were, in words ("everyone", "readers tagged any of Weekly").
+    pub audience_label: Option<String>,
 }
 
 #[cfg(test)]

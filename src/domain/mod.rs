@@ -10,6 +10,7 @@ pub mod send;
 mod subscriber;
 mod subscriber_email;
 mod subscriber_name;
+pub mod tag;
 pub mod token;
 pub mod welcome;
 pub mod zone;

@@ -80,6 +80,10 @@ pub struct SendStatus {
     pub errors: Vec<DeliveryError>,
     /// The final report, once finished.
     pub summary: Option<Summary>,
+    /// Readers the send was fixed to when it started.
+    pub audience: Option<i64>,
+    /// Who they are, in words ("everyone", "readers tagged any of Weekly").
+    pub audience_label: Option<String>,
 }
 
 /// One issue as it went to one reader, for the reader's page in the admin.

@@ -144,4 +144,8 @@ pub struct Subscriber {
     pub confirmed_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Latest unsubscription.
     pub unsubscribed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Issues the reader chose to skip before receiving again (a pause, 0 to 6).
+    pub skip_issues: i32,
+    /// What the reader said when leaving from their manage page.
+    pub unsubscribe_reason: Option<String>,
 }

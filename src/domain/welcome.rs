@@ -33,7 +33,7 @@ pub struct WelcomeDraft {
 
 impl WelcomeDraft {
     /// Checks the fields by the rules of an issue's (subject required, one line each, the
-    /// body's size, images described); an enabled welcome needs a body.
+    /// body's size, images described).
     pub fn parse(
         subject: &str,
         preheader: &str,
@@ -46,11 +46,6 @@ impl WelcomeDraft {
             body: body.to_owned(),
             ..IssueInput::default()
         })?;
-        if enabled && draft.body.trim().is_empty() {
-            return Err(IssueInputError(
-                "Write the welcome's body before switching it on.".into(),
-            ));
-        }
         Ok(WelcomeDraft {
             subject: draft.subject,
             preheader: draft.preheader,
@@ -174,9 +169,8 @@ mod tests {
     }
 
     #[test]
-    fn an_enabled_welcome_needs_a_subject_and_a_body() {
+    fn a_welcome_needs_a_subject_of_one_line() {
         assert!(WelcomeDraft::parse("", "", "Hello", true).is_err());
-        assert!(WelcomeDraft::parse("Welcome", "", "  ", true).is_err());
         assert!(WelcomeDraft::parse("Welcome", "", "", false).is_ok());
         assert!(WelcomeDraft::parse("Welcome", "two\nlines", "Hi", true).is_err());
         let ok = WelcomeDraft::parse(" Welcome ", "", "Hi\r\nthere", true).unwrap();

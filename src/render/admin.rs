@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::Publication;
+use crate::domain::tag::{Tag, TagCount};
 use crate::domain::token::ApiToken;
 use crate::domain::{ImportJob, RowProblem};
 use crate::domain::{StatusCounts, Subscriber};
@@ -121,6 +122,12 @@ pub struct SubscribersPage<'a> {
     pub status: &'a str,
     /// The search text, as given.
     pub q: &'a str,
+    /// The tag filter (a name), as given.
+    pub tag: &'a str,
+    /// The tags of the subscribers on this page.
+    pub tags_of: std::collections::HashMap<i64, Vec<Tag>>,
+    /// Every tag, for the filter and the bulk actions.
+    pub all_tags: Vec<TagCount>,
     /// Query string for the next (older) page.
     pub older: Option<String>,
     /// Query string for the previous (newer) page.
@@ -139,6 +146,10 @@ pub struct SubscriberPage<'a> {
     pub s: Subscriber,
     /// The issues sent (or to be sent) to them, newest first.
     pub deliveries: Vec<crate::domain::send::ReaderDelivery>,
+    /// Their tags.
+    pub tags: Vec<Tag>,
+    /// Every tag, to add one.
+    pub all_tags: Vec<TagCount>,
 }
 
 /// The import form, and the latest import jobs.
@@ -233,4 +244,14 @@ pub struct WelcomePage<'a> {
     pub text: Option<String>,
     /// The placeholders and what they become.
     pub placeholders: &'static [(&'static str, &'static str)],
+}
+
+/// The tags, each with its subscribers.
+#[derive(Template)]
+#[template(path = "web/admin/tags.html")]
+pub struct TagsPage<'a> {
+    /// Header, flash and CSRF.
+    pub chrome: Chrome<'a>,
+    /// Every tag, by name.
+    pub tags: Vec<TagCount>,
 }

@@ -271,6 +271,31 @@ pub struct ScheduleBox {
     pub open: Vec<SlotRow>,
     /// The publication's zone, for the exact-time field.
     pub zone: String,
+    /// Who it goes to, in words.
+    pub audience_label: String,
+    /// How many readers that is (now, or as fixed when the send started).
+    pub audience: i64,
+    /// Whether the audience is fixed (the send has started).
+    pub audience_fixed: bool,
+    /// Every tag, each with how the segment uses it (`None`: not at all).
+    pub segment: Vec<(
+        crate::domain::tag::Tag,
+        Option<crate::domain::tag::SegmentMode>,
+    )>,
+}
+
+impl ScheduleBox {
+    /// Whether the segment uses `tag` in `mode` ("" for not at all).
+    pub fn uses(
+        &self,
+        entry: &(
+            crate::domain::tag::Tag,
+            Option<crate::domain::tag::SegmentMode>,
+        ),
+        mode: &str,
+    ) -> bool {
+        entry.1.map_or("", |m| m.as_str()) == mode
+    }
 }
 
 /// A send in progress or done.

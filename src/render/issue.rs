@@ -317,6 +317,8 @@ pub fn prepare_welcome(
         paused_at: None,
         finished_at: None,
         summary: None,
+        audience: None,
+        audience_label: None,
     };
     prepare_message(&issue, publication, settings, subject_prefix, date, None)
 }

@@ -127,26 +127,47 @@ pub async fn enqueue_batch(
             return tx.commit().await.map(|_| 0);
         };
         let looked = bound - issue.enqueued_through;
-        sqlx::query(
-            "INSERT INTO deliveries (issue_id, subscriber_id, status, next_attempt_at, updated_at) \
-             SELECT $1, id, 'pending', $2, $2 FROM subscribers WHERE status = 'active' \
-             AND id > $3 AND id <= $4 AND COALESCE(confirmed_at, created_at) <= $5 \
-             ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
-        )
-        .bind(issue.id)
-        .bind(now)
-        .bind(issue.enqueued_through)
-        .bind(bound)
-        .bind(started)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        // The cursor moves first: only the transaction that moves it enqueues the batch, so a
+        // second instance's run of the same batch changes nothing (pauses are counted once).
+        let moved = sqlx::query(
             "UPDATE issues SET enqueued_through = $2 WHERE id = $1 AND enqueued_through < $2",
         )
         .bind(issue.id)
         .bind(bound)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if moved == 0 {
+            return tx.rollback().await.map(|_| looked.max(1));
+        }
+        let segment = super::tags::read_segment!(&mut *tx, issue.id);
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO deliveries (issue_id, subscriber_id, status, next_attempt_at, updated_at) SELECT ",
+        );
+        insert
+            .push_bind(issue.id)
+            .push(", id, 'pending', ")
+            .push_bind(now)
+            .push(", ")
+            .push_bind(now)
+            .push(" FROM subscribers WHERE id > ")
+            .push_bind(issue.enqueued_through)
+            .push(" AND id <= ")
+            .push_bind(bound);
+        super::tags::push_audience(&mut insert, &segment, started);
+        insert.push(" ON CONFLICT (issue_id, subscriber_id) DO NOTHING");
+        insert.build().execute(&mut *tx).await?;
+        // Readers pausing for the next issues meant for them skip this one: one fewer to skip.
+        let mut skip = sqlx::QueryBuilder::new(
+            "UPDATE subscribers SET skip_issues = skip_issues - 1 WHERE skip_issues > 0 AND status = 'active' AND id > ",
+        );
+        skip.push_bind(issue.enqueued_through)
+            .push(" AND id <= ")
+            .push_bind(bound)
+            .push(" AND COALESCE(confirmed_at, created_at) <= ")
+            .push_bind(started);
+        super::tags::push_segment(&mut skip, &segment);
+        skip.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok::<i64, sqlx::Error>(looked.max(1))
     }

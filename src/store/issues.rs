@@ -27,11 +27,13 @@ from_row!(Issue {
     paused_at: plain,
     finished_at: plain,
     summary: plain,
+    audience: plain,
+    audience_label: plain,
 });
 
 const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
                        created_at, updated_at, published_at, scheduled_at, slot_at, missed_at, \
-                       paused_at, finished_at, summary";
+                       paused_at, finished_at, summary, audience, audience_label";
 
 /// Why a change to an issue was refused.
 #[derive(Debug, thiserror::Error)]
@@ -370,6 +372,17 @@ async fn start(
         }
         let changed = query.execute(&mut *tx).await?.rows_affected();
         if changed == 1 {
+            // The audience is fixed now: counted, and the segment kept in words.
+            let segment = super::tags::read_segment!(&mut *tx, id);
+            let mut count = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM subscribers WHERE 1 = 1");
+            super::tags::push_audience(&mut count, &segment, now);
+            let audience: i64 = count.build_query_scalar().fetch_one(&mut *tx).await?;
+            sqlx::query("UPDATE issues SET audience = $2, audience_label = $3 WHERE id = $1")
+                .bind(id)
+                .bind(audience)
+                .bind(segment.describe())
+                .execute(&mut *tx)
+                .await?;
             crate::bump_steer!(tx).await?;
         }
         tx.commit().await?;

@@ -63,6 +63,7 @@ pub mod subscriber_admin;
 pub mod subscriber_export;
 pub mod subscriber_import;
 pub mod subscribers;
+pub mod tags;
 pub mod welcome;
 
 /// When a SQLite commit reaches the disk (`sqlite_synchronous`). PostgreSQL syncs every commit

@@ -15,6 +15,8 @@ pub struct Filter {
     pub status: Option<SubscriberStatus>,
     /// Only addresses or names containing this text (any case).
     pub search: Option<String>,
+    /// Only subscribers carrying this tag (its id).
+    pub tag: Option<i64>,
 }
 
 /// The subscriber at the edge of a page: its id, and its signup time when the list is in
@@ -69,9 +71,16 @@ where
     DB: sqlx::Database,
     &'static str: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     String: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: for<'a> sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
     if let Some(status) = filter.status {
         query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(tag) = filter.tag {
+        query
+            .push(" AND EXISTS (SELECT 1 FROM subscriber_tags st WHERE st.subscriber_id = subscribers.id AND st.tag_id = ")
+            .push_bind(tag)
+            .push(")");
     }
     if let Some(search) = filter
         .search

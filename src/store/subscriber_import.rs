@@ -19,6 +19,8 @@ pub struct ImportRow {
     pub status: SubscriberStatus,
     /// When they originally signed up, if the file says.
     pub created_at: Option<DateTime<Utc>>,
+    /// Tags to give them (made where missing), new or already on the list.
+    pub tags: Vec<crate::domain::tag::TagName>,
 }
 
 /// New subscribers one batch added, by status.
@@ -190,6 +192,55 @@ pub async fn insert(
                     .push_bind(now);
             });
             queue.build().execute(&mut *tx).await?;
+        }
+        // Tags from the file: made where missing, then given to each row's subscriber (new or
+        // already on the list), in this batch's transaction.
+        let mut names: Vec<&crate::domain::tag::TagName> = Vec::new();
+        for name in kept.iter().flat_map(|r| &r.tags) {
+            if !names.iter().any(|n| n.key() == name.key()) {
+                names.push(name);
+            }
+        }
+        if !names.is_empty() {
+            let mut make = sqlx::QueryBuilder::new(
+                "INSERT INTO tags (name, name_key, description, public, created_at) ",
+            );
+            make.push_values(&names, |mut b, name| {
+                b.push_bind(name.as_str().to_owned())
+                    .push_bind(name.key())
+                    .push("''")
+                    .push("FALSE")
+                    .push_bind(now);
+            });
+            make.push(" ON CONFLICT (name_key) DO NOTHING");
+            make.build().execute(&mut *tx).await?;
+            for chunk in kept
+                .iter()
+                .filter(|r| !r.tags.is_empty())
+                .collect::<Vec<_>>()
+                .chunks(200)
+            {
+                let pairs: Vec<(String, String)> = chunk
+                    .iter()
+                    .flat_map(|r| r.tags.iter().map(|t| (r.email.key(), t.key())))
+                    .collect();
+                let mut give = sqlx::QueryBuilder::new(
+                    "INSERT INTO subscriber_tags (subscriber_id, tag_id, created_at) \
+                     SELECT s.id, t.id, ",
+                );
+                give.push_bind(now)
+                    .push(" FROM subscribers s JOIN tags t ON (s.email_key, t.name_key) IN (");
+                let mut list = give.separated(", ");
+                for (email, tag) in pairs {
+                    list.push("(")
+                        .push_bind_unseparated(email)
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(tag)
+                        .push_unseparated(")");
+                }
+                give.push(") ON CONFLICT (subscriber_id, tag_id) DO NOTHING");
+                give.build().execute(&mut *tx).await?;
+            }
         }
         let mut added = count(&inserted, opted_out);
         added.suppressed = (rows.len() - kept.len()) as u64;

@@ -24,10 +24,12 @@ from_row!(Subscriber {
     created_at: plain,
     confirmed_at: plain,
     unsubscribed_at: plain,
+    skip_issues: plain,
+    unsubscribe_reason: plain,
 });
 
 pub(super) const COLUMNS: &str = "id, uid, email, name, status, consent_at, consent_source, consent_ip, \
-                       created_at, confirmed_at, unsubscribed_at";
+                       created_at, confirmed_at, unsubscribed_at, skip_issues, unsubscribe_reason";
 
 /// A signup request that has passed validation.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ pub const HEADER: &[&str] = &[
     "confirmed",
     "unsubscribed",
     "consent_source",
+    "tags",
 ];
 
 /// Rows fetched per round trip.
@@ -62,8 +63,17 @@ impl ExportStream {
             self.after = last.id;
         }
         self.rows += page.len() as u64;
+        let ids: Vec<i64> = page.iter().map(|s| s.id).collect();
+        let mut tags = crate::store::tags::of_subscribers(&self.db, &ids).await?;
         for s in &page {
-            out.write_record(record(s)).map_err(csv_error)?;
+            let names: Vec<String> = tags
+                .remove(&s.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            out.write_record(record(s, &names.join("; ")))
+                .map_err(csv_error)?;
         }
         out.into_inner()
             .map(Some)
@@ -81,7 +91,7 @@ fn cell(text: &str) -> String {
     }
 }
 
-fn record(s: &Subscriber) -> [String; 7] {
+fn record(s: &Subscriber, tags: &str) -> [String; 8] {
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     [
@@ -92,6 +102,7 @@ fn record(s: &Subscriber) -> [String; 7] {
         time(s.confirmed_at),
         time(s.unsubscribed_at),
         s.consent_source.clone(),
+        cell(tags),
     ]
 }
 

@@ -366,6 +366,7 @@ struct Columns {
     name: Option<usize>,
     status: Option<usize>,
     created: Option<usize>,
+    tags: Option<usize>,
 }
 
 fn columns(header: &csv::StringRecord) -> Result<Columns, String> {
@@ -383,6 +384,7 @@ fn columns(header: &csv::StringRecord) -> Result<Columns, String> {
         name: find(&["name", "full name"]),
         status: find(&["status"]),
         created: find(&["created", "created_at", "created date", "signup date"]),
+        tags: find(&["tags", "tag"]),
     })
 }
 
@@ -507,11 +509,14 @@ fn row(
         .map(parse_date)
         .transpose()
         .map_err(|e| format!("created: {e}"))?;
+    let tags = crate::domain::tag::TagName::parse_list(field(columns.tags).unwrap_or(""))
+        .map_err(|e| format!("tags: {e}"))?;
     Ok(ImportRow {
         email,
         name,
         status,
         created_at,
+        tags,
     })
 }
 

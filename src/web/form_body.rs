@@ -17,7 +17,10 @@ pub fn limit_for(path: &str) -> usize {
         LARGEST_FORM
     } else if path.starts_with("/webhooks/") {
         super::webhooks::BODY_LIMIT
-    } else if path.starts_with("/api/v1/issues") || path == "/api/v1/welcome" {
+    } else if path.starts_with("/api/v1/issues")
+        || path.starts_with("/api/v1/tags")
+        || path == "/api/v1/welcome"
+    {
         super::api::ISSUE_JSON_LIMIT
     } else {
         super::FORM_LIMIT.max(super::api::JSON_LIMIT)

@@ -85,6 +85,7 @@ fn reader(email: &str, created: &str) -> ImportRow {
                 .unwrap()
                 .with_timezone(&chrono::Utc),
         ),
+        tags: Vec::new(),
     }
 }
 

@@ -22,6 +22,7 @@ mod schedule;
 mod shutdown;
 mod signup;
 mod subscription;
+mod tags;
 mod transfer;
 mod webhooks;
 mod welcome;

@@ -46,6 +46,8 @@ fn fixed_issue() -> Issue {
         paused_at: None,
         finished_at: None,
         summary: None,
+        audience: None,
+        audience_label: None,
     }
 }
 

@@ -89,7 +89,32 @@ async fn schedule_box(state: &AppState, issue: &Issue) -> Result<ScheduleBox, We
         .take(OPEN_SLOTS)
         .map(|s| s.row(&cadence))
         .collect();
+    let segment = crate::store::tags::segment_of(&state.db, issue.id).await?;
+    let (audience, audience_label, audience_fixed) =
+        match (issue.audience, issue.audience_label.clone()) {
+            (Some(n), Some(label)) => (n, label, true),
+            _ => (
+                crate::store::tags::audience(&state.db, &segment, now).await?,
+                segment.describe(),
+                false,
+            ),
+        };
+    let segment = crate::store::tags::list(&state.db)
+        .await?
+        .into_iter()
+        .map(|c| {
+            let mode = segment
+                .entries()
+                .find(|(t, _)| t.id == c.tag.id)
+                .map(|(_, mode)| mode);
+            (c.tag, mode)
+        })
+        .collect();
     Ok(ScheduleBox {
+        audience,
+        audience_label,
+        audience_fixed,
+        segment,
         scheduled: issue
             .scheduled_at
             .filter(|_| issue.status == IssueStatus::Scheduled)
@@ -253,4 +278,56 @@ pub async fn duplicate(
     let copy = issues::duplicate(&state.db, parse_id(&id)?, state.clock.now()).await?;
     flash(&session, "This is a new draft, copied from the issue.");
     Ok(see_other(&format!("/admin/issues/{}", copy.id)))
+}
+
+/// `POST /admin/issues/{id}/segment`: who the issue goes to, from one `tag-{id}` field per tag
+/// (`any`, `all`, `none`, or empty for unused).
+pub async fn segment(
+    state: web::Data<AppState>,
+    session: Session,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    use crate::domain::tag::{Segment, SegmentMode};
+    use crate::store::tags::{self, TagError};
+    let issue = find(&state, &id).await?;
+    let known = tags::list(&state.db).await?;
+    let mut segment = Segment::default();
+    for (key, value) in url::form_urlencoded::parse(&body) {
+        let Some(tag_id) = key.strip_prefix("tag-") else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let tag = known
+            .iter()
+            .find(|c| c.tag.id.to_string() == tag_id)
+            .map(|c| c.tag.clone())
+            .ok_or_else(|| WebError::BadRequest(format!("{tag_id:?} is not a tag.")))?;
+        match SegmentMode::try_from(value.into_owned()) {
+            Ok(SegmentMode::Any) => segment.any.push(tag),
+            Ok(SegmentMode::All) => segment.all.push(tag),
+            Ok(SegmentMode::None) => segment.none.push(tag),
+            Err(why) => {
+                return Err(WebError::BadRequest(format!(
+                    "{why}: use any, all or none."
+                )));
+            }
+        }
+    }
+    match tags::set_segment(&state.db, issue.id, &segment).await {
+        Ok(()) => {}
+        Err(TagError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(WebError::Conflict(format!("{e}."))),
+    }
+    let audience = tags::audience(&state.db, &segment, state.clock.now()).await?;
+    flash(
+        &session,
+        format!(
+            "This issue goes to {}: {audience} readers as of now.",
+            segment.describe()
+        ),
+    );
+    Ok(see_other(&format!("/admin/issues/{}#schedule", issue.id)))
 }

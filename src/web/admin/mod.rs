@@ -22,6 +22,7 @@ mod issues;
 mod login;
 mod send;
 mod subscribers;
+mod tags;
 mod tokens;
 mod transfer;
 mod welcome;
@@ -62,6 +63,19 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/subscribers/{id}/erase",
             web::post().to(subscribers::erase),
+        ),
+        (
+            Method::POST,
+            "/subscribers/{id}/tags",
+            web::post().to(subscribers::change_tags),
+        ),
+        (Method::GET, "/tags", web::get().to(tags::list)),
+        (Method::POST, "/tags", web::post().to(tags::create)),
+        (Method::POST, "/tags/{id}", web::post().to(tags::update)),
+        (
+            Method::POST,
+            "/tags/{id}/delete",
+            web::post().to(tags::delete),
         ),
         (Method::GET, "/issues", web::get().to(issues::list)),
         (Method::POST, "/issues", web::post().to(issues::create)),
@@ -112,6 +126,11 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/issues/{id}/unschedule",
             web::post().to(cadence::unschedule),
+        ),
+        (
+            Method::POST,
+            "/issues/{id}/segment",
+            web::post().to(issues::segment),
         ),
         (Method::GET, "/issues/{id}/send", web::get().to(send::show)),
         (

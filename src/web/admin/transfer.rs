@@ -195,7 +195,7 @@ pub async fn export(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let filter = query.filter()?;
+    let filter = query.filter(&state).await?;
     let stream = ExportStream::new(state.db.clone(), filter);
     let body = futures_util::stream::unfold(stream, |mut stream| async move {
         match stream.next_chunk().await {

@@ -10,7 +10,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoParams, OpenApi};
 
-use super::{calendar, deliverability, issues, schema, sends, subscribers, welcome};
+use super::{calendar, deliverability, issues, schema, sends, subscribers, tags, welcome};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -50,6 +50,13 @@ use super::{calendar, deliverability, issues, schema, sends, subscribers, welcom
         welcome::put,
         welcome::preview,
         welcome::send_test,
+        tags::list,
+        tags::create,
+        tags::update,
+        tags::delete,
+        tags::subscribers,
+        tags::get_segment,
+        tags::put_segment,
         openapi
     ),
     components(schemas(super::error::ErrorBody)),
@@ -69,6 +76,16 @@ pub(super) async fn openapi() -> HttpResponse {
 #[allow(dead_code)]
 pub(super) struct IssueId {
     /// Issue id.
+    #[param(schema_with = schema::id)]
+    id: i64,
+}
+
+/// The `{id}` of a tag's paths.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct TagId {
+    /// Tag id.
     #[param(schema_with = schema::id)]
     id: i64,
 }

@@ -17,6 +17,7 @@ mod issues;
 mod schema;
 mod sends;
 mod subscribers;
+mod tags;
 mod welcome;
 
 pub use document::ApiDoc;
@@ -148,6 +149,25 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             "/slots/{at}/skip",
             web::delete().to(calendar::unskip),
         ),
+        (Method::GET, "/tags", web::get().to(tags::list)),
+        (Method::POST, "/tags", web::post().to(tags::create)),
+        (Method::PATCH, "/tags/{id}", web::patch().to(tags::update)),
+        (Method::DELETE, "/tags/{id}", web::delete().to(tags::delete)),
+        (
+            Method::POST,
+            "/tags/{id}/subscribers",
+            web::post().to(tags::subscribers),
+        ),
+        (
+            Method::GET,
+            "/issues/{id}/segment",
+            web::get().to(tags::get_segment),
+        ),
+        (
+            Method::PUT,
+            "/issues/{id}/segment",
+            web::put().to(tags::put_segment),
+        ),
         (Method::GET, "/welcome", web::get().to(welcome::get)),
         (Method::PUT, "/welcome", web::put().to(welcome::put)),
         (
@@ -203,7 +223,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, signup_limit: &super::client_ip::
         );
     for (path, routes) in resources() {
         let mut resource = resource(path, routes);
-        if path.starts_with("/issues") || path == "/welcome" {
+        if path.starts_with("/issues") || path.starts_with("/tags") || path == "/welcome" {
             resource = resource.app_data(json_config(ISSUE_JSON_LIMIT));
         }
         scope = scope.service(resource);

@@ -125,6 +125,49 @@ pub fn name() -> Object {
         .build()
 }
 
+/// A tag's name, as `TagName::parse` takes it.
+pub fn tag_name() -> Object {
+    let banned = format!(",;{}", crate::domain::tag::INVISIBLE_CLASS);
+    string()
+        .pattern(Some(text_pattern(
+            crate::domain::tag::TagName::MAX,
+            true,
+            &banned,
+        )))
+        .description(Some(
+            "A tag's name, in any case: 1 to 50 characters once trimmed, one line, without commas, \
+             semicolons or invisible characters.",
+        ))
+        .build()
+}
+
+/// A list of tag names.
+pub fn tag_names() -> Array {
+    ArrayBuilder::new()
+        .items(tag_name())
+        .max_items(Some(100))
+        .description(Some("Tag names (any case), at most 100."))
+        .build()
+}
+
+/// A tag's description.
+pub fn tag_description() -> Object {
+    one_line(
+        300,
+        false,
+        "What the tag means; readers see it beside a public tag.",
+    )
+}
+
+/// A list of subscriber ids.
+pub fn subscriber_ids() -> Array {
+    ArrayBuilder::new()
+        .items(id())
+        .max_items(Some(1000))
+        .description(Some("Subscriber ids, at most 1,000."))
+        .build()
+}
+
 /// An issue's subject.
 pub fn subject() -> Object {
     one_line(200, true, "The subject line.")

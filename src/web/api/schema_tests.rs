@@ -94,6 +94,16 @@ proptest! {
     }
 
     #[test]
+    fn the_tag_pattern_says_what_the_tag_parser_takes(
+        text in tricky_text(),
+        extra in prop::sample::select(vec!["", ",", ";", "\u{200b}", "\u{202e}", "\u{ad}", "\u{2066}", "x"]),
+    ) {
+        let text = format!("{text}{extra}");
+        let parsed = crate::domain::tag::TagName::parse(&text).is_ok();
+        prop_assert_eq!(allows(&tag_name(), &text), parsed, "{:?}", text);
+    }
+
+    #[test]
     fn a_slug_the_schema_allows_is_taken(text in "[ a-z0-9-]{0,90}") {
         if allows(&slug(), &text) {
             prop_assert!(draft(|i| i.slug = text.clone()), "{:?}", text);

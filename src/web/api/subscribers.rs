@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use crate::domain::tag::TagName;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::store::subscriber_admin::{self, Added, Cursor, Edge, Filter};
 use crate::store::subscribers::{NewSignup, Subscriber};
@@ -25,10 +26,16 @@ pub struct SubscriberJson {
     consent_source: String,
     confirmed_at: Option<DateTime<Utc>>,
     unsubscribed_at: Option<DateTime<Utc>>,
+    /// The tags it carries, by name.
+    tags: Vec<String>,
+    /// Issues the reader chose to skip before receiving again.
+    skip_issues: i32,
+    /// What the reader said when leaving from their manage page.
+    unsubscribe_reason: Option<String>,
 }
 
-impl From<Subscriber> for SubscriberJson {
-    fn from(s: Subscriber) -> Self {
+impl SubscriberJson {
+    fn new(s: Subscriber, tags: Vec<String>) -> Self {
         SubscriberJson {
             id: s.id,
             email: s.email,
@@ -39,8 +46,38 @@ impl From<Subscriber> for SubscriberJson {
             consent_source: s.consent_source,
             confirmed_at: s.confirmed_at,
             unsubscribed_at: s.unsubscribed_at,
+            tags,
+            skip_issues: s.skip_issues,
+            unsubscribe_reason: s.unsubscribe_reason,
         }
     }
+}
+
+/// Subscribers as the API shows them, each with its tags.
+async fn with_tags(
+    state: &AppState,
+    list: Vec<Subscriber>,
+) -> Result<Vec<SubscriberJson>, ApiError> {
+    let ids: Vec<i64> = list.iter().map(|s| s.id).collect();
+    let mut tags = crate::store::tags::of_subscribers(&state.db, &ids).await?;
+    Ok(list
+        .into_iter()
+        .map(|s| {
+            let names = tags
+                .remove(&s.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            SubscriberJson::new(s, names)
+        })
+        .collect())
+}
+
+/// One subscriber as the API shows it, under `data`.
+async fn envelope(state: &AppState, s: Subscriber) -> Result<SubscriberEnvelope, ApiError> {
+    let data = with_tags(state, vec![s]).await?.remove(0);
+    Ok(SubscriberEnvelope { data })
 }
 
 /// One subscriber.
@@ -65,6 +102,9 @@ pub struct ListParams {
     status: Option<String>,
     #[param(schema_with = super::schema::search)]
     q: Option<String>,
+    /// Only subscribers carrying this tag (its name, any case); 404 when no tag has it.
+    #[param(schema_with = super::schema::tag_name)]
+    tag: Option<String>,
     #[param(schema_with = super::schema::cursor)]
     before: Option<i64>,
     /// Page size, 1 to 500 (default 100).
@@ -83,17 +123,23 @@ pub struct CreateSubscriber {
     /// are sent a confirmation email and stay pending until they click it.
     #[serde(default)]
     consented: bool,
+    /// Tags to give it, by name; tags that do not exist yet are made.
+    #[serde(default)]
+    #[schema(schema_with = super::schema::tag_names)]
+    tags: Vec<String>,
 }
 
 /// A change to a subscriber.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSubscriber {
-    /// The new name; null or empty clears it. Required: a body without it changes nothing
-    /// and is refused.
+    /// The new name; null or empty clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(schema_with = super::schema::name, required = true)]
+    #[schema(schema_with = super::schema::name)]
     name: Option<Option<String>>,
+    /// The subscriber's tags, replacing the ones it has; tags that do not exist yet are made.
+    #[schema(schema_with = super::schema::tag_names)]
+    tags: Option<Vec<String>>,
 }
 
 /// Tells a field given as `null` (`Some(None)`) from a field left out (`None`).
@@ -151,9 +197,21 @@ pub async fn list(
         .map_or(Cursor::First { by_signup: false }, |id| {
             Cursor::Before(Edge { id, at: None })
         });
-    let page = subscriber_admin::list(&state.db, &Filter { status, search }, cursor, limit).await?;
+    let tag = match params.tag.as_deref().filter(|t| !t.trim().is_empty()) {
+        None => None,
+        Some(raw) => {
+            let name = super::tags::tag_names(&[raw.to_owned()])?;
+            Some(crate::store::tags::by_names(&state.db, &name).await?[0].id)
+        }
+    };
+    let filter = Filter {
+        status,
+        search,
+        tag,
+    };
+    let page = subscriber_admin::list(&state.db, &filter, cursor, limit).await?;
     Ok(HttpResponse::Ok().json(SubscriberPage {
-        data: page.items.into_iter().map(Into::into).collect(),
+        data: with_tags(&state, page.items).await?,
         next_before: page.older.map(|edge| edge.id),
     }))
 }
@@ -174,6 +232,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let address = email(&body.email)?;
     let name = name(body.name.as_deref())?;
+    let tag_names = super::tags::tag_names(&body.tags)?;
     if body.consented {
         let now = state.clock.now();
         return match subscriber_admin::add(
@@ -187,7 +246,8 @@ pub async fn create(
         .await?
         {
             Added::New(s) => {
-                Ok(HttpResponse::Created().json(SubscriberEnvelope { data: s.into() }))
+                give_tags(&state, s.id, &tag_names).await?;
+                Ok(HttpResponse::Created().json(envelope(&state, s).await?))
             }
             Added::Exists(_) => Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -212,9 +272,8 @@ pub async fn create(
     let stored = crate::store::subscribers::find_by_email(&state.db, &address)
         .await?
         .ok_or_else(missing)?;
-    Ok(HttpResponse::Accepted().json(SubscriberEnvelope {
-        data: stored.into(),
-    }))
+    give_tags(&state, stored.id, &tag_names).await?;
+    Ok(HttpResponse::Accepted().json(envelope(&state, stored).await?))
 }
 
 /// One subscriber.
@@ -227,10 +286,23 @@ pub async fn get(
     let s = subscriber_admin::get(&state.db, id(&path)?)
         .await?
         .ok_or_else(missing)?;
-    Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
+    Ok(HttpResponse::Ok().json(envelope(&state, s).await?))
 }
 
-/// Change a subscriber's name.
+/// Gives a subscriber tags by name, making the tags that do not exist yet.
+async fn give_tags(
+    state: &AppState,
+    subscriber_id: i64,
+    names: &[TagName],
+) -> Result<(), ApiError> {
+    let now = state.clock.now();
+    for tag in crate::store::tags::ensure(&state.db, names, now).await? {
+        crate::store::tags::tag(&state.db, tag.id, &[subscriber_id], now).await?;
+    }
+    Ok(())
+}
+
+/// Change a subscriber's name or tags.
 #[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(super::document::SubscriberId), request_body = UpdateSubscriber,
     responses((status = 200, body = SubscriberEnvelope), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn update(
@@ -239,17 +311,36 @@ pub async fn update(
     body: web::Json<UpdateSubscriber>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
-    let Some(new_name) = &body.name else {
+    if body.name.is_none() && body.tags.is_none() {
         return Err(ApiError::invalid(
             "nothing_to_change",
-            "Give `name` (a string, or null to clear it).",
+            "Give `name` (a string, or null to clear it), `tags`, or both.",
         ));
-    };
-    let name = name(new_name.as_deref())?;
-    let s = subscriber_admin::rename(&state.db, id, name.as_ref(), state.clock.now())
+    }
+    let new_name = body.name.as_ref().map(|n| name(n.as_deref())).transpose()?;
+    let tag_names = body
+        .tags
+        .as_deref()
+        .map(super::tags::tag_names)
+        .transpose()?;
+    let now = state.clock.now();
+    let mut s = subscriber_admin::get(&state.db, id)
         .await?
         .ok_or_else(missing)?;
-    Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
+    if let Some(new_name) = new_name {
+        s = subscriber_admin::rename(&state.db, id, new_name.as_ref(), now)
+            .await?
+            .ok_or_else(missing)?;
+    }
+    if let Some(names) = tag_names {
+        let ids: Vec<i64> = crate::store::tags::ensure(&state.db, &names, now)
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        crate::store::tags::replace(&state.db, id, &ids, false, now).await?;
+    }
+    Ok(HttpResponse::Ok().json(envelope(&state, s).await?))
 }
 
 /// Unsubscribe a subscriber (idempotent).
@@ -262,7 +353,7 @@ pub async fn unsubscribe(
     let s = subscriber_admin::unsubscribe(&state.db, id(&path)?, state.clock.now())
         .await?
         .ok_or_else(missing)?;
-    Ok(HttpResponse::Ok().json(SubscriberEnvelope { data: s.into() }))
+    Ok(HttpResponse::Ok().json(envelope(&state, s).await?))
 }
 
 /// Erase a subscriber and their history (GDPR).

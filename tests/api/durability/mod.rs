@@ -350,6 +350,7 @@ async fn seed_readers(db: &Db) -> Vec<String> {
             name: SubscriberName::parse_optional(None).unwrap(),
             status: SubscriberStatus::Active,
             created_at: None,
+            tags: Vec::new(),
         })
         .collect();
     insert(db, &rows, None, chrono::Utc::now())

@@ -415,6 +415,7 @@ impl TestApp {
                 name: SubscriberName::parse_optional(Some(&format!("Reader {i}"))).unwrap(),
                 status: SubscriberStatus::Active,
                 created_at: None,
+                tags: Vec::new(),
             })
             .collect();
         let mut added = 0;
