@@ -133,7 +133,9 @@ impl Parts {
             clock: self.clock.clone(),
             link_key: self.link_key.clone(),
             publication: self.publication.clone(),
-            settings: Arc::new(MailSettings::from_config(&self.config)),
+            settings: Arc::new(
+                MailSettings::from_config(&self.config).tracking(&self.config, &self.link_key),
+            ),
             handoff,
             limits: Arc::new(Limits::from_config(&self.config)),
             outbox_wake: self.outbox_wake.clone(),

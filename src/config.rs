@@ -144,6 +144,11 @@ pub struct Config {
     pub send_max_attempts: u32,
     /// Hard bounces (permanent failures) after which a subscriber is marked bounced.
     pub bounce_threshold: u32,
+    /// Links in issue emails go through `/l/{token}`, which counts a click and redirects to the
+    /// exact address. Off by default; the web version is never tracked.
+    pub track_clicks: bool,
+    /// With `track_clicks`, each reader's links name them, so the report can tell who clicked.
+    pub track_readers: bool,
     /// How long the deliveries a worker holds stay its own after its last heartbeat: a worker
     /// renews its claim every quarter of this while it lives, so a slow relay or a low rate
     /// never loses it; the rows of a worker that died are sent by another within this long.
@@ -217,6 +222,8 @@ impl Default for Config {
             send_concurrency: 8,
             send_max_attempts: 8,
             bounce_threshold: 2,
+            track_clicks: false,
+            track_readers: false,
             delivery_lease: Duration::from_secs(30),
             metrics_token: None,
             tick_interval: Duration::from_secs(30),
@@ -294,6 +301,8 @@ const KEYS: &[&str] = &[
     "send_concurrency",
     "send_max_attempts",
     "bounce_threshold",
+    "track_clicks",
+    "track_readers",
     "delivery_lease",
     "metrics_token",
     "tick_interval",

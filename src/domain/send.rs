@@ -125,3 +125,41 @@ mod tests {
         assert_eq!(rate_per_minute(3, Some(Duration::milliseconds(200))), 3);
     }
 }
+
+/// What became of an issue after it went out: its report.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IssueReport {
+    /// Readers the send was fixed to when it started.
+    pub audience: Option<i64>,
+    /// Who they were, in words.
+    pub audience_label: Option<String>,
+    /// Copies the mail server accepted.
+    pub sent: i64,
+    /// Copies that failed for good.
+    pub failed: i64,
+    /// Readers whose copy bounced afterwards (reported by a provider or the bounce mailbox).
+    pub bounced: i64,
+    /// Readers who marked it as spam.
+    pub complained: i64,
+    /// Readers who got it and unsubscribed within 7 days of its going out.
+    pub unsubscribed_within_7_days: i64,
+    /// Whether links are tracked (`track_clicks`); the click counts are empty otherwise.
+    pub clicks_tracked: bool,
+    /// Whether clicks name readers (`track_readers`).
+    pub readers_tracked: bool,
+    /// The roundup's links in their order, then the body's other links, each with its clicks.
+    pub links: Vec<LinkReport>,
+}
+
+/// One link of an issue and the clicks on it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LinkReport {
+    /// The roundup link's title; absent for a link in the body.
+    pub title: Option<String>,
+    /// The address.
+    pub url: String,
+    /// Requests through the tracked link.
+    pub clicks: i64,
+    /// Different readers who clicked (only with `track_readers`).
+    pub readers: Option<i64>,
+}

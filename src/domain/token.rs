@@ -90,6 +90,7 @@ impl LinkKey {
         mac.update(match purpose {
             LinkPurpose::Unsubscribe => b"fortnight/unsubscribe/v1:".as_slice(),
             LinkPurpose::Manage => b"fortnight/manage/v1:".as_slice(),
+            LinkPurpose::ManageForm => b"fortnight/manage-form/v1:".as_slice(),
         });
         mac.update(uid.as_bytes());
         mac
@@ -135,6 +136,78 @@ impl LinkKey {
     pub fn verify_manage(&self, token: &str) -> Result<Uuid, MalformedToken> {
         self.verify(LinkPurpose::Manage, token)
     }
+
+    /// The hidden field of the forms on a subscriber's manage page (their CSRF token).
+    pub fn manage_form_token(&self, uid: &Uuid) -> String {
+        self.sign(LinkPurpose::ManageForm, uid)
+    }
+
+    /// Whether `token` is the manage page's form token of `uid`.
+    pub fn verify_manage_form(&self, uid: &Uuid, token: &str) -> bool {
+        self.verify(LinkPurpose::ManageForm, token) == Ok(*uid)
+    }
+}
+
+/// What a tracked link (`/l/{token}`) carries: the issue, the exact address it leads to, and
+/// the reader only when readers are tracked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Click {
+    /// The issue the link was in.
+    pub issue_id: i64,
+    /// The reader whose copy it was, when `track_readers` is on.
+    pub reader: Option<Uuid>,
+    /// The original address, byte for byte.
+    pub url: String,
+}
+
+impl LinkKey {
+    fn click_mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"fortnight/click/v1:");
+        mac.update(payload);
+        mac
+    }
+
+    /// The token of a tracked link: the issue, the reader (if any) and the address, signed.
+    pub fn click_token(&self, click: &Click) -> String {
+        let mut payload = Vec::with_capacity(25 + click.url.len());
+        payload.push(u8::from(click.reader.is_some()));
+        payload.extend_from_slice(&click.issue_id.to_be_bytes());
+        if let Some(uid) = click.reader {
+            payload.extend_from_slice(uid.as_bytes());
+        }
+        payload.extend_from_slice(click.url.as_bytes());
+        let tag = self.click_mac(&payload).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&payload),
+            URL_SAFE_NO_PAD.encode(&tag[..MAC_BYTES])
+        )
+    }
+
+    /// What a tracked link's token carries, if this key signed it unchanged.
+    pub fn verify_click(&self, token: &str) -> Option<Click> {
+        let (payload, tag) = token.split_once('.')?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        if tag.len() != MAC_BYTES {
+            return None;
+        }
+        self.click_mac(&payload).verify_truncated_left(&tag).ok()?;
+        let (&flag, rest) = payload.split_first()?;
+        let issue_id = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        let rest = &rest[8..];
+        let (reader, url) = match flag {
+            0 => (None, rest),
+            1 => (Some(Uuid::from_slice(rest.get(..16)?).ok()?), &rest[16..]),
+            _ => return None,
+        };
+        Some(Click {
+            issue_id,
+            reader,
+            url: String::from_utf8(url.to_vec()).ok()?,
+        })
+    }
 }
 
 /// What a link signed for one subscriber lets its holder do.
@@ -142,6 +215,7 @@ impl LinkKey {
 enum LinkPurpose {
     Unsubscribe,
     Manage,
+    ManageForm,
 }
 
 /// What a bounce address (VERP) names.
@@ -382,6 +456,35 @@ mod tests {
             LinkKey::generate().verify_manage(&manage),
             Err(MalformedToken)
         );
+    }
+
+    #[test]
+    fn click_tokens_carry_the_exact_address_and_refuse_changes() {
+        let key = LinkKey::generate();
+        let url = "https://example.com/a?b=1&c=%20d#frag".to_owned();
+        for reader in [None, Some(Uuid::new_v4())] {
+            let click = Click {
+                issue_id: 42,
+                reader,
+                url: url.clone(),
+            };
+            let token = key.click_token(&click);
+            assert_eq!(key.verify_click(&token), Some(click));
+            assert_eq!(LinkKey::generate().verify_click(&token), None);
+            let (payload, tag) = token.split_once('.').unwrap();
+            let mut bytes = URL_SAFE_NO_PAD.decode(payload).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(&bytes));
+            assert_eq!(
+                key.verify_click(&forged),
+                None,
+                "a changed address is refused"
+            );
+        }
+        for junk in ["", ".", "abc", "abc.def", "a.b.c"] {
+            assert_eq!(key.verify_click(junk), None, "{junk}");
+        }
     }
 
     proptest! {

@@ -25,21 +25,41 @@ pub enum Slot {
     UnsubscribeUrl,
     /// The reader's "manage your subscription" URL.
     ManageUrl,
+    /// The reader's tracked address of the n-th link (when readers' clicks are tracked).
+    Link(u16),
 }
+
+/// Opens a slot mark.
+const OPEN: char = '\u{E000}';
+/// Closes a slot mark.
+const CLOSE: char = '\u{E001}';
 
 impl Slot {
-    const ALL: [Slot; 3] = [Slot::Greeting, Slot::UnsubscribeUrl, Slot::ManageUrl];
-
     /// The mark a template renders in place of the reader's text: private-use characters
     /// that neither HTML escaping nor CSS inlining touch, and that no editor types.
-    pub fn mark(self) -> &'static str {
-        match self {
-            Slot::Greeting => "\u{E000}greeting\u{E001}",
-            Slot::UnsubscribeUrl => "\u{E000}unsubscribe\u{E001}",
-            Slot::ManageUrl => "\u{E000}manage\u{E001}",
-        }
+    pub fn mark(self) -> String {
+        let name = match self {
+            Slot::Greeting => "greeting".to_owned(),
+            Slot::UnsubscribeUrl => "unsubscribe".to_owned(),
+            Slot::ManageUrl => "manage".to_owned(),
+            Slot::Link(n) => format!("link{n}"),
+        };
+        format!("{OPEN}{name}{CLOSE}")
+    }
+
+    /// The slot a mark's name stands for.
+    fn named(name: &str) -> Option<Slot> {
+        Some(match name {
+            "greeting" => Slot::Greeting,
+            "unsubscribe" => Slot::UnsubscribeUrl,
+            "manage" => Slot::ManageUrl,
+            _ => Slot::Link(name.strip_prefix("link")?.parse().ok()?),
+        })
     }
 }
+
+/// How the links of a message are tracked per reader: the address of link n for one reader.
+pub type LinkSigner = std::sync::Arc<dyn Fn(usize, Uuid) -> String + Send + Sync>;
 
 /// What a part is, for escaping the reader's text inside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +131,10 @@ pub struct Heading<'a> {
 }
 
 /// A message ready to be personalised for any number of readers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PreparedMessage {
+    /// Signs each reader's tracked links, when readers' clicks are tracked.
+    links: Option<LinkSigner>,
     head: String,
     boundary: String,
     parts: [Part; 2],
@@ -137,15 +159,21 @@ impl Part {
     fn split(kind: Kind, rendered: &str) -> Part {
         let mut pieces = Vec::new();
         let mut rest = rendered;
-        loop {
-            let next = Slot::ALL
-                .iter()
-                .filter_map(|slot| rest.find(slot.mark()).map(|at| (at, *slot)))
-                .min_by_key(|(at, _)| *at);
-            let Some((at, slot)) = next else { break };
-            pieces.push(fixed(&rest[..at]));
+        let mut searched = 0;
+        while let Some(open) = rest[searched..].find(OPEN).map(|at| at + searched) {
+            let name_at = open + OPEN.len_utf8();
+            let slot = rest[name_at..].find(CLOSE).and_then(|len| {
+                Slot::named(&rest[name_at..name_at + len]).map(|slot| (slot, name_at + len))
+            });
+            let Some((slot, close)) = slot else {
+                // Not one of ours: kept as text.
+                searched = name_at;
+                continue;
+            };
+            pieces.push(fixed(&rest[..open]));
             pieces.push(Piece::Slot(slot));
-            rest = &rest[at + slot.mark().len()..];
+            rest = &rest[close + CLOSE.len_utf8()..];
+            searched = 0;
         }
         pieces.push(fixed(rest));
         Part { kind, pieces }
@@ -159,11 +187,14 @@ impl Part {
     }
 
     /// The reader's text for a slot, escaped for this part.
-    fn value(&self, slot: Slot, reader: &Reader<'_>) -> String {
+    fn value(&self, slot: Slot, reader: &Reader<'_>, links: Option<&LinkSigner>) -> String {
         let value = match slot {
             Slot::Greeting => greeting(reader.name),
             Slot::UnsubscribeUrl => reader.unsubscribe_url.to_owned(),
             Slot::ManageUrl => reader.manage_url.to_owned(),
+            Slot::Link(n) => links
+                .map(|sign| sign(n.into(), reader.uid))
+                .unwrap_or_default(),
         };
         match self.kind {
             Kind::Text => value,
@@ -174,24 +205,24 @@ impl Part {
     }
 
     /// Appends this part, quoted-printable, for one reader.
-    fn write(&self, out: &mut Vec<u8>, reader: &Reader<'_>) {
+    fn write(&self, out: &mut Vec<u8>, reader: &Reader<'_>, links: Option<&LinkSigner>) {
         for piece in &self.pieces {
             match piece {
                 Piece::Fixed { encoded, .. } => out.extend_from_slice(encoded.as_bytes()),
                 Piece::Slot(slot) => {
-                    out.extend_from_slice(qp(&self.value(*slot, reader)).as_bytes())
+                    out.extend_from_slice(qp(&self.value(*slot, reader, links)).as_bytes())
                 }
             }
         }
     }
 
     /// This part as one reader sees it, decoded.
-    fn decoded(&self, reader: &Reader<'_>) -> String {
+    fn decoded(&self, reader: &Reader<'_>, links: Option<&LinkSigner>) -> String {
         let mut out = String::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Fixed { raw, .. } => out.push_str(raw),
-                Piece::Slot(slot) => out.push_str(&self.value(*slot, reader)),
+                Piece::Slot(slot) => out.push_str(&self.value(*slot, reader, links)),
             }
         }
         out
@@ -208,6 +239,15 @@ pub fn greeting(name: Option<&str>) -> String {
 
 fn bad(e: impl std::fmt::Display) -> BuildError {
     BuildError(e.to_string())
+}
+
+impl std::fmt::Debug for PreparedMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedMessage")
+            .field("head", &self.head)
+            .field("tracked", &self.links.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PreparedMessage {
@@ -240,6 +280,7 @@ impl PreparedMessage {
                 .map_err(bad)?,
         );
         Ok(PreparedMessage {
+            links: None,
             head: headers.to_string(),
             boundary,
             parts: [Part::split(Kind::Text, text), Part::split(Kind::Html, html)],
@@ -248,6 +289,12 @@ impl PreparedMessage {
             id_prefix: head.id_prefix.simple().to_string(),
             id_domain: head.id_domain.to_owned(),
         })
+    }
+
+    /// The message with each reader's tracked links made by `links` (its [`Slot::Link`] marks).
+    pub fn with_links(mut self, links: LinkSigner) -> PreparedMessage {
+        self.links = Some(links);
+        self
     }
 
     /// The `Message-ID` of the copy for the reader with this id: the same on every try.
@@ -297,7 +344,7 @@ impl PreparedMessage {
             out.extend_from_slice(b"\r\nContent-Type: ");
             out.extend_from_slice(part.content_type().as_bytes());
             out.extend_from_slice(b"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n");
-            part.write(&mut out, reader);
+            part.write(&mut out, reader, self.links.as_ref());
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"--");
@@ -308,7 +355,10 @@ impl PreparedMessage {
 
     /// The text and HTML parts as one reader sees them: what a preview shows.
     pub fn parts_for(&self, reader: &Reader<'_>) -> (String, String) {
-        (self.parts[0].decoded(reader), self.parts[1].decoded(reader))
+        (
+            self.parts[0].decoded(reader, self.links.as_ref()),
+            self.parts[1].decoded(reader, self.links.as_ref()),
+        )
     }
 
     fn size_hint(&self) -> usize {

@@ -157,6 +157,16 @@ impl OutboxSender {
                 Ok(false) => return Outcome::Dropped,
                 Err(e) => Err(e),
             },
+            ("email_change", _) => {
+                match self
+                    .send_email_change(item.id, item.payload.as_deref(), token)
+                    .await
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => return Outcome::Dropped,
+                    Err(e) => Err(e),
+                }
+            }
             ("confirm" | "welcome", None) => return Outcome::Dropped,
             ("notice", _) => self.send_notice(item.id, item.payload.as_deref()).await,
             (kind, _) => Err(SendError::Permanent(format!(
@@ -271,6 +281,53 @@ impl OutboxSender {
         };
         let (envelope, raw) = prepared.for_reader(&reader).map_err(|e| permanent(&e))?;
         self.mailer.send_raw(&envelope, &raw).await.map(|_| true)
+    }
+
+    /// Sends the link that confirms a reader's new address to that address; `false` when the
+    /// change is no longer open (used, expired or erased).
+    async fn send_email_change(
+        &self,
+        outbox_id: i64,
+        payload: Option<&str>,
+        token: &ConfirmToken,
+    ) -> Result<bool, SendError> {
+        let permanent = |e: &dyn std::fmt::Display| SendError::Permanent(e.to_string());
+        let change: i64 = payload
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| permanent(&e))?;
+        let now = self.clock.now();
+        let Some(new_email) =
+            crate::store::manage::prepare_email_change(&self.db, change, &token.hash(), now)
+                .await
+                .map_err(|e| SendError::Temporary(e.to_string()))?
+        else {
+            return Ok(false);
+        };
+        let name = &self.publication.name;
+        let link = format!(
+            "{}/email-change/{}",
+            self.publication.base_url,
+            token.as_str()
+        );
+        let valid_for = render::human_duration(self.config.confirm_token_ttl);
+        let to = mailbox(&new_email, None).map_err(|e| permanent(&e))?;
+        let mut builder = lettre::Message::builder();
+        if let Some(path) = self.return_path(outbox_id) {
+            builder = builder.envelope(envelope_from(&path, &to).map_err(|e| permanent(&e))?);
+        }
+        let message = builder
+            .from(self.config.mail_from())
+            .to(to)
+            .subject(format!("Confirm your new address for {name}"))
+            .date_now()
+            .body(format!(
+                "Hello,\n\nSomeone asked for {name} to be sent to this address from now on. \
+                 To confirm, open this link (it works for {valid_for}):\n\n{link}\n\n\
+                 If it was not you, ignore this email: nothing changes until the link is opened.\n"
+            ))
+            .map_err(|e| permanent(&e))?;
+        self.mailer.send(message).await.map(|_| true)
     }
 
     /// The envelope sender naming outbox message `outbox_id`, when `bounce_address` is set.

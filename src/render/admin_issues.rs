@@ -309,3 +309,15 @@ pub struct SendPage<'a> {
     /// The numbers.
     pub s: crate::domain::send::SendStatus,
 }
+
+/// An issue's report: readers, what came back, clicks per link.
+#[derive(Template)]
+#[template(path = "web/admin/report.html")]
+pub struct ReportPage<'a> {
+    /// Around the content.
+    pub chrome: Chrome<'a>,
+    /// The issue.
+    pub issue: &'a Issue,
+    /// The numbers.
+    pub r: crate::domain::send::IssueReport,
+}

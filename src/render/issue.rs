@@ -1,6 +1,7 @@
 //! An issue as readers see it: the email (HTML with inlined CSS, and plain text), prepared
 //! once per send, and the web version in the archive.
 
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use askama::Template;
@@ -9,6 +10,7 @@ use lettre::message::Mailbox;
 use super::{Publication, markdown};
 use crate::config::Config;
 use crate::domain::Issue;
+use crate::domain::token::{Click, LinkKey};
 use crate::domain::welcome::Welcome;
 use crate::mail::message::BuildError;
 use crate::mail::prepared::{Heading, PreparedMessage, Slot};
@@ -39,6 +41,19 @@ pub struct MailSettings {
     pub list_id: String,
     /// The domain of `Message-ID`s.
     pub id_domain: String,
+    /// How links are tracked, when they are (`track_clicks`): only the delivery worker's
+    /// settings carry it, so previews, tests and welcomes are never tracked.
+    pub clicks: Option<ClickTracking>,
+}
+
+/// Links of issue emails go through `/l/{token}`, signed with the link key; with `readers`,
+/// each reader's copy carries tokens naming them.
+#[derive(Clone, Debug)]
+pub struct ClickTracking {
+    /// Signs the tokens.
+    pub key: LinkKey,
+    /// Tokens name the reader (`track_readers`).
+    pub readers: bool,
 }
 
 impl MailSettings {
@@ -66,7 +81,17 @@ impl MailSettings {
             postal_address: config.postal_address.clone(),
             list_id,
             id_domain: host,
+            clicks: None,
         }
+    }
+
+    /// These settings with links tracked as `track_clicks` and `track_readers` say.
+    pub fn tracking(mut self, config: &Config, key: &LinkKey) -> MailSettings {
+        self.clicks = config.track_clicks.then(|| ClickTracking {
+            key: key.clone(),
+            readers: config.track_readers,
+        });
+        self
     }
 }
 
@@ -242,6 +267,18 @@ impl Body {
     }
 }
 
+/// The http(s) links of an issue's body, in order, as its email carries them.
+pub fn body_links(issue: &Issue, publication: &Publication) -> Vec<String> {
+    let found = Arc::new(Mutex::new(Vec::new()));
+    let collect = found.clone();
+    markdown::rewrite_links(&Body::html(&issue.body, publication), move |url| {
+        collect.lock().expect("link list").push(url.to_owned());
+        url.to_owned()
+    });
+    let links = found.lock().expect("link list").clone();
+    links
+}
+
 /// Inlines the `<style>` rules into each element, keeping the dark-mode media query (it
 /// cannot be inlined) in a `<style>` block for the clients that honour it.
 fn inline_css(html: &str) -> Result<String, RenderError> {
@@ -276,14 +313,74 @@ pub fn prepare(
     date: SystemTime,
 ) -> Result<PreparedMessage, RenderError> {
     let view = view_url(publication, issue);
-    prepare_message(
-        issue,
+    let Some(clicks) = &settings.clicks else {
+        return prepare_message(
+            issue,
+            publication,
+            settings,
+            subject_prefix,
+            date,
+            Some(view),
+        );
+    };
+    // Every http(s) link of the body and the roundup, in order, goes through `/l/`.
+    let base = publication.base_url.clone();
+    let urls = Arc::new(Mutex::new(Vec::<String>::new()));
+    let tracked = {
+        let (urls, key, base) = (urls.clone(), clicks.key.clone(), base.clone());
+        let (readers, issue_id) = (clicks.readers, issue.id);
+        Arc::new(move |url: &str| -> String {
+            let mut list = urls.lock().expect("link list");
+            list.push(url.to_owned());
+            if readers {
+                Slot::Link((list.len() - 1) as u16).mark()
+            } else {
+                let click = Click {
+                    issue_id,
+                    reader: None,
+                    url: url.to_owned(),
+                };
+                format!("{base}/l/{}", key.click_token(&click))
+            }
+        })
+    };
+    let html = {
+        let tracked = tracked.clone();
+        markdown::rewrite_links(&Body::html(&issue.body, publication), move |url| {
+            tracked(url)
+        })
+    };
+    let mut copy = issue.clone();
+    for link in &mut copy.links {
+        link.url = tracked(&link.url);
+    }
+    let body = Body {
+        text: markdown::to_text(&html),
+        html,
+    };
+    let view = Some(view);
+    let prepared = prepare_body(
+        &copy,
+        &body,
         publication,
         settings,
         subject_prefix,
         date,
-        Some(view),
-    )
+        view,
+    )?;
+    if !clicks.readers {
+        return Ok(prepared);
+    }
+    let urls: Vec<String> = urls.lock().expect("link list").clone();
+    let (key, issue_id) = (clicks.key.clone(), issue.id);
+    Ok(prepared.with_links(Arc::new(move |n, uid| {
+        let click = Click {
+            issue_id,
+            reader: Some(uid),
+            url: urls.get(n).cloned().unwrap_or_default(),
+        };
+        format!("{base}/l/{}", key.click_token(&click))
+    })))
 }
 
 /// Renders the welcome email, its placeholders already filled, the way an issue is rendered
@@ -332,14 +429,39 @@ fn prepare_message(
     view_url: Option<String>,
 ) -> Result<PreparedMessage, RenderError> {
     let body = Body::of(issue, publication);
+    prepare_body(
+        issue,
+        &body,
+        publication,
+        settings,
+        subject_prefix,
+        date,
+        view_url,
+    )
+}
+
+fn prepare_body(
+    issue: &Issue,
+    body: &Body,
+    publication: &Publication,
+    settings: &MailSettings,
+    subject_prefix: &str,
+    date: SystemTime,
+    view_url: Option<String>,
+) -> Result<PreparedMessage, RenderError> {
+    let (greeting, unsubscribe, manage) = (
+        Slot::Greeting.mark(),
+        Slot::UnsubscribeUrl.mark(),
+        Slot::ManageUrl.mark(),
+    );
     let email = IssueEmail {
         publication,
         issue,
         body_html: &body.html,
         body_text: &body.text,
-        greeting: Slot::Greeting.mark(),
-        unsubscribe_url: Slot::UnsubscribeUrl.mark(),
-        manage_url: Slot::ManageUrl.mark(),
+        greeting: &greeting,
+        unsubscribe_url: &unsubscribe,
+        manage_url: &manage,
         view_url,
         postal_address: &settings.postal_address,
     };

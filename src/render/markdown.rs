@@ -18,6 +18,26 @@ pub fn to_safe_html(markdown: &str, base_url: &url::Url) -> String {
         .to_string()
 }
 
+/// Sanitized HTML with the address of every http(s) link (`<a href>`) replaced by what
+/// `rewrite` makes of it, in document order; images and other links are left alone.
+pub fn rewrite_links(
+    safe_html: &str,
+    rewrite: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> String {
+    ammonia::Builder::default()
+        .url_relative(UrlRelative::PassThrough)
+        .attribute_filter(move |element, attribute, value| {
+            let web = value.starts_with("http://") || value.starts_with("https://");
+            if element == "a" && attribute == "href" && web {
+                Some(rewrite(value).into())
+            } else {
+                Some(value.into())
+            }
+        })
+        .clean(safe_html)
+        .to_string()
+}
+
 /// The plain-text reading of sanitized HTML: paragraphs wrapped at 72 columns, emphasis
 /// kept as `*marks*`, thematic breaks as `* * *`, and each link numbered in the text and
 /// listed with its address below.

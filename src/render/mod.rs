@@ -101,6 +101,34 @@ pub struct UnsubscribePage<'a> {
     pub email: &'a str,
 }
 
+/// A reader's own page: their name, address, chosen tags, a pause, their data, leaving.
+#[derive(Template)]
+#[template(path = "web/manage.html")]
+pub struct ManagePage<'a> {
+    /// The publication.
+    pub publication: &'a Publication,
+    /// The page's own address (forms post below it).
+    pub base: String,
+    /// The forms' CSRF field.
+    pub csrf: String,
+    /// The reader's address.
+    pub email: &'a str,
+    /// The reader's name, or empty.
+    pub name: &'a str,
+    /// The subscription's status.
+    pub status: &'a str,
+    /// Whether the reader is receiving issues.
+    pub active: bool,
+    /// The public tags, each with whether the reader carries it.
+    pub tags: Vec<(crate::domain::tag::Tag, bool)>,
+    /// Issues left to skip.
+    pub skip_issues: i32,
+    /// What the last action did.
+    pub notice: Option<String>,
+    /// Why the last action was refused.
+    pub error: Option<String>,
+}
+
 /// What a confirmation email says, whichever part renders it.
 pub struct ConfirmEmail<'a> {
     /// The publication.

@@ -47,6 +47,7 @@ macro_rules! from_row {
 
 pub mod api_tokens;
 pub mod cadence;
+pub mod clicks;
 pub mod deliveries;
 pub mod delivery_ledger;
 pub mod delivery_workers;
@@ -55,6 +56,7 @@ pub mod group_commit;
 pub mod import_jobs;
 pub mod issues;
 pub mod mail_events;
+pub mod manage;
 pub mod outbox;
 pub mod sends;
 pub mod settings;

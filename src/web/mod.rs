@@ -20,10 +20,12 @@ use crate::store::Db;
 pub mod admin;
 pub mod api;
 pub(crate) mod archive;
+mod clicks;
 pub mod client_ip;
 pub mod error;
 mod form_body;
 mod health;
+mod manage;
 pub(crate) mod metrics;
 mod public;
 mod request_span;
@@ -63,6 +65,23 @@ impl AppState {
 }
 
 impl AppState {
+    /// An issue's report, its links' clicks included.
+    pub async fn report(
+        &self,
+        issue: &crate::domain::Issue,
+    ) -> Result<crate::domain::send::IssueReport, crate::store::StoreError> {
+        let body_links = crate::render::issue::body_links(issue, &self.publication);
+        crate::store::clicks::report(
+            &self.db,
+            issue,
+            &body_links,
+            self.config.track_clicks,
+            self.config.track_clicks && self.config.track_readers,
+            self.clock.now(),
+        )
+        .await
+    }
+
     /// The test sender, on this instance's database, mailer and keys.
     pub fn test_sender(&self) -> crate::delivery::TestSend<'_> {
         crate::delivery::TestSend {
@@ -185,6 +204,18 @@ pub fn server(
                 web::get().to(public::unsubscribe_page),
             )
             .route("/unsubscribe/{token}", web::post().to(public::unsubscribe))
+            .route("/manage/{token}", web::get().to(manage::show))
+            .route("/manage/{token}/data.json", web::get().to(manage::data))
+            .service(
+                web::resource("/manage/{token}/{action}")
+                    .wrap(Governor::new(&signup_limit))
+                    .route(web::post().to(manage::act)),
+            )
+            .route(
+                "/email-change/{token}",
+                web::get().to(manage::confirm_email),
+            )
+            .route("/l/{token}", web::get().to(clicks::follow))
             .route("/archive", web::get().to(archive::list))
             .route("/archive/{slug}", web::get().to(archive::show))
             .route("/feed.xml", web::get().to(archive::feed))

@@ -128,7 +128,7 @@ fn truncate(s: &str, max: usize) -> &str {
 /// in `signup_allowed_origins` (a publication may embed the form on its own blog). Requests
 /// without `Origin` (non-browser clients) pass; an opaque `Origin: null` passes only when the
 /// browser also says the request is same-origin.
-fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), WebError> {
+pub(super) fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), WebError> {
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)

@@ -471,7 +471,8 @@ async fn the_openapi_document_describes_exactly_the_routes(backend: Backend) {
             ("before", "query"),
             ("limit", "query"),
             ("q", "query"),
-            ("status", "query")
+            ("status", "query"),
+            ("tag", "query")
         ]
     );
 }

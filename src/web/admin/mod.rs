@@ -135,6 +135,11 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
         (Method::GET, "/issues/{id}/send", web::get().to(send::show)),
         (
             Method::GET,
+            "/issues/{id}/report",
+            web::get().to(send::report),
+        ),
+        (
+            Method::GET,
             "/issues/{id}/send.json",
             web::get().to(send::json),
         ),

@@ -154,3 +154,22 @@ pub async fn retry(
     );
     Ok(see_other(&format!("/admin/issues/{issue_id}/send")))
 }
+
+/// `GET /admin/issues/{id}/report`.
+pub async fn report(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let issue = super::issues::find(&state, &id).await?;
+    let r = state.report(&issue).await?;
+    html(
+        StatusCode::OK,
+        crate::render::admin_issues::ReportPage {
+            chrome: super::chrome(&state, &ctx, &session),
+            issue: &issue,
+            r,
+        },
+    )
+}

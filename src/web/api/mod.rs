@@ -104,6 +104,11 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
         ),
         (Method::GET, "/issues/{id}/send", web::get().to(sends::show)),
         (
+            Method::GET,
+            "/issues/{id}/report",
+            web::get().to(sends::report),
+        ),
+        (
             Method::POST,
             "/issues/{id}/pause",
             web::post().to(sends::pause),

@@ -109,3 +109,17 @@ pub async fn retry(
     state.handoff.issue_started(issue_id);
     current(&state, issue_id).await
 }
+
+/// An issue's report: audience, sent, failed, bounced, complained, readers who left within 7
+/// days, and the clicks on each link (the roundup's in order, with their titles).
+#[utoipa::path(get, path = "/api/v1/issues/{id}/report", params(super::document::IssueId),
+    responses((status = 200, body = crate::domain::send::IssueReport), (status = 404, body = ErrorBody)))]
+pub async fn report(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let issue = issues::get(&state.db, id(&path)?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No issue has this id."))?;
+    Ok(HttpResponse::Ok().json(state.report(&issue).await?))
+}
