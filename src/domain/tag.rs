@@ -162,6 +162,15 @@ impl Segment {
             .chain(self.none.iter().map(|t| (t, SegmentMode::None)))
     }
 
+    /// A tag given more than one role (or twice in one), if any.
+    pub fn repeated(&self) -> Option<&Tag> {
+        let all: Vec<&Tag> = self.entries().map(|(t, _)| t).collect();
+        all.iter()
+            .enumerate()
+            .find(|(i, t)| all[..*i].iter().any(|u| u.id == t.id))
+            .map(|(_, t)| *t)
+    }
+
     /// The segment in words: "everyone", or "readers tagged any of A, B; all of C; none of D".
     pub fn describe(&self) -> String {
         if self.is_everyone() {

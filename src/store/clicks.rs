@@ -8,10 +8,16 @@ use crate::domain::send::{IssueReport, LinkReport};
 use crate::domain::token::Click;
 use crate::with_pool;
 
-/// Records one click (the reader, when the link names one still on the list). A click on a
-/// link of an issue that no longer exists records nothing.
+/// Records one click, naming the reader only when `name_reader` (readers are tracked now) and
+/// the link names one still on the list. A click on a link of an issue that no longer exists
+/// records nothing.
 #[tracing::instrument(skip_all, fields(issue_id = click.issue_id))]
-pub async fn record(db: &Db, click: &Click, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn record(
+    db: &Db,
+    click: &Click,
+    name_reader: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     with_pool!(db, write, |pool| {
         sqlx::query(
         "INSERT INTO link_clicks (issue_id, url, subscriber_id, clicked_at) \
@@ -19,7 +25,7 @@ pub async fn record(db: &Db, click: &Click, now: DateTime<Utc>) -> Result<(), St
     )
     .bind(click.issue_id)
     .bind(&click.url)
-    .bind(click.reader)
+    .bind(click.reader.filter(|_| name_reader))
     .bind(now)
     .execute(pool)
     .await

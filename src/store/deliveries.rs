@@ -127,13 +127,15 @@ pub async fn enqueue_batch(
             return tx.commit().await.map(|_| 0);
         };
         let looked = bound - issue.enqueued_through;
-        // The cursor moves first: only the transaction that moves it enqueues the batch, so a
-        // second instance's run of the same batch changes nothing (pauses are counted once).
+        // The cursor moves first, and only from where this batch starts: only the transaction
+        // that moves it enqueues the batch, so another instance's run of an overlapping batch
+        // changes nothing (pauses are counted once per issue).
         let moved = sqlx::query(
-            "UPDATE issues SET enqueued_through = $2 WHERE id = $1 AND enqueued_through < $2",
+            "UPDATE issues SET enqueued_through = $2 WHERE id = $1 AND enqueued_through = $3",
         )
         .bind(issue.id)
         .bind(bound)
+        .bind(issue.enqueued_through)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -60,6 +60,8 @@ pub enum ChangeRequested {
     Taken,
     /// The address bounced or complained before: it is not mailed.
     Suppressed,
+    /// Three changes were asked for within the hour already: nothing more is mailed for now.
+    TooMany,
 }
 
 /// Records a request to move `subscriber_id` to `new_email` and queues the email that
@@ -75,6 +77,16 @@ pub async fn request_email_change(
     Ok(with_pool!(db, write, |pool| {
         async {
         let mut tx = pool.begin().await?;
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM email_changes WHERE subscriber_id = $1 AND created_at > $2",
+        )
+        .bind(subscriber_id)
+        .bind(now - chrono::Duration::hours(1))
+        .fetch_one(&mut *tx)
+        .await?;
+        if recent >= 3 {
+            return Ok(ChangeRequested::TooMany);
+        }
         let suppressed: Option<String> =
             sqlx::query_scalar("SELECT email_key FROM suppressions WHERE email_key = $1")
                 .bind(new_email.key())
@@ -147,7 +159,7 @@ pub enum ChangeConfirmed {
         /// The address it goes to now.
         new_email: String,
     },
-    /// Another subscriber took the address meanwhile.
+    /// Another subscriber took the address meanwhile, or it was suppressed.
     Taken,
     /// The link was used, or is past its expiry, or the reader has left.
     Expired,
@@ -190,7 +202,12 @@ pub async fn confirm_email_change(
         .bind(subscriber_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if taken.is_some() {
+        let suppressed: Option<String> =
+            sqlx::query_scalar("SELECT email_key FROM suppressions WHERE email_key = $1")
+                .bind(parsed.key())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if taken.is_some() || suppressed.is_some() {
             return Ok(ChangeConfirmed::Taken);
         }
         let old: Option<String> = sqlx::query_scalar(
@@ -207,7 +224,7 @@ pub async fn confirm_email_change(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        let moved = sqlx::query(
             "UPDATE subscribers SET email = $2, email_key = $3, updated_at = $4 WHERE id = $1",
         )
         .bind(subscriber_id)
@@ -215,7 +232,14 @@ pub async fn confirm_email_change(
         .bind(parsed.key())
         .bind(now)
         .execute(&mut *tx)
-        .await?;
+        .await;
+        match moved {
+            // A signup took the address after the check above.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Ok(ChangeConfirmed::Taken);
+            }
+            other => other?,
+        };
         let notice = Notice {
             to: old.clone(),
             subject: format!("Your subscription to {publication} has moved"),

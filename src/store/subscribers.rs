@@ -141,7 +141,8 @@ macro_rules! sign_up_again {
                 // Consent is given again now: record it. The guard keeps a concurrent confirm.
                 sqlx::query(
                     "UPDATE subscribers SET status = 'pending', name = COALESCE($2, name), consent_at = $3, \
-                     consent_source = $4, consent_ip = $5, updated_at = $3 WHERE id = $1 AND status <> 'active'",
+                     consent_source = $4, consent_ip = $5, updated_at = $3, skip_issues = 0, \
+                     unsubscribe_reason = NULL WHERE id = $1 AND status <> 'active'",
                 )
                 .bind(id)
                 .bind(name)
@@ -435,8 +436,8 @@ pub async fn unsubscribe_batch(
         for request in requests {
             // Only a subscriber still on the list changes; repeating the request changes nothing.
             let changed: Option<i64> = sqlx::query_scalar(
-                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2 \
-                 WHERE uid = $1 AND status IN ('pending', 'active') RETURNING id",
+                "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2, \
+                 unsubscribe_reason = NULL WHERE uid = $1 AND status IN ('pending', 'active') RETURNING id",
             )
             .bind(request.uid)
             .bind(request.now)

@@ -32,9 +32,12 @@ pub enum TagError {
     /// Names that are not tags.
     #[error("no tag is called {}", .0.join(", "))]
     Unknown(Vec<String>),
-    /// An issue not yet sent goes to a segment that uses the tag.
-    #[error("the tag is in the segment of the issue {0:?}; change that issue's audience first")]
+    /// An issue not yet sent (or still sending) goes to a segment that uses the tag.
+    #[error("the tag is in the audience of the issue {0:?}; change that issue's audience first")]
     InUse(String),
+    /// The same tag twice in one segment.
+    #[error("the tag {0:?} is used twice in one audience; give each tag one role")]
+    Twice(String),
     /// The issue is no longer editable.
     #[error("the issue is already {0}, so its audience is fixed")]
     Fixed(crate::domain::IssueStatus),
@@ -153,15 +156,16 @@ pub async fn update(
     updated.ok_or(TagError::NotFound)
 }
 
-/// Deletes a tag and takes it off every subscriber. Refused while an issue not yet sent goes
-/// to a segment that names it (sent issues keep their audience in words).
+/// Deletes a tag and takes it off every subscriber. Refused while an issue not yet sent, or
+/// still sending, goes to a segment that names it (sent issues keep their audience in words).
 #[tracing::instrument(skip(db))]
 pub async fn delete(db: &Db, id: i64) -> Result<(), TagError> {
-    with_pool!(db, write, |pool| async {
+    with_pool!(db, write, |pool| {
+        async {
         let mut tx = pool.begin().await?;
         let user: Option<String> = sqlx::query_scalar(
             "SELECT i.subject FROM issue_segments g JOIN issues i ON i.id = g.issue_id \
-             WHERE g.tag_id = $1 AND i.status IN ('draft', 'scheduled') ORDER BY i.id LIMIT 1",
+             WHERE g.tag_id = $1 AND i.status IN ('draft', 'scheduled', 'sending') ORDER BY i.id LIMIT 1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -169,18 +173,24 @@ pub async fn delete(db: &Db, id: i64) -> Result<(), TagError> {
         if let Some(subject) = user {
             return Err(TagError::InUse(subject));
         }
-        let deleted = sqlx::query("DELETE FROM tags WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        // Checked again in the statement itself, so a segment saved meanwhile keeps its tag.
+        let deleted = sqlx::query(
+            "DELETE FROM tags WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM issue_segments g \
+             JOIN issues i ON i.id = g.issue_id WHERE g.tag_id = $1 \
+             AND i.status IN ('draft', 'scheduled', 'sending'))",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if deleted == 0 {
             return Err(TagError::NotFound);
         }
         tx.commit().await?;
         Ok(())
     }
-    .await)
+    .await
+    })
 }
 
 /// The tags with these names (any case), in the order given; every name must be a tag.
@@ -506,6 +516,9 @@ pub async fn set_segment(db: &Db, issue_id: i64, segment: &Segment) -> Result<()
         };
         if !status.is_editable() {
             return Err(TagError::Fixed(status));
+        }
+        if let Some(tag) = segment.repeated() {
+            return Err(TagError::Twice(tag.name.clone()));
         }
         sqlx::query("DELETE FROM issue_segments WHERE issue_id = $1")
             .bind(issue_id)

@@ -20,7 +20,8 @@ pub async fn follow(
     let click = state.link_key.verify_click(&token).ok_or_else(not_ours)?;
     let location = HeaderValue::from_bytes(click.url.as_bytes()).map_err(|_| not_ours())?;
     // The reader gets to the link even when the count cannot be written.
-    if let Err(error) = clicks::record(&state.db, &click, state.clock.now()).await {
+    let name_reader = state.config.track_clicks && state.config.track_readers;
+    if let Err(error) = clicks::record(&state.db, &click, name_reader, state.clock.now()).await {
         tracing::warn!(%error, "a click could not be recorded");
     }
     Ok(HttpResponse::Found()

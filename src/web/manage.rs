@@ -38,7 +38,7 @@ fn said(code: &str) -> Option<&'static str> {
     Some(match code {
         "name" => "Your name is saved.",
         "email" => {
-            "We sent a link to the new address. Open it there to finish the change; until then issues go to this address."
+            "If that address can receive the publication, a link is on its way to it. Open it there to finish the change; until then issues go to this address."
         }
         "tags" => "Your choices are saved.",
         "pause" => "Your pause is saved.",
@@ -230,19 +230,15 @@ pub async fn act(
             }
             let ttl = chrono::Duration::from_std(state.config.confirm_token_ttl)
                 .unwrap_or(chrono::Duration::days(3));
+            // The answer is the same whether the address is free, taken or suppressed (only a
+            // free one is mailed), so the form tells nobody who is on the list.
             match manage::request_email_change(&state.db, s.id, &new, now, now + ttl).await? {
                 ChangeRequested::Queued => {
                     state.outbox_wake.notify_one();
                     Ok(saved(&token, "email"))
                 }
-                ChangeRequested::Taken => {
-                    let why = "That address already receives the publication.".to_owned();
-                    refused(&state, &token, &s, why).await
-                }
-                ChangeRequested::Suppressed => {
-                    let why = "Mail to that address bounced or was reported before, so it cannot be used.".to_owned();
-                    refused(&state, &token, &s, why).await
-                }
+                ChangeRequested::Taken | ChangeRequested::Suppressed => Ok(saved(&token, "email")),
+                ChangeRequested::TooMany => Err(WebError::TooManyRequests),
             }
         }
         "tags" => {
@@ -393,7 +389,7 @@ pub async fn confirm_email(
         ChangeConfirmed::Taken => (
             StatusCode::CONFLICT,
             "Address already subscribed",
-            "That address already receives the publication, so nothing changed.".to_owned(),
+            "That address cannot be used (it already receives the publication, or mail to it bounced), so nothing changed.".to_owned(),
         ),
         ChangeConfirmed::Expired => (
             StatusCode::OK,

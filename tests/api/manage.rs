@@ -108,8 +108,10 @@ async fn an_address_change_takes_effect_only_after_the_new_address_confirms(back
     app.seed_active("other", 1).await;
     let page = manage_link(&app, &token, "old0@example.com").await;
 
+    // A taken address gets the same answer as a free one (the form tells nobody who is on the
+    // list), and nothing is mailed to it or changed.
     let taken = post(&app, &page, "email", &[("email", "other0@example.com")]).await;
-    assert_eq!(taken.status(), 400);
+    assert_eq!(taken.status(), 303);
     let asked = post(&app, &page, "email", &[("email", "New@Example.com")]).await;
     assert_eq!(asked.status(), 303);
     let link_mail = wait_for_mail_to(&app, "New@example.com").await;
@@ -149,10 +151,27 @@ async fn an_address_change_takes_effect_only_after_the_new_address_confirms(back
     }
     let again = app.get(&link).await;
     assert!(again.text().await.unwrap().contains("expired"));
+    let others: Vec<_> = app
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == vec!["other0@example.com".to_owned()])
+        .filter(|m| !m.header("Subject").unwrap_or_default().starts_with("Issue"))
+        .collect();
+    assert!(others.is_empty(), "the taken address was not mailed");
+    assert!(app.subscriber("other0@example.com").await.is_some());
     let id = start_send(&app, &token, "Issue three").await;
     wait_status(&app, id, IssueStatus::Sent, 30).await;
     let three = copies(&app.smtp, "Issue three");
     assert!(three.contains_key("New@example.com") && !three.contains_key("old0@example.com"));
+    // A fourth request within the hour is refused; nothing is queued.
+    // (The manage link names the reader, not the address: the old one still works.)
+    for address in ["a1@example.com", "a2@example.com"] {
+        let asked = post(&app, &page, "email", &[("email", address)]).await;
+        assert_eq!(asked.status(), 303);
+    }
+    let limited = post(&app, &page, "email", &[("email", "a3@example.com")]).await;
+    assert_eq!(limited.status(), 429);
 }
 
 async fn a_paused_reader_misses_exactly_the_issues_they_chose(backend: Backend) {

@@ -66,6 +66,7 @@ async fn public_pages_have_no_serious_accessibility_violations(backend: Backend,
         ("archive", "/archive".to_owned()),
         ("issue web version", site.published.clone()),
         ("unsubscribe", site.unsubscribe.clone()),
+        ("manage subscription", site.manage.clone()),
         ("confirmation: subscribed", site.confirm.clone()),
         ("confirmation: used link", site.confirm.clone()),
         (

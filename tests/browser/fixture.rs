@@ -41,6 +41,8 @@ pub struct Site {
     pub confirm: String,
     /// The web version of the sent issue.
     pub published: String,
+    /// A reader's manage page, from their copy of the sent issue.
+    pub manage: String,
 }
 
 /// Builds the [`Site`] through the harness (these are the pages' contents, not what is tested).
@@ -52,8 +54,37 @@ pub async fn site(backend: Backend) -> Site {
         .post_login(EDITOR, crate::helpers::EDITOR_PASSWORD)
         .await;
     assert_eq!(response.status(), 303);
+    // Tags: one readers may choose, one only the editor sees; and a welcome email.
+    for (name, public) in [("Weekly Links only", "yes"), ("VIP", "")] {
+        let made = app
+            .admin_post(
+                "/admin/tags",
+                &[
+                    ("name", name),
+                    ("description", "Just the roundup"),
+                    ("public", public),
+                ],
+            )
+            .await;
+        assert_eq!(made.status(), 303);
+    }
+    let welcome = app
+        .admin_post(
+            "/admin/welcome",
+            &[
+                ("subject", "Welcome aboard"),
+                ("body", "The next issue comes on {{ next_issue }}."),
+                ("enabled", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(welcome.status(), 303);
     let sent = create_issue(&app, "Notes on the harvest", &[]).await;
     send_to_the_end(&app, sent).await;
+    let manage = link_path(
+        &mail_to(&app, "reader0@example.com").await.text(),
+        "/manage/",
+    );
     let draft = create_issue(
         &app,
         "Freight and weather",
@@ -106,12 +137,16 @@ pub async fn site(backend: Backend) -> Site {
         ("tokens", "/admin/tokens".to_owned()),
         ("import job", import_job),
         ("deliverability", "/admin/deliverability".to_owned()),
+        ("tags", "/admin/tags".to_owned()),
+        ("welcome email", "/admin/welcome".to_owned()),
+        ("report", format!("/admin/issues/{sent}/report")),
     ];
     Site {
         admin,
         unsubscribe: link_path(&confirmation, "/unsubscribe/"),
         confirm: link_path(&confirmation, "/confirm/"),
         published: format!("/archive/{slug}"),
+        manage,
         app,
     }
 }

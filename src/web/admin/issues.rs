@@ -319,6 +319,7 @@ pub async fn segment(
     match tags::set_segment(&state.db, issue.id, &segment).await {
         Ok(()) => {}
         Err(TagError::Store(e)) => return Err(e.into()),
+        Err(e @ TagError::Twice(_)) => return Err(WebError::BadRequest(format!("{e}."))),
         Err(e) => return Err(WebError::Conflict(format!("{e}."))),
     }
     let audience = tags::audience(&state.db, &segment, state.clock.now()).await?;

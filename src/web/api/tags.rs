@@ -146,6 +146,7 @@ impl From<TagError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_tag", e.to_string())
             }
             TagError::InUse(_) => ApiError::new(StatusCode::CONFLICT, "tag_in_use", e.to_string()),
+            TagError::Twice(_) => ApiError::invalid("invalid_segment", e.to_string()),
             TagError::Fixed(_) => {
                 ApiError::new(StatusCode::CONFLICT, "audience_fixed", e.to_string())
             }
