@@ -391,6 +391,13 @@ async fn a_tag_in_an_unsent_issues_segment_cannot_be_deleted(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    let twice = app
+        .api(Method::PUT, &format!("/api/v1/issues/{id}/segment"), &token)
+        .json(&json!({"any": ["Weekly"], "none": ["WEEKLY"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400, "one tag in two roles");
     let tag = fortnight::store::tags::list(&app.db).await.unwrap()[0]
         .tag
         .id;
