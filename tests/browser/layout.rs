@@ -93,6 +93,13 @@ async fn written_paragraphs(page: &Page) -> usize {
 async fn phone_width(page: &Page, path: &str) {
     page.client().set_window_size(375, 800).await.unwrap();
     page.goto(path).await;
+    // A scrollbar always, so that growing the window by its width cannot make it go away
+    // (a page just taller than the window) and leave the page wider than a phone.
+    page.js(
+        "document.documentElement.style.overflowY = 'scroll'; return null",
+        vec![],
+    )
+    .await;
     let gutter = page
         .js(
             "return window.innerWidth - document.documentElement.clientWidth",
