@@ -17,6 +17,7 @@ both_databases!(
     the_admin_filters_by_tag_and_tags_in_bulk,
     a_csv_tags_column_tags_readers_and_the_export_lists_them,
     a_tag_in_an_unsent_issues_segment_cannot_be_deleted,
+    a_pause_is_counted_once_when_two_instances_enqueue_the_same_batch,
 );
 
 async fn json(response: reqwest::Response) -> Value {
@@ -420,4 +421,75 @@ async fn a_tag_in_an_unsent_issues_segment_cannot_be_deleted(backend: Backend) {
         "the refused change kept the segment"
     );
     assert_eq!(still["data"]["audience"], 1);
+}
+
+/// Two instances run the enqueue from the same (stale) cursor, the second after readers in
+/// the first's batch left: only the batch that moved the cursor counts the pause.
+async fn a_pause_is_counted_once_when_two_instances_enqueue_the_same_batch(backend: Backend) {
+    use fortnight::store::{Db, deliveries, issues, manage};
+    use secrecy::SecretString;
+    let database = crate::helpers::TestDatabase::create(backend).await;
+    let db = Db::connect(&SecretString::from(database.url()), 4, Default::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let now = chrono::Utc::now();
+    // One more reader than an enqueue batch takes.
+    let readers = fortnight::store::deliveries::ENQUEUE_BATCH as usize + 1;
+    let rows: Vec<fortnight::store::subscriber_import::ImportRow> = (0..readers)
+        .map(|i| fortnight::store::subscriber_import::ImportRow {
+            email: fortnight::domain::SubscriberEmail::parse(&format!("p{i}@example.com")).unwrap(),
+            name: None,
+            status: fortnight::domain::SubscriberStatus::Active,
+            created_at: None,
+            tags: Vec::new(),
+        })
+        .collect();
+    for chunk in rows.chunks(2500) {
+        fortnight::store::subscriber_import::insert(
+            &db,
+            chunk,
+            None,
+            now - chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    }
+    let paused = fortnight::store::subscribers::find_by_email(
+        &db,
+        &fortnight::domain::SubscriberEmail::parse("p0@example.com").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(manage::pause(&db, paused.id, 3, now).await.unwrap());
+    let draft = fortnight::domain::IssueDraft::parse(fortnight::domain::IssueInput {
+        subject: "Once".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let issue = issues::create(&db, &draft, now).await.unwrap();
+    assert!(issues::start_sending(&db, issue.id, now).await.unwrap());
+    let stale = deliveries::to_enqueue(&db).await.unwrap().remove(0);
+    assert!(deliveries::enqueue_batch(&db, &stale, now).await.unwrap() > 0);
+    // A reader of the first batch leaves, so a second run from the stale cursor reaches past
+    // the first batch's end: it must still not count the pause again.
+    let last = fortnight::store::subscribers::find_by_email(
+        &db,
+        &fortnight::domain::SubscriberEmail::parse("p1@example.com").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    fortnight::store::subscribers::unsubscribe(&db, &last.uid, now)
+        .await
+        .unwrap();
+    deliveries::enqueue_batch(&db, &stale, now).await.unwrap();
+    let again = fortnight::store::subscriber_admin::get(&db, paused.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.skip_issues, 2, "one issue skipped, counted once");
+    let batch = fortnight::store::deliveries::ENQUEUE_BATCH;
+    assert_eq!(deliveries::queue_depth(&db).await.unwrap(), batch - 1);
 }
