@@ -205,6 +205,26 @@ async fn tags_are_managed_through_the_api_and_refused_when_malformed(backend: Ba
     )
     .await;
     assert_eq!(changed["added"], 2);
+    for bad in [json!({"remove": [0]}), json!({"add": [-1]})] {
+        let refused = app
+            .api(
+                Method::POST,
+                &format!("/api/v1/tags/{tag}/subscribers"),
+                &token,
+            )
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{bad}");
+    }
+    let null_name = app
+        .api(Method::PATCH, &format!("/api/v1/tags/{tag}"), &token)
+        .json(&json!({"name": null}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(null_name.status(), 400);
     let filtered = json(
         app.api(
             Method::GET,

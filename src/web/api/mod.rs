@@ -316,6 +316,16 @@ async fn require_token(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
+/// An optional field that may be left out but not given as `null`: a PATCH body changes only
+/// what it names, and `null` names nothing this API can store.
+pub(crate) fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 /// A record id from a path: a positive whole number, else a 400 naming what it should be.
 pub(crate) fn path_id(raw: &str, noun: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()

@@ -141,6 +141,21 @@ pub fn tag_name() -> Object {
         .build()
 }
 
+/// The tag a list is filtered by: a tag's name, or empty for all.
+pub fn tag_filter() -> Object {
+    let banned = format!(",;{}", crate::domain::tag::INVISIBLE_CLASS);
+    string()
+        .pattern(Some(text_pattern(
+            crate::domain::tag::TagName::MAX,
+            false,
+            &banned,
+        )))
+        .description(Some(
+            "Only subscribers carrying this tag (its name, in any case); empty for all.",
+        ))
+        .build()
+}
+
 /// A list of tag names.
 pub fn tag_names() -> Array {
     ArrayBuilder::new()

@@ -103,7 +103,7 @@ pub struct ListParams {
     #[param(schema_with = super::schema::search)]
     q: Option<String>,
     /// Only subscribers carrying this tag (its name, any case); 404 when no tag has it.
-    #[param(schema_with = super::schema::tag_name)]
+    #[param(schema_with = super::schema::tag_filter)]
     tag: Option<String>,
     #[param(schema_with = super::schema::cursor)]
     before: Option<i64>,
@@ -138,6 +138,7 @@ pub struct UpdateSubscriber {
     #[schema(schema_with = super::schema::name)]
     name: Option<Option<String>>,
     /// The subscriber's tags, replacing the ones it has; tags that do not exist yet are made.
+    #[serde(default, deserialize_with = "super::not_null")]
     #[schema(schema_with = super::schema::tag_names)]
     tags: Option<Vec<String>>,
 }
@@ -302,7 +303,7 @@ async fn give_tags(
     Ok(())
 }
 
-/// Change a subscriber's name or tags.
+/// Change a subscriber's name, tags, or both (a field left out is left as it is).
 #[utoipa::path(patch, path = "/api/v1/subscribers/{id}", params(super::document::SubscriberId), request_body = UpdateSubscriber,
     responses((status = 200, body = SubscriberEnvelope), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
 pub async fn update(
@@ -311,12 +312,6 @@ pub async fn update(
     body: web::Json<UpdateSubscriber>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
-    if body.name.is_none() && body.tags.is_none() {
-        return Err(ApiError::invalid(
-            "nothing_to_change",
-            "Give `name` (a string, or null to clear it), `tags`, or both.",
-        ));
-    }
     let new_name = body.name.as_ref().map(|n| name(n.as_deref())).transpose()?;
     let tag_names = body
         .tags

@@ -69,10 +69,14 @@ pub struct CreateTag {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTag {
+    #[serde(default, deserialize_with = "super::not_null")]
     #[schema(schema_with = super::schema::tag_name)]
     name: Option<String>,
+    #[serde(default, deserialize_with = "super::not_null")]
     #[schema(schema_with = super::schema::tag_description)]
     description: Option<String>,
+    #[serde(default, deserialize_with = "super::not_null")]
+    #[schema(value_type = bool)]
     public: Option<bool>,
 }
 
@@ -261,6 +265,12 @@ pub async fn subscribers(
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     tags::get(&state.db, id).await?.ok_or(TagError::NotFound)?;
+    if body.add.iter().chain(&body.remove).any(|id| *id < 1) {
+        return Err(ApiError::invalid(
+            "invalid_id",
+            "Subscriber ids are positive whole numbers.",
+        ));
+    }
     if body.add.len() > 1000 || body.remove.len() > 1000 {
         return Err(ApiError::invalid(
             "too_many",
