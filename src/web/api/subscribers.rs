@@ -167,7 +167,8 @@ fn missing() -> ApiError {
 
 /// List subscribers, newest first, with keyset pagination.
 #[utoipa::path(get, path = "/api/v1/subscribers", params(ListParams),
-    responses((status = 200, body = SubscriberPage), (status = 400, body = super::error::ErrorBody)))]
+    responses((status = 200, body = SubscriberPage), (status = 400, body = super::error::ErrorBody),
+              (status = 404, description = "No tag has the name given in `tag`", body = super::error::ErrorBody)))]
 pub async fn list(
     state: web::Data<AppState>,
     params: web::Query<ListParams>,
