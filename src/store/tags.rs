@@ -52,8 +52,14 @@ impl From<sqlx::Error> for TagError {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+/// A write's error: the name is taken when the unique key refused it.
+fn name_taken_or(e: sqlx::Error, name: &TagName) -> TagError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            TagError::NameTaken(name.as_str().to_owned())
+        }
+        _ => e.into(),
+    }
 }
 
 /// Every tag by name, each with its subscriber count.
@@ -116,13 +122,7 @@ pub async fn create(
         .bind(now)
         .fetch_one(pool)
         .await)
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            TagError::NameTaken(name.as_str().to_owned())
-        } else {
-            e.into()
-        }
-    })
+    .map_err(|e| name_taken_or(e, name))
 }
 
 /// Renames a tag, or changes its description or whether readers may choose it.
@@ -146,13 +146,7 @@ pub async fn update(
         .bind(public)
         .fetch_optional(pool)
         .await)
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            TagError::NameTaken(name.as_str().to_owned())
-        } else {
-            TagError::from(e)
-        }
-    })?;
+    .map_err(|e| name_taken_or(e, name))?;
     updated.ok_or(TagError::NotFound)
 }
 

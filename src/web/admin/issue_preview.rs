@@ -77,7 +77,13 @@ pub async fn email(
 ) -> Result<HttpResponse, WebError> {
     let issue = find(&state, &id).await?;
     let (_, html) = parts(&state, &issue)?;
-    Ok(HttpResponse::Ok()
+    Ok(framed_email(html))
+}
+
+/// An email's HTML part for a preview's frame: its images load from wherever it points, as in
+/// a mail client; scripts never run; only our own pages may frame it.
+pub(super) fn framed_email(html: String) -> HttpResponse {
+    HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
@@ -85,7 +91,7 @@ pub async fn email(
              base-uri 'none'; form-action 'none'",
         ))
         .insert_header((header::X_FRAME_OPTIONS, "SAMEORIGIN"))
-        .body(html))
+        .body(html)
 }
 
 /// `GET /admin/issues/{id}/preview/web`: the web version, as the archive will show it.

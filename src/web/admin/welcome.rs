@@ -160,15 +160,7 @@ async fn saved(state: &AppState) -> Result<Welcome, WebError> {
 pub async fn preview_email(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let content = saved(&state).await?;
     let (_, html) = state.preview_of(&prepared(&state, &content, "").await?);
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; img-src * data:; style-src 'unsafe-inline'; frame-ancestors 'self'; \
-             base-uri 'none'; form-action 'none'",
-        ))
-        .insert_header((header::X_FRAME_OPTIONS, "SAMEORIGIN"))
-        .body(html))
+    Ok(super::issue_preview::framed_email(html))
 }
 
 /// The test-send form.
