@@ -19,6 +19,7 @@ use crate::delivery::worker::{Limits, Worker};
 use crate::domain::token::LinkKey;
 use crate::mail::Mailer;
 use crate::outbox::OutboxSender;
+use crate::outbox::webhooks::WebhookSender;
 use crate::render::Publication;
 use crate::render::issue::MailSettings;
 use crate::schedule::{Scheduler, Ticker};
@@ -37,6 +38,7 @@ pub struct Application {
     port: u16,
     server: Server,
     sender: OutboxSender,
+    webhooks: WebhookSender,
     scheduler: Scheduler,
     worker: Worker,
     importer: Importer,
@@ -63,6 +65,8 @@ pub struct Parts {
     pub outbox_wake: Arc<Notify>,
     /// Wakes the import runner.
     pub import_wake: Arc<Notify>,
+    /// Wakes the webhook sender.
+    pub webhook_wake: Arc<Notify>,
 }
 
 impl Parts {
@@ -86,6 +90,7 @@ impl Parts {
             publication,
             outbox_wake: Arc::new(Notify::new()),
             import_wake: Arc::new(Notify::new()),
+            webhook_wake: Arc::new(Notify::new()),
         })
     }
 
@@ -122,6 +127,17 @@ impl Parts {
             publication: self.publication.clone(),
             wake: self.outbox_wake.clone(),
         }
+    }
+
+    /// The outbound webhook sender.
+    pub fn webhook_sender(&self) -> anyhow::Result<WebhookSender> {
+        WebhookSender::new(
+            self.db.clone(),
+            self.config.clone(),
+            self.clock.clone(),
+            self.webhook_wake.clone(),
+            self.outbox_wake.clone(),
+        )
     }
 
     /// A delivery worker, woken by `handoff`.
@@ -191,6 +207,7 @@ impl Application {
             publication,
             outbox_wake,
             import_wake,
+            webhook_wake,
         } = parts.clone();
         let listener = TcpListener::bind(config.bind).with_context(|| {
             format!(
@@ -208,6 +225,7 @@ impl Application {
             link_key,
             outbox_wake,
             import_wake,
+            webhook_wake,
             mailer,
             mail_settings: Arc::new(MailSettings::from_config(&config)),
             handoff: handoff.clone(),
@@ -240,6 +258,7 @@ impl Application {
             port,
             server,
             sender: parts.sender(),
+            webhooks: parts.webhook_sender()?,
             scheduler: parts.scheduler(handoff.clone()),
             worker: parts.worker(handoff)?,
             importer: parts.importer(),
@@ -283,6 +302,11 @@ impl Application {
         self.sender.clone()
     }
 
+    /// The webhook sender, for callers that drain it by hand.
+    pub fn webhook_sender(&self) -> WebhookSender {
+        self.webhooks.clone()
+    }
+
     /// Serves until `stop` is cancelled, then stops taking requests and lets those in flight
     /// and the mail being sent finish, together, within one `shutdown_grace`.
     pub async fn run_until(self, stop: CancellationToken) -> anyhow::Result<()> {
@@ -290,6 +314,7 @@ impl Application {
         let background = CancellationToken::new();
         let sender = tokio::spawn(self.sender.clone().run(background.clone()));
         let importer = tokio::spawn(self.importer.clone().run(background.clone()));
+        let webhooks = tokio::spawn(self.webhooks.clone().run(background.clone()));
         if let Some(mailbox) = self.mailbox.clone() {
             tokio::spawn(mailbox.run(background.clone()));
         }
@@ -317,11 +342,12 @@ impl Application {
                 background.cancel();
                 ticker.stop().await;
                 let deadline = tokio::time::Instant::now() + grace;
-                let (_, sender, worker, _) = tokio::join!(
+                let (_, sender, worker, _, _) = tokio::join!(
                     handle.stop(true),
                     tokio::time::timeout_at(deadline, sender),
                     tokio::time::timeout_at(deadline, worker),
-                    tokio::time::timeout_at(deadline, importer)
+                    tokio::time::timeout_at(deadline, importer),
+                    tokio::time::timeout_at(deadline, webhooks)
                 );
                 if sender.is_err() || worker.is_err() {
                     tracing::warn!("mail in flight did not finish within the grace period");
@@ -333,6 +359,7 @@ impl Application {
         let _ = tokio::time::timeout(grace, sender).await;
         let _ = tokio::time::timeout(grace, worker).await;
         let _ = tokio::time::timeout(grace, importer).await;
+        let _ = tokio::time::timeout(grace, webhooks).await;
         tracing::info!("stopped");
         Ok(())
     }
@@ -352,10 +379,11 @@ pub async fn run_workers(parts: Parts) -> anyhow::Result<()> {
     tokio::spawn(shutdown_signal(stop.clone()));
     let worker = tokio::spawn(parts.worker(Handoff::default())?.run(stop.clone()));
     let sender = tokio::spawn(parts.sender().run(stop.clone()));
+    let webhooks = tokio::spawn(parts.webhook_sender()?.run(stop.clone()));
     tracing::info!("delivery worker running");
     stop.cancelled().await;
     let grace = parts.config.shutdown_grace;
-    let _ = tokio::time::timeout(grace, async { tokio::join!(worker, sender) }).await;
+    let _ = tokio::time::timeout(grace, async { tokio::join!(worker, sender, webhooks) }).await;
     tracing::info!("stopped");
     Ok(())
 }

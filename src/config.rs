@@ -147,8 +147,15 @@ pub struct Config {
     /// Links in issue emails go through `/l/{token}`, which counts a click and redirects to the
     /// exact address. Off by default; the web version is never tracked.
     pub track_clicks: bool,
-    /// With `track_clicks`, each reader's links name them, so the report can tell who clicked.
+    /// With `track_clicks` or `track_opens`, each reader's links and pixel name them, so the
+    /// report can tell who clicked or opened.
     pub track_readers: bool,
+    /// The HTML part of issue emails ends with a 1×1 image loaded from `/o/{token}`, which
+    /// counts an open. Off by default (many clients load images through a proxy or never).
+    pub track_opens: bool,
+    /// Let webhook endpoints be at loopback or private addresses (off: only public ones, so
+    /// an endpoint cannot reach services inside the server's network).
+    pub webhooks_allow_private: bool,
     /// How long the deliveries a worker holds stay its own after its last heartbeat: a worker
     /// renews its claim every quarter of this while it lives, so a slow relay or a low rate
     /// never loses it; the rows of a worker that died are sent by another within this long.
@@ -224,6 +231,8 @@ impl Default for Config {
             bounce_threshold: 2,
             track_clicks: false,
             track_readers: false,
+            track_opens: false,
+            webhooks_allow_private: false,
             delivery_lease: Duration::from_secs(30),
             metrics_token: None,
             tick_interval: Duration::from_secs(30),
@@ -303,6 +312,8 @@ const KEYS: &[&str] = &[
     "bounce_threshold",
     "track_clicks",
     "track_readers",
+    "track_opens",
+    "webhooks_allow_private",
     "delivery_lease",
     "metrics_token",
     "tick_interval",

@@ -12,6 +12,7 @@ mod subscriber_email;
 mod subscriber_name;
 pub mod tag;
 pub mod token;
+pub mod webhook;
 pub mod welcome;
 pub mod zone;
 

@@ -149,6 +149,13 @@ pub struct IssueReport {
     pub readers_tracked: bool,
     /// The roundup's links in their order, then the body's other links, each with its clicks.
     pub links: Vec<LinkReport>,
+    /// Whether opens are counted (`track_opens`).
+    pub opens_tracked: bool,
+    /// Requests for the pixel (a reader opening twice, or a mail client's image proxy, counts
+    /// each time).
+    pub opens: i64,
+    /// Different readers who opened (only with `track_readers`).
+    pub readers_opened: Option<i64>,
 }
 
 /// One link of an issue and the clicks on it.

@@ -160,24 +160,40 @@ pub struct Click {
     pub url: String,
 }
 
+/// What an open-tracking pixel (`/o/{token}`, only with `track_opens`) carries: the issue, and
+/// the reader only when readers are tracked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Open {
+    /// The issue the pixel was in.
+    pub issue_id: i64,
+    /// The reader whose copy it was, when `track_readers` is on.
+    pub reader: Option<Uuid>,
+}
+
 impl LinkKey {
-    fn click_mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+    fn tracking_mac(&self, purpose: &[u8], payload: &[u8]) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
-        mac.update(b"fortnight/click/v1:");
+        mac.update(purpose);
         mac.update(payload);
         mac
     }
 
-    /// The token of a tracked link: the issue, the reader (if any) and the address, signed.
-    pub fn click_token(&self, click: &Click) -> String {
-        let mut payload = Vec::with_capacity(25 + click.url.len());
-        payload.push(u8::from(click.reader.is_some()));
-        payload.extend_from_slice(&click.issue_id.to_be_bytes());
-        if let Some(uid) = click.reader {
+    /// `payload` (the issue, the reader if any, then `rest`) and its MAC under `purpose`.
+    fn tracking_token(
+        &self,
+        purpose: &[u8],
+        issue_id: i64,
+        reader: Option<Uuid>,
+        rest: &[u8],
+    ) -> String {
+        let mut payload = Vec::with_capacity(25 + rest.len());
+        payload.push(u8::from(reader.is_some()));
+        payload.extend_from_slice(&issue_id.to_be_bytes());
+        if let Some(uid) = reader {
             payload.extend_from_slice(uid.as_bytes());
         }
-        payload.extend_from_slice(click.url.as_bytes());
-        let tag = self.click_mac(&payload).finalize().into_bytes();
+        payload.extend_from_slice(rest);
+        let tag = self.tracking_mac(purpose, &payload).finalize().into_bytes();
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),
@@ -185,30 +201,63 @@ impl LinkKey {
         )
     }
 
-    /// What a tracked link's token carries, if this key signed it unchanged.
-    pub fn verify_click(&self, token: &str) -> Option<Click> {
+    /// The issue, reader and rest of a token this key signed unchanged under `purpose`.
+    fn verify_tracking(&self, purpose: &[u8], token: &str) -> Option<(i64, Option<Uuid>, Vec<u8>)> {
         let (payload, tag) = token.split_once('.')?;
         let payload = URL_SAFE_NO_PAD.decode(payload).ok()?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         if tag.len() != MAC_BYTES {
             return None;
         }
-        self.click_mac(&payload).verify_truncated_left(&tag).ok()?;
+        self.tracking_mac(purpose, &payload)
+            .verify_truncated_left(&tag)
+            .ok()?;
         let (&flag, rest) = payload.split_first()?;
         let issue_id = i64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
         let rest = &rest[8..];
-        let (reader, url) = match flag {
+        let (reader, rest) = match flag {
             0 => (None, rest),
             1 => (Some(Uuid::from_slice(rest.get(..16)?).ok()?), &rest[16..]),
             _ => return None,
         };
+        Some((issue_id, reader, rest.to_vec()))
+    }
+
+    /// The token of a tracked link: the issue, the reader (if any) and the address, signed.
+    pub fn click_token(&self, click: &Click) -> String {
+        self.tracking_token(
+            CLICK_PURPOSE,
+            click.issue_id,
+            click.reader,
+            click.url.as_bytes(),
+        )
+    }
+
+    /// What a tracked link's token carries, if this key signed it unchanged.
+    pub fn verify_click(&self, token: &str) -> Option<Click> {
+        let (issue_id, reader, url) = self.verify_tracking(CLICK_PURPOSE, token)?;
         Some(Click {
             issue_id,
             reader,
-            url: String::from_utf8(url.to_vec()).ok()?,
+            url: String::from_utf8(url).ok()?,
         })
     }
+
+    /// The token of an open-tracking pixel: the issue and the reader (if any), signed under
+    /// a purpose of its own, so it is never a link's token.
+    pub fn open_token(&self, open: &Open) -> String {
+        self.tracking_token(OPEN_PURPOSE, open.issue_id, open.reader, &[])
+    }
+
+    /// What a pixel's token carries, if this key signed it unchanged.
+    pub fn verify_open(&self, token: &str) -> Option<Open> {
+        let (issue_id, reader, rest) = self.verify_tracking(OPEN_PURPOSE, token)?;
+        rest.is_empty().then_some(Open { issue_id, reader })
+    }
 }
+
+const CLICK_PURPOSE: &[u8] = b"fortnight/click/v1:";
+const OPEN_PURPOSE: &[u8] = b"fortnight/open/v1:";
 
 /// What a link signed for one subscriber lets its holder do.
 #[derive(Clone, Copy, Debug)]
@@ -484,6 +533,28 @@ mod tests {
         }
         for junk in ["", ".", "abc", "abc.def", "a.b.c"] {
             assert_eq!(key.verify_click(junk), None, "{junk}");
+            assert_eq!(key.verify_open(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn a_pixel_token_is_not_a_link_token_nor_the_reverse() {
+        let key = LinkKey::generate();
+        for reader in [None, Some(Uuid::new_v4())] {
+            let open = Open {
+                issue_id: 7,
+                reader,
+            };
+            let token = key.open_token(&open);
+            assert_eq!(key.verify_open(&token), Some(open));
+            assert_eq!(key.verify_click(&token), None);
+            assert_eq!(LinkKey::generate().verify_open(&token), None);
+            let click = Click {
+                issue_id: 7,
+                reader,
+                url: String::new(),
+            };
+            assert_eq!(key.verify_open(&key.click_token(&click)), None);
         }
     }
 

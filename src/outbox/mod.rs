@@ -3,6 +3,7 @@
 //! at send time too (so it names the next issue as it stands then), retrying temporary
 //! failures with exponential backoff and jitter.
 
+pub mod webhooks;
 pub mod welcome;
 
 use std::collections::HashMap;
@@ -30,6 +31,43 @@ const BATCH: i64 = 64;
 const CONCURRENCY: usize = 8;
 /// How long a claim holds before another sender may take the row.
 const LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Runs `round` until `shutdown`: again at once after a full `batch`, else after `wake` or
+/// `poll`. A database outage or a panic in one round is logged (naming `queue`) and the next
+/// round tries again; nothing queued is lost.
+pub(crate) async fn run_rounds<F, Fut>(
+    queue: &str,
+    batch: i64,
+    wake: &Notify,
+    poll: std::time::Duration,
+    shutdown: &CancellationToken,
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, StoreError>>,
+{
+    while !shutdown.is_cancelled() {
+        let claimed = match AssertUnwindSafe(round()).catch_unwind().await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "{queue} unavailable; will retry");
+                0
+            }
+            Err(_) => {
+                tracing::error!("{queue} round panicked; will retry");
+                0
+            }
+        };
+        if claimed as i64 == batch {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
 
 /// Everything the sender needs; cheap to clone.
 #[derive(Clone)]
@@ -116,30 +154,12 @@ impl OutboxSender {
     /// A database outage or even a panic in one round is logged and the next round tries
     /// again; nothing queued is lost.
     pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            let round = AssertUnwindSafe(self.drain_once(&shutdown))
-                .catch_unwind()
-                .await;
-            let claimed = match round {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "transactional mail queue unavailable; will retry");
-                    0
-                }
-                Err(_) => {
-                    tracing::error!("transactional mail round panicked; will retry");
-                    0
-                }
-            };
-            if claimed as i64 == BATCH {
-                continue;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(self.config.mail_poll_interval) => {}
-            }
-        }
+        let poll = self.config.mail_poll_interval;
+        let queue = "transactional mail queue";
+        run_rounds(queue, BATCH, &self.wake, poll, &shutdown, || {
+            self.drain_once(&shutdown)
+        })
+        .await;
     }
 
     async fn deliver(

@@ -255,3 +255,36 @@ pub struct TagsPage<'a> {
     /// Every tag, by name.
     pub tags: Vec<TagCount>,
 }
+
+/// The outbound webhook endpoints, and the form that registers one.
+#[derive(Template)]
+#[template(path = "web/admin/webhooks.html")]
+pub struct WebhooksPage<'a> {
+    /// Header, flash and CSRF.
+    pub chrome: Chrome<'a>,
+    /// Every endpoint, oldest first.
+    pub endpoints: Vec<crate::domain::webhook::Endpoint>,
+    /// Every event an endpoint may ask for.
+    pub events: Vec<&'static str>,
+}
+
+/// One webhook endpoint: its settings, secret, test button and delivery log.
+#[derive(Template)]
+#[template(path = "web/admin/webhook.html")]
+pub struct WebhookPage<'a> {
+    /// Header, flash and CSRF.
+    pub chrome: Chrome<'a>,
+    /// The endpoint.
+    pub endpoint: crate::domain::webhook::Endpoint,
+    /// Every event an endpoint may ask for.
+    pub events: Vec<&'static str>,
+    /// Its latest deliveries, newest first.
+    pub deliveries: Vec<crate::domain::webhook::WebhookDelivery>,
+}
+
+impl WebhookPage<'_> {
+    /// Whether the endpoint asks for event `name`.
+    pub fn wants(&self, name: &str) -> bool {
+        self.endpoint.events.names().contains(&name)
+    }
+}

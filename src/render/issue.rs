@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use super::{Publication, markdown};
 use crate::config::Config;
 use crate::domain::Issue;
-use crate::domain::token::{Click, LinkKey};
+use crate::domain::token::{Click, LinkKey, Open};
 use crate::domain::welcome::Welcome;
 use crate::mail::message::BuildError;
 use crate::mail::prepared::{Heading, PreparedMessage, Slot};
@@ -41,19 +41,24 @@ pub struct MailSettings {
     pub list_id: String,
     /// The domain of `Message-ID`s.
     pub id_domain: String,
-    /// How links are tracked, when they are (`track_clicks`): only the delivery worker's
-    /// settings carry it, so previews, tests and welcomes are never tracked.
-    pub clicks: Option<ClickTracking>,
+    /// What is tracked, when anything is (`track_clicks`, `track_opens`): only the delivery
+    /// worker's settings carry it, so previews, tests and welcomes are never tracked.
+    pub tracking: Option<Tracking>,
 }
 
-/// Links of issue emails go through `/l/{token}`, signed with the link key; with `readers`,
-/// each reader's copy carries tokens naming them.
+/// With `clicks`, links of issue emails go through `/l/{token}`; with `opens`, the HTML part
+/// ends with a pixel loaded from `/o/{token}`; tokens are signed with the link key and, with
+/// `readers`, each reader's copy carries tokens naming them.
 #[derive(Clone, Debug)]
-pub struct ClickTracking {
+pub struct Tracking {
     /// Signs the tokens.
     pub key: LinkKey,
     /// Tokens name the reader (`track_readers`).
     pub readers: bool,
+    /// Links are counted (`track_clicks`).
+    pub clicks: bool,
+    /// Opens are counted (`track_opens`).
+    pub opens: bool,
 }
 
 impl MailSettings {
@@ -81,15 +86,18 @@ impl MailSettings {
             postal_address: config.postal_address.clone(),
             list_id,
             id_domain: host,
-            clicks: None,
+            tracking: None,
         }
     }
 
-    /// These settings with links tracked as `track_clicks` and `track_readers` say.
+    /// These settings with clicks and opens tracked as `track_clicks`, `track_opens` and
+    /// `track_readers` say.
     pub fn tracking(mut self, config: &Config, key: &LinkKey) -> MailSettings {
-        self.clicks = config.track_clicks.then(|| ClickTracking {
+        self.tracking = (config.track_clicks || config.track_opens).then(|| Tracking {
             key: key.clone(),
             readers: config.track_readers,
+            clicks: config.track_clicks,
+            opens: config.track_opens,
         });
         self
     }
@@ -313,7 +321,7 @@ pub fn prepare(
     date: SystemTime,
 ) -> Result<PreparedMessage, RenderError> {
     let view = view_url(publication, issue);
-    let Some(clicks) = &settings.clicks else {
+    let Some(tracking) = &settings.tracking else {
         return prepare_message(
             issue,
             publication,
@@ -323,13 +331,17 @@ pub fn prepare(
             Some(view),
         );
     };
-    // Every http(s) link of the body and the roundup, in order, goes through `/l/`.
+    // With clicks tracked, every http(s) link of the body and the roundup, in order, goes
+    // through `/l/`; per reader, link n is the n-th address, and the pixel comes after them.
     let base = publication.base_url.clone();
     let urls = Arc::new(Mutex::new(Vec::<String>::new()));
     let tracked = {
-        let (urls, key, base) = (urls.clone(), clicks.key.clone(), base.clone());
-        let (readers, issue_id) = (clicks.readers, issue.id);
+        let (urls, key, base) = (urls.clone(), tracking.key.clone(), base.clone());
+        let (readers, clicks, issue_id) = (tracking.readers, tracking.clicks, issue.id);
         Arc::new(move |url: &str| -> String {
+            if !clicks {
+                return url.to_owned();
+            }
             let mut list = urls.lock().expect("link list");
             list.push(url.to_owned());
             if readers {
@@ -344,7 +356,7 @@ pub fn prepare(
             }
         })
     };
-    let html = {
+    let mut html = {
         let tracked = tracked.clone();
         markdown::rewrite_links(&Body::html(&issue.body, publication), move |url| {
             tracked(url)
@@ -354,11 +366,24 @@ pub fn prepare(
     for link in &mut copy.links {
         link.url = tracked(&link.url);
     }
-    let body = Body {
-        text: markdown::to_text(&html),
-        html,
-    };
-    let view = Some(view);
+    let text = markdown::to_text(&html);
+    let urls: Vec<String> = urls.lock().expect("link list").clone();
+    let pixel = urls.len();
+    if tracking.opens {
+        let src = if tracking.readers {
+            Slot::Link(pixel as u16).mark()
+        } else {
+            let open = Open {
+                issue_id: issue.id,
+                reader: None,
+            };
+            format!("{base}/o/{}", tracking.key.open_token(&open))
+        };
+        html.push_str(&format!(
+            "<img src=\"{src}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0;width:1px;height:1px\">"
+        ));
+    }
+    let body = Body { text, html };
     let prepared = prepare_body(
         &copy,
         &body,
@@ -366,17 +391,21 @@ pub fn prepare(
         settings,
         subject_prefix,
         date,
-        view,
+        Some(view),
     )?;
-    if !clicks.readers {
+    if !tracking.readers {
         return Ok(prepared);
     }
-    let urls: Vec<String> = urls.lock().expect("link list").clone();
-    let (key, issue_id) = (clicks.key.clone(), issue.id);
+    let (key, issue_id) = (tracking.key.clone(), issue.id);
     Ok(prepared.with_links(Arc::new(move |n, uid| {
+        let reader = Some(uid);
+        if n == pixel {
+            let open = Open { issue_id, reader };
+            return format!("{base}/o/{}", key.open_token(&open));
+        }
         let click = Click {
             issue_id,
-            reader: Some(uid),
+            reader,
             url: urls.get(n).cloned().unwrap_or_default(),
         };
         format!("{base}/l/{}", key.click_token(&click))

@@ -1,11 +1,11 @@
-//! Clicks on tracked links, and an issue's report.
+//! Clicks on tracked links, opens counted by the pixel, and an issue's report.
 
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Db, StoreError, sends};
 use crate::domain::Issue;
 use crate::domain::send::{IssueReport, LinkReport};
-use crate::domain::token::Click;
+use crate::domain::token::{Click, Open};
 use crate::with_pool;
 
 /// Records one click, naming the reader only when `name_reader` (readers are tracked now) and
@@ -34,6 +34,30 @@ pub async fn record(
     Ok(())
 }
 
+/// Records one open, naming the reader only when `name_reader` and the pixel names one still
+/// on the list. An open of an issue that no longer exists records nothing.
+#[tracing::instrument(skip_all, fields(issue_id = open.issue_id))]
+pub async fn record_open(
+    db: &Db,
+    open: &Open,
+    name_reader: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    with_pool!(db, write, |pool| {
+        sqlx::query(
+            "INSERT INTO email_opens (issue_id, subscriber_id, opened_at) \
+             SELECT i.id, (SELECT s.id FROM subscribers s WHERE s.uid = $2), $3 FROM issues i WHERE i.id = $1",
+        )
+        .bind(open.issue_id)
+        .bind(open.reader.filter(|_| name_reader))
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
 /// An issue's report: its audience, what the mail server said, what came back afterwards, the
 /// readers who left within a week, and the clicks on each link (`body_links`: the body's own
 /// links, in order, after the roundup's).
@@ -43,12 +67,13 @@ pub async fn report(
     issue: &Issue,
     body_links: &[String],
     clicks_tracked: bool,
+    opens_tracked: bool,
     readers_tracked: bool,
     now: DateTime<Utc>,
 ) -> Result<IssueReport, StoreError> {
     let progress = sends::progress(db, issue.id, now).await?;
     let since = issue.published_at.unwrap_or(now);
-    let (bounced, complained, left, clicks) = with_pool!(db, read, |pool| {
+    let (bounced, complained, left, clicks, opens) = with_pool!(db, read, |pool| {
         async {
         let bounced: i64 = sqlx::query_scalar(
             "SELECT COUNT(DISTINCT subscriber_id) FROM mail_events \
@@ -79,7 +104,13 @@ pub async fn report(
         .bind(issue.id)
         .fetch_all(pool)
         .await?;
-        Ok::<_, sqlx::Error>((bounced, complained, left, clicks))
+        let opens: (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT subscriber_id) FROM email_opens WHERE issue_id = $1",
+        )
+        .bind(issue.id)
+        .fetch_one(pool)
+        .await?;
+        Ok::<_, sqlx::Error>((bounced, complained, left, clicks, opens))
     }
     .await
     })?;
@@ -114,5 +145,8 @@ pub async fn report(
         clicks_tracked,
         readers_tracked,
         links,
+        opens_tracked,
+        opens: opens.0,
+        readers_opened: readers_tracked.then_some(opens.1),
     })
 }

@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
+use super::webhooks::{issue_data, queue_webhooks, webhook_targets};
 use super::{Db, StoreError};
 pub use crate::domain::Issue;
+use crate::domain::webhook::EventType;
 use crate::domain::{IssueDraft, IssueStatus, Slug};
 use crate::with_pool;
 
@@ -31,7 +33,7 @@ from_row!(Issue {
     audience_label: plain,
 });
 
-const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
+pub(super) const COLUMNS: &str = "id, uid, slug, subject, preheader, body, links_heading, links, status, \
                        created_at, updated_at, published_at, scheduled_at, slot_at, missed_at, \
                        paused_at, finished_at, summary, audience, audience_label";
 
@@ -421,13 +423,24 @@ pub async fn schedule(
         "UPDATE issues SET status = 'scheduled', scheduled_at = $2, slot_at = $3, missed_at = NULL, \
          updated_at = $4 WHERE id = $1 AND status IN ('draft', 'scheduled') RETURNING {COLUMNS}"
     ));
-    let result = with_pool!(db, write, |pool| sqlx::query_as(sql)
-        .bind(id)
-        .bind(at)
-        .bind(slot)
-        .bind(now)
-        .fetch_optional(pool)
-        .await);
+    let result = with_pool!(db, write, |pool| async {
+        let mut tx = pool.begin().await?;
+        let issue: Option<Issue> = sqlx::query_as(sql)
+            .bind(id)
+            .bind(at)
+            .bind(slot)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(issue) = &issue {
+            let event = EventType::IssueScheduled;
+            let targets = webhook_targets!(tx, event);
+            queue_webhooks!(tx, &targets, event, [issue_data(issue, None)], now);
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(issue)
+    }
+    .await);
     match result {
         Ok(Some(issue)) => Ok(issue),
         Ok(None) => Err(why_unchanged(db, id).await),

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::webhooks::queue_subscriber_webhooks;
 use super::{Db, StoreError};
+use crate::domain::webhook::EventType;
 use crate::domain::{Effect, EventKind, MailEvent, RecordedEvent, SubscriberEmail, Suppression};
 use crate::with_pool;
 
@@ -238,6 +240,20 @@ pub async fn record(
                 _ => Effect::NoChange,
             },
         };
+        let event_type = match effect {
+            Effect::Bounced | Effect::BouncedAtThreshold => Some(EventType::SubscriberBounced),
+            Effect::Complained => Some(EventType::SubscriberComplained),
+            _ => None,
+        };
+        if let Some(event_type) = event_type {
+            queue_subscriber_webhooks!(
+                tx,
+                event_type,
+                "id",
+                subscriber.into_iter().collect::<Vec<i64>>(),
+                now
+            );
+        }
         sqlx::query(
             "UPDATE mail_events SET subscriber_id = $2, issue_id = $3, effect = $4, \
              email = CASE WHEN email = '' THEN $5 ELSE email END WHERE id = $1",

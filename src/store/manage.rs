@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 
 use super::outbox::Notice;
+use super::webhooks::queue_subscriber_webhooks;
 use super::{Db, StoreError};
 use crate::domain::SubscriberEmail;
 use crate::domain::token::TokenHash;
+use crate::domain::webhook::EventType;
 use crate::with_pool;
 
 /// Makes a pausing reader skip the next `issues` issues meant for them (0 resumes at once).
@@ -36,19 +38,27 @@ pub async fn unsubscribe_with_reason(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let changed = with_pool!(db, write, |pool| {
-        sqlx::query(
-        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2, \
-         unsubscribe_reason = $3 WHERE id = $1 AND status IN ('pending', 'active')"
-    )
-    .bind(id)
-    .bind(now)
-    .bind(reason)
-    .execute(pool)
+    let left = with_pool!(db, write, |pool| {
+        async {
+        let mut tx = pool.begin().await?;
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2, \
+             unsubscribe_reason = $3 WHERE id = $1 AND status IN ('pending', 'active') RETURNING id",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(reason)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let left: Vec<i64> = left.into_iter().collect();
+        let changed = !left.is_empty();
+        queue_subscriber_webhooks!(tx, EventType::SubscriberUnsubscribed, "id", left, now);
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(changed)
+    }
     .await
-    .map(|r| r.rows_affected())
     })?;
-    Ok(changed == 1)
+    Ok(left)
 }
 
 /// What asking for a new address did.

@@ -66,6 +66,7 @@ pub mod subscriber_export;
 pub mod subscriber_import;
 pub mod subscribers;
 pub mod tags;
+pub mod webhooks;
 pub mod welcome;
 
 /// When a SQLite commit reaches the disk (`sqlite_synchronous`). PostgreSQL syncs every commit

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::webhooks::{issue_data, queue_webhooks, webhook_targets};
 use super::{Db, StoreError};
+use crate::domain::webhook::EventType;
 use crate::with_pool;
 
 pub use crate::domain::send::{DeliveryError, Progress, Summary};
@@ -147,6 +149,10 @@ pub async fn complete_if_done(
     // The remaining-work test in the WHERE clause closes the gap between the count above and
     // this update (a retry of failed deliveries may have started meanwhile).
     // Workers learn through the steering counter that the issue is no longer to be sent.
+    let issue_sql = format!(
+        "SELECT {} FROM issues WHERE id = $1",
+        super::issues::COLUMNS
+    );
     let changed = with_pool!(db, write, |pool| async {
         let mut tx = pool.begin().await?;
         let changed = sqlx::query(
@@ -162,6 +168,23 @@ pub async fn complete_if_done(
         .rows_affected();
         if changed == 1 {
             crate::bump_steer!(tx).await?;
+            let event = EventType::IssueSent;
+            let targets = webhook_targets!(tx, event);
+            if !targets.is_empty() {
+                let issue: super::issues::Issue =
+                    sqlx::query_as(sqlx::AssertSqlSafe(issue_sql.clone()))
+                        .bind(issue_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let summary = serde_json::to_value(&summary).unwrap_or_default();
+                queue_webhooks!(
+                    tx,
+                    &targets,
+                    event,
+                    [issue_data(&issue, Some(&summary))],
+                    now
+                );
+            }
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(changed)

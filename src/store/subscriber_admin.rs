@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::subscribers::{COLUMNS, Subscriber};
+use super::webhooks::queue_subscriber_webhooks;
 use super::{Db, StoreError, outbox};
+use crate::domain::webhook::EventType;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName, SubscriberStatus};
 use crate::with_pool;
 
@@ -301,6 +303,8 @@ pub async fn add(
                 .execute(&mut *tx)
                 .await?;
         }
+        let created: Vec<i64> = row.iter().map(|s| s.id).collect();
+        queue_subscriber_webhooks!(tx, EventType::SubscriberCreated, "id", created, now);
         tx.commit().await?;
         Ok::<_, sqlx::Error>(row)
     })?;
@@ -344,16 +348,27 @@ pub async fn unsubscribe(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<Subscriber>, StoreError> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "UPDATE subscribers SET status = CASE WHEN status IN ('pending', 'active') THEN 'unsubscribed' ELSE status END, \
-         unsubscribed_at = CASE WHEN status IN ('pending', 'active') THEN $2 ELSE unsubscribed_at END, \
-         updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
-    ));
-    Ok(with_pool!(db, write, |pool| sqlx::query_as(sql)
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1"));
+    Ok(with_pool!(db, write, |pool| async {
+        let mut tx = pool.begin().await?;
+        let left: Option<i64> = sqlx::query_scalar(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = $2, updated_at = $2 \
+             WHERE id = $1 AND status IN ('pending', 'active') RETURNING id",
+        )
         .bind(id)
         .bind(now)
-        .fetch_optional(pool)
-        .await)?)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let left: Vec<i64> = left.into_iter().collect();
+        queue_subscriber_webhooks!(tx, EventType::SubscriberUnsubscribed, "id", left, now);
+        let row = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    }
+    .await)?)
 }
 
 /// Unsubscribes the subscribers in `ids` who are still on the list, on the editor's word;
@@ -363,15 +378,22 @@ pub async fn unsubscribe_many(db: &Db, ids: &[i64], now: DateTime<Utc>) -> Resul
     if ids.is_empty() {
         return Ok(0);
     }
-    Ok(with_pool!(db, write, |pool| {
+    Ok(with_pool!(db, write, |pool| async {
+        let mut tx = pool.begin().await?;
         let mut query = sqlx::QueryBuilder::new(
             "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ",
         );
         query.push_bind(now).push(", updated_at = ").push_bind(now);
         query.push(" WHERE status IN ('pending', 'active') AND id IN ");
         super::push_list(&mut query, ids.iter().copied());
-        query.build().execute(pool).await.map(|r| r.rows_affected())
-    })?)
+        query.push(" RETURNING id");
+        let left: Vec<i64> = query.build_query_scalar().fetch_all(&mut *tx).await?;
+        let count = left.len() as u64;
+        queue_subscriber_webhooks!(tx, EventType::SubscriberUnsubscribed, "id", left, now);
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(count)
+    }
+    .await)?)
 }
 
 /// Erases the subscribers in `ids` as [`erase`] does; returns how many there were.

@@ -5,8 +5,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::webhooks::queue_subscriber_webhooks;
 use super::{Db, StoreError, outbox};
 use crate::domain::token::TokenHash;
+use crate::domain::webhook::EventType;
 use crate::domain::{ConsentSource, SubscriberEmail, SubscriberName};
 use crate::with_pool;
 
@@ -227,6 +229,14 @@ pub async fn signup_batch(
             }
             outcomes.push(outcome.ok_or(sqlx::Error::RowNotFound)?);
         }
+        let joined: Vec<String> = requests
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, SignupOutcome::Created | SignupOutcome::Resubscribed))
+            .map(|(r, _)| r.signup.email.key())
+            .collect();
+        let now = requests[requests.len() - 1].now;
+        queue_subscriber_webhooks!(tx, EventType::SubscriberCreated, "email_key", joined, now);
         tx.commit().await?;
         Ok::<_, sqlx::Error>(outcomes)
     })?)
@@ -335,6 +345,7 @@ pub async fn confirm_batch(
     with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
+        let mut confirmed = Vec::new();
         for request in requests {
             // Spend the token only while it is unspent and unexpired.
             let spent: Option<i64> = sqlx::query_scalar(
@@ -371,6 +382,10 @@ pub async fn confirm_batch(
                             .execute(&mut *tx)
                             .await?;
                     }
+                    let was_pending = matches!(&before, Some((status, _)) if status == "pending");
+                    if was_pending && status.as_deref() == Some("active") {
+                        confirmed.push(subscriber_id);
+                    }
                     match status.as_deref() {
                         Some("active") => ConfirmOutcome::Confirmed,
                         Some(_) => ConfirmOutcome::NoLongerSubscribed,
@@ -397,6 +412,15 @@ pub async fn confirm_batch(
                 }
             };
             outcomes.push(outcome);
+        }
+        if let Some(last) = requests.last() {
+            queue_subscriber_webhooks!(
+                tx,
+                EventType::SubscriberConfirmed,
+                "id",
+                confirmed,
+                last.now
+            );
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -433,6 +457,7 @@ pub async fn unsubscribe_batch(
     with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         let mut outcomes = Vec::with_capacity(requests.len());
+        let mut left = Vec::new();
         for request in requests {
             // Only a subscriber still on the list changes; repeating the request changes nothing.
             let changed: Option<i64> = sqlx::query_scalar(
@@ -443,7 +468,8 @@ pub async fn unsubscribe_batch(
             .bind(request.now)
             .fetch_optional(&mut *tx)
             .await?;
-            let outcome = if changed.is_some() {
+            let outcome = if let Some(id) = changed {
+                left.push(id);
                 UnsubscribeOutcome::Unsubscribed
             } else {
                 // Unchanged: gone already, or erased.
@@ -458,6 +484,9 @@ pub async fn unsubscribe_batch(
                 }
             };
             outcomes.push(outcome);
+        }
+        if let Some(last) = requests.last() {
+            queue_subscriber_webhooks!(tx, EventType::SubscriberUnsubscribed, "id", left, last.now);
         }
         tx.commit().await?;
         Ok(outcomes)

@@ -1,7 +1,8 @@
 //! `/l/{token}`: a tracked link followed from an issue email. The click is counted and the
 //! reader sent on with a 302 to the link's own address, byte for byte; a token this instance
 //! did not sign, or one changed in any way, answers 404, so the route is never an open
-//! redirect.
+//! redirect. `/o/{token}`: the pixel of an issue email (`track_opens`), counted and answered
+//! with a transparent 1×1 GIF.
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, web};
@@ -28,4 +29,32 @@ pub async fn follow(
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// A transparent 1×1 GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// `GET /o/{token}`.
+#[tracing::instrument(skip_all)]
+pub async fn open(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let open = state
+        .link_key
+        .verify_open(&token)
+        .ok_or_else(|| WebError::NotFound("This image is not ours.".into()))?;
+    let name_reader = state.config.track_opens && state.config.track_readers;
+    if let Err(error) = clicks::record_open(&state.db, &open, name_reader, state.clock.now()).await
+    {
+        tracing::warn!(%error, "an open could not be recorded");
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("image/gif")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(PIXEL))
 }

@@ -76,7 +76,8 @@ impl AppState {
             issue,
             &body_links,
             self.config.track_clicks,
-            self.config.track_clicks && self.config.track_readers,
+            self.config.track_opens,
+            (self.config.track_clicks || self.config.track_opens) && self.config.track_readers,
             self.clock.now(),
         )
         .await
@@ -139,6 +140,8 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// Wakes the CSV import runner.
     pub import_wake: Arc<Notify>,
+    /// Wakes the outbound webhook sender (test events, redeliveries).
+    pub webhook_wake: Arc<Notify>,
     /// Where mail goes (test sends go straight out).
     pub mailer: crate::mail::Mailer,
     /// Wakes delivery workers (resume, retry).
@@ -216,6 +219,7 @@ pub fn server(
                 web::get().to(manage::confirm_email),
             )
             .route("/l/{token}", web::get().to(clicks::follow))
+            .route("/o/{token}", web::get().to(clicks::open))
             .route("/archive", web::get().to(archive::list))
             .route("/archive/{slug}", web::get().to(archive::show))
             .route("/feed.xml", web::get().to(archive::feed))

@@ -1,6 +1,7 @@
 //! Link clicks, privacy first: off unless `track_clicks`; through `/l/{token}` a click counts
 //! once per request and lands on the exact address; a forged token is a 404, never a
 //! redirect; readers are named only with `track_readers`; the web version is never tracked.
+//! Opens likewise: no pixel unless `track_opens`, and then one per copy, counted per request.
 
 use fortnight::clock::Clock;
 use fortnight::domain::IssueStatus;
@@ -16,6 +17,8 @@ both_databases!(
     forged_and_changed_tokens_answer_404_and_count_nothing,
     with_track_readers_each_copy_names_its_reader,
     without_track_clicks_links_are_left_as_written,
+    with_track_opens_the_pixel_counts_each_open_and_nothing_else_is_tracked,
+    with_track_opens_and_track_readers_each_copy_has_its_own_pixel,
 );
 
 /// Query, encoded space, fragment, a non-ASCII path: each must come back byte for byte.
@@ -232,10 +235,135 @@ async fn without_track_clicks_links_are_left_as_written(backend: Backend) {
     let html = copy_to(&app, "reader0@example.com");
     assert!(tracked(&html).is_empty(), "{html}");
     assert!(
+        pixels(&html).is_empty(),
+        "no pixel unless track_opens: {html}"
+    );
+    assert!(
         html.contains("news.example.org/story?id=7&amp;utm_source=x"),
         "{html}"
     );
     let r = report(&app, &token, id).await;
     assert_eq!(r["clicks_tracked"], false);
+    assert_eq!(r["opens_tracked"], false);
+    assert_eq!(r["opens"], 0);
     assert_eq!(r["links"].as_array().unwrap().len(), 3);
+}
+
+/// The `/o/` pixel paths in a message's HTML part.
+fn pixels(html: &str) -> Vec<String> {
+    html.match_indices("/o/")
+        .map(|(at, _)| {
+            let rest = &html[at..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+async fn with_track_opens_the_pixel_counts_each_open_and_nothing_else_is_tracked(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| c.track_opens = true).await;
+    let token = app.api_token().await;
+    app.seed_active("reader", 2).await;
+    let (id, slug) = send(&app, &token, "Opened").await;
+    let html = copy_to(&app, "reader0@example.com");
+    let pixel = pixels(&html);
+    assert_eq!(pixel.len(), 1, "one pixel: {html}");
+    assert!(
+        tracked(&html).is_empty(),
+        "links stay as written without track_clicks"
+    );
+    assert_eq!(
+        pixels(&copy_to(&app, "reader1@example.com")),
+        pixel,
+        "it names nobody"
+    );
+    let text = app
+        .smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.to == vec!["reader0@example.com".to_owned()])
+        .unwrap()
+        .text();
+    assert!(!text.contains("/o/"), "the text part has no pixel: {text}");
+
+    for n in 1..=2 {
+        let answer = app.get(&pixel[0]).await;
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["content-type"], "image/gif");
+        assert_eq!(answer.headers()["cache-control"], "no-store");
+        assert!(answer.bytes().await.unwrap().starts_with(b"GIF89a"));
+        assert_eq!(report(&app, &token, id).await["opens"], n);
+    }
+    // A changed token, a link's token and another key's token count nothing.
+    let token_part = pixel[0].trim_start_matches("/o/");
+    let (payload, tag) = token_part.split_once('.').unwrap();
+    let click = fortnight::domain::token::Click {
+        issue_id: id,
+        reader: None,
+        url: String::new(),
+    };
+    let open = fortnight::domain::token::Open {
+        issue_id: id,
+        reader: None,
+    };
+    for forged in [
+        format!("/o/{payload}A.{tag}"),
+        format!("/o/{}", app.link_key.click_token(&click)),
+        format!(
+            "/o/{}",
+            fortnight::domain::token::LinkKey::generate().open_token(&open)
+        ),
+        "/o/x".to_owned(),
+    ] {
+        assert_eq!(app.get(&forged).await.status(), 404, "{forged}");
+    }
+    let r = report(&app, &token, id).await;
+    assert_eq!(r["opens_tracked"], true);
+    assert_eq!(r["opens"], 2);
+    assert_eq!(r["readers_opened"], Value::Null);
+    assert_eq!(r["clicks_tracked"], false);
+
+    // The web version carries no pixel; the admin's report shows the count.
+    let web = app
+        .get(&format!("/archive/{slug}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!web.contains("/o/"), "{web}");
+    app.sign_in().await;
+    let page = app
+        .get(&format!("/admin/issues/{id}/report"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<b id="r-opens">2</b>"#), "{page}");
+}
+
+async fn with_track_opens_and_track_readers_each_copy_has_its_own_pixel(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.track_opens = true;
+        c.track_clicks = true;
+        c.track_readers = true;
+    })
+    .await;
+    let token = app.api_token().await;
+    app.seed_active("reader", 2).await;
+    let (id, _) = send(&app, &token, "Opened by whom").await;
+    let mine = copy_to(&app, "reader0@example.com");
+    let theirs = copy_to(&app, "reader1@example.com");
+    assert_eq!(tracked(&mine).len(), 3, "the links are still tracked");
+    let (mine, theirs) = (pixels(&mine), pixels(&theirs));
+    assert_eq!(mine.len(), 1);
+    assert_ne!(mine, theirs, "each copy's pixel names its reader");
+    for pixel in [&mine[0], &mine[0], &theirs[0]] {
+        assert_eq!(app.get(pixel).await.status(), 200);
+    }
+    let r = report(&app, &token, id).await;
+    assert_eq!(r["opens"], 3);
+    assert_eq!(r["readers_opened"], 2);
+    // The pixel is not a link: following a link still lands on its address.
+    let first = tracked(&copy_to(&app, "reader0@example.com")).remove(1);
+    let answer = app.get(&first).await;
+    assert_eq!(answer.headers()["location"].as_bytes(), FIRST.as_bytes());
 }

@@ -2,7 +2,7 @@
 //! an Ed25519 key, and each signature checked by dkimpy, an implementation independent of the
 //! server's, against the DNS records the command printed.
 //!
-//! dkimpy (with PyNaCl for Ed25519) comes from `.ci/requirements-dkim.txt`; `.ci/run` installs
+//! dkimpy (with PyNaCl for Ed25519) comes from `.ci/requirements-verifiers.txt`; `.ci/run` installs
 //! it and names its Python in `DKIM_VERIFIER_PYTHON`. Without it the tests skip, saying so,
 //! unless `DKIM_TEST_REQUIRED=1`.
 
@@ -33,7 +33,7 @@ fn verifier() -> Option<String> {
     assert!(
         std::env::var("DKIM_TEST_REQUIRED").as_deref() != Ok("1"),
         "DKIM_TEST_REQUIRED=1 but {python} cannot import dkimpy and PyNaCl: \
-         pip install -r .ci/requirements-dkim.txt, or set DKIM_VERIFIER_PYTHON"
+         pip install -r .ci/requirements-verifiers.txt, or set DKIM_VERIFIER_PYTHON"
     );
     eprintln!(
         "SKIPPED: the DKIM verification tests need dkimpy and PyNaCl ({python} cannot import them)"

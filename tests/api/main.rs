@@ -19,6 +19,7 @@ mod hostile_input;
 mod issues;
 mod mail_outage;
 mod manage;
+mod outbound_webhooks;
 mod rendering;
 mod schedule;
 mod shutdown;

@@ -79,6 +79,22 @@ pub async fn site(backend: Backend) -> Site {
         )
         .await;
     assert_eq!(welcome.status(), 303);
+    // A webhook endpoint nobody listens at, with a test event in its log.
+    let hook = app
+        .admin_post(
+            "/admin/webhooks",
+            &[
+                ("url", "http://127.0.0.1:9/hooks"),
+                ("description", "The CRM"),
+                ("events", "subscriber.created"),
+                ("events", "issue.sent"),
+            ],
+        )
+        .await;
+    assert_eq!(hook.status(), 303);
+    let webhook = hook.headers()["location"].to_str().unwrap().to_owned();
+    let test = app.admin_post(&format!("{webhook}/test"), &[]).await;
+    assert_eq!(test.status(), 303);
     let sent = create_issue(&app, "Notes on the harvest", &[]).await;
     send_to_the_end(&app, sent).await;
     let manage = link_path(
@@ -139,6 +155,8 @@ pub async fn site(backend: Backend) -> Site {
         ("deliverability", "/admin/deliverability".to_owned()),
         ("tags", "/admin/tags".to_owned()),
         ("welcome email", "/admin/welcome".to_owned()),
+        ("webhooks", "/admin/webhooks".to_owned()),
+        ("webhook", webhook),
         ("report", format!("/admin/issues/{sent}/report")),
     ];
     Site {

@@ -25,6 +25,7 @@ mod subscribers;
 mod tags;
 mod tokens;
 mod transfer;
+mod webhooks;
 mod welcome;
 
 pub use context::AdminContext;
@@ -191,6 +192,29 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/deliverability/lift",
             web::post().to(deliverability::lift),
+        ),
+        (Method::GET, "/webhooks", web::get().to(webhooks::list)),
+        (Method::POST, "/webhooks", web::post().to(webhooks::create)),
+        (Method::GET, "/webhooks/{id}", web::get().to(webhooks::show)),
+        (
+            Method::POST,
+            "/webhooks/{id}",
+            web::post().to(webhooks::update),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/test",
+            web::post().to(webhooks::test),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            web::post().to(webhooks::redeliver),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/delete",
+            web::post().to(webhooks::delete),
         ),
         (Method::GET, "/welcome", web::get().to(welcome::show)),
         (Method::POST, "/welcome", web::post().to(welcome::save)),

@@ -10,7 +10,9 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoParams, OpenApi};
 
-use super::{calendar, deliverability, issues, schema, sends, subscribers, tags, welcome};
+use super::{
+    calendar, deliverability, issues, schema, sends, subscribers, tags, webhooks, welcome,
+};
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
 #[derive(OpenApi)]
@@ -58,6 +60,14 @@ use super::{calendar, deliverability, issues, schema, sends, subscribers, tags, 
         tags::subscribers,
         tags::get_segment,
         tags::put_segment,
+        webhooks::list,
+        webhooks::create,
+        webhooks::get,
+        webhooks::update,
+        webhooks::delete,
+        webhooks::test,
+        webhooks::deliveries,
+        webhooks::redeliver,
         openapi
     ),
     components(schemas(super::error::ErrorBody)),
@@ -87,6 +97,16 @@ pub(super) struct IssueId {
 #[allow(dead_code)]
 pub(super) struct TagId {
     /// Tag id.
+    #[param(schema_with = schema::id)]
+    id: i64,
+}
+
+/// The `{id}` of a webhook endpoint's paths.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct WebhookId {
+    /// Webhook endpoint id.
     #[param(schema_with = schema::id)]
     id: i64,
 }

@@ -18,6 +18,7 @@ mod schema;
 mod sends;
 mod subscribers;
 mod tags;
+mod webhooks;
 mod welcome;
 
 pub use document::ApiDoc;
@@ -184,6 +185,34 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/welcome/test",
             web::post().to(welcome::send_test),
+        ),
+        (Method::GET, "/webhooks", web::get().to(webhooks::list)),
+        (Method::POST, "/webhooks", web::post().to(webhooks::create)),
+        (Method::GET, "/webhooks/{id}", web::get().to(webhooks::get)),
+        (
+            Method::PATCH,
+            "/webhooks/{id}",
+            web::patch().to(webhooks::update),
+        ),
+        (
+            Method::DELETE,
+            "/webhooks/{id}",
+            web::delete().to(webhooks::delete),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/test",
+            web::post().to(webhooks::test),
+        ),
+        (
+            Method::GET,
+            "/webhooks/{id}/deliveries",
+            web::get().to(webhooks::deliveries),
+        ),
+        (
+            Method::POST,
+            "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            web::post().to(webhooks::redeliver),
         ),
         (
             Method::GET,

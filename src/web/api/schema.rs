@@ -359,3 +359,46 @@ pub fn placement() -> RefOr<Schema> {
 #[cfg(test)]
 #[path = "schema_tests.rs"]
 mod tests;
+
+/// An outbound webhook endpoint's address: http or https with a host name or an IPv4
+/// address (one that must be public unless the server allows private ones).
+pub fn webhook_url() -> Object {
+    let any_case = "[Hh][Tt][Tt][Pp][Ss]?";
+    let name = "(?:[A-Za-z0-9]+[.-])*[A-Za-z][A-Za-z0-9]*";
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    string()
+        .pattern(Some(format!(
+            "^{any_case}://(?:{name}|(?:{octet}\\.){{3}}{octet})(?::[0-9]{{1,4}})?(?:[/?#][!-~]*)?$"
+        )))
+        .max_length(Some(crate::domain::webhook::MAX_URL))
+        .description(Some(
+            "A full http:// or https:// address with a host name or an IPv4 address, at most \
+             2,000 characters. Unless the server sets `webhooks_allow_private`, an address that \
+             is (or whose host resolves to) a loopback or private address is refused with 400, \
+             which a schema cannot say.",
+        ))
+        .build()
+}
+
+/// The events an endpoint wants: at least one of the event names.
+pub fn webhook_events() -> Array {
+    let names: Vec<&str> = crate::domain::webhook::EventType::ALL
+        .iter()
+        .map(|e| e.as_str())
+        .collect();
+    ArrayBuilder::new()
+        .items(string().enum_values(Some(names)))
+        .min_items(Some(1))
+        .description(Some("The events to send it (each name once is enough)."))
+        .build()
+}
+
+/// `status` of a webhook endpoint's delivery log.
+pub fn webhook_delivery_status() -> Object {
+    status_filter(&["pending", "delivered", "failed"])
+}
+
+/// A webhook endpoint's note.
+pub fn webhook_description() -> Object {
+    one_line(300, false, "What the endpoint is for.")
+}

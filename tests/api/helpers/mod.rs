@@ -85,6 +85,8 @@ pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
         shutdown_grace: Duration::from_secs(2),
         // Tests tick by hand, at the times they choose.
         tick_interval: Duration::from_secs(86_400),
+        // Webhook receivers in tests listen on loopback.
+        webhooks_allow_private: true,
         ..Config::default()
     }
 }
