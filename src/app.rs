@@ -236,6 +236,9 @@ impl Application {
             webhooks: Arc::new(crate::web::webhooks::Webhooks::from_config(&config)?),
             confirms: ConfirmQueue::start(db.clone()),
             unsubscribes: UnsubscribeQueue::start(db.clone()),
+            tracking_ips: Arc::new(RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(crate::web::clicks::COUNTED_PER_MINUTE).unwrap_or(NonZeroU32::MIN),
+            ))),
             login_accounts: Arc::new(RateLimiter::keyed(Quota::per_minute(
                 NonZeroU32::new(config.login_rate_per_minute).unwrap_or(NonZeroU32::MIN),
             ))),

@@ -5,16 +5,34 @@
 //! with a transparent 1×1 GIF.
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::AppState;
 use super::error::WebError;
 use crate::store::clicks;
 
+/// Clicks and opens one client address may have recorded a minute (in a burst, then
+/// steadily); past it, the reader is still redirected or served the image, and nothing more
+/// is written, so a flood cannot grow the tables.
+pub const COUNTED_PER_MINUTE: u32 = 60;
+
+/// Whether this request's click or open is recorded: within the client's limit.
+fn counted(state: &AppState, req: &HttpRequest) -> bool {
+    let Some(ip) = state.client_ip.of(req) else {
+        return false;
+    };
+    state.tracking_ips.retain_recent();
+    state
+        .tracking_ips
+        .check_key(&super::client_ip::limit_key(ip))
+        .is_ok()
+}
+
 /// `GET /l/{token}`.
 #[tracing::instrument(skip_all)]
 pub async fn follow(
     state: web::Data<AppState>,
+    req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let not_ours = || WebError::NotFound("This link is not valid.".into());
@@ -22,7 +40,9 @@ pub async fn follow(
     let location = HeaderValue::from_bytes(click.url.as_bytes()).map_err(|_| not_ours())?;
     // The reader gets to the link even when the count cannot be written.
     let name_reader = state.config.track_clicks && state.config.track_readers;
-    if let Err(error) = clicks::record(&state.db, &click, name_reader, state.clock.now()).await {
+    if counted(&state, &req)
+        && let Err(error) = clicks::record(&state.db, &click, name_reader, state.clock.now()).await
+    {
         tracing::warn!(%error, "a click could not be recorded");
     }
     Ok(HttpResponse::Found()
@@ -42,6 +62,7 @@ const PIXEL: &[u8] = &[
 #[tracing::instrument(skip_all)]
 pub async fn open(
     state: web::Data<AppState>,
+    req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let open = state
@@ -49,7 +70,9 @@ pub async fn open(
         .verify_open(&token)
         .ok_or_else(|| WebError::NotFound("This image is not ours.".into()))?;
     let name_reader = state.config.track_opens && state.config.track_readers;
-    if let Err(error) = clicks::record_open(&state.db, &open, name_reader, state.clock.now()).await
+    if counted(&state, &req)
+        && let Err(error) =
+            clicks::record_open(&state.db, &open, name_reader, state.clock.now()).await
     {
         tracing::warn!(%error, "an open could not be recorded");
     }

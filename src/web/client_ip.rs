@@ -81,7 +81,7 @@ pub fn is_own_origin(
 }
 
 /// IPv6 clients usually hold a whole /56, so they are limited per prefix.
-fn limit_key(ip: IpAddr) -> IpAddr {
+pub(super) fn limit_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
             let mut octets = v6.octets();

@@ -20,7 +20,7 @@ use crate::store::Db;
 pub mod admin;
 pub mod api;
 pub(crate) mod archive;
-mod clicks;
+pub mod clicks;
 pub mod client_ip;
 pub mod error;
 mod form_body;
@@ -152,6 +152,8 @@ pub struct AppState {
     pub client_ip: ClientIp,
     /// Sign-in attempts per account (the per-IP limit is a middleware).
     pub login_accounts: Arc<actix_governor::governor::DefaultKeyedRateLimiter<String>>,
+    /// Clicks and opens recorded per client address (past it, the reader is still served).
+    pub tracking_ips: Arc<actix_governor::governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// The bounce and complaint webhooks' settings.
     pub webhooks: webhooks::Shared,
     /// Records signups, many to a transaction under load.

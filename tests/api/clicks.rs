@@ -19,6 +19,7 @@ both_databases!(
     without_track_clicks_links_are_left_as_written,
     with_track_opens_the_pixel_counts_each_open_and_nothing_else_is_tracked,
     with_track_opens_and_track_readers_each_copy_has_its_own_pixel,
+    a_flood_from_one_address_is_served_but_counted_only_to_its_limit,
 );
 
 /// Query, encoded space, fragment, a non-ASCII path: each must come back byte for byte.
@@ -366,4 +367,30 @@ async fn with_track_opens_and_track_readers_each_copy_has_its_own_pixel(backend:
     let first = tracked(&copy_to(&app, "reader0@example.com")).remove(1);
     let answer = app.get(&first).await;
     assert_eq!(answer.headers()["location"].as_bytes(), FIRST.as_bytes());
+}
+
+async fn a_flood_from_one_address_is_served_but_counted_only_to_its_limit(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| {
+        c.track_clicks = true;
+        c.track_opens = true;
+    })
+    .await;
+    let token = app.api_token().await;
+    app.seed_active("reader", 1).await;
+    let (id, _) = send(&app, &token, "Flooded").await;
+    let html = copy_to(&app, "reader0@example.com");
+    let (link, pixel) = (tracked(&html).remove(1), pixels(&html).remove(0));
+    let limit = fortnight::web::clicks::COUNTED_PER_MINUTE as usize;
+    for n in 0..limit + 20 {
+        let (path, want) = if n % 2 == 0 {
+            (&link, 302)
+        } else {
+            (&pixel, 200)
+        };
+        assert_eq!(app.get(path).await.status(), want, "request {n} is served");
+    }
+    let r = report(&app, &token, id).await;
+    let clicks = r["links"][0]["clicks"].as_i64().unwrap();
+    let opens = r["opens"].as_i64().unwrap();
+    assert_eq!(clicks + opens, limit as i64, "{r}");
 }
