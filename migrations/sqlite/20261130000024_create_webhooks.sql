@@ -17,10 +17,12 @@ CREATE TABLE webhook_endpoints (
 
 -- One event for one endpoint, written in the transaction of the change it reports, drained
 -- by the webhook sender with retries and backoff. `message_id` is the `webhook-id` header:
--- the same on every try and on a redelivery, so a receiver can drop repeats.
+-- the same on every try and on a redelivery, so a receiver can drop repeats. A subscriber
+-- event names its reader, so erasing the reader deletes the events about them.
 CREATE TABLE webhook_deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     endpoint_id INTEGER NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    subscriber_id INTEGER REFERENCES subscribers (id) ON DELETE CASCADE,
     message_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
     payload TEXT NOT NULL,
@@ -37,3 +39,4 @@ CREATE TABLE webhook_deliveries (
 
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id, id);
+CREATE INDEX webhook_deliveries_by_subscriber ON webhook_deliveries (subscriber_id);

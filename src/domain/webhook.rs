@@ -212,6 +212,12 @@ pub fn endpoint_url(raw: &str) -> Result<url::Url, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("Leave the user name and password out of the address.".into());
     }
+    // Stored as the parser wrote it (percent-encoded, punycode), so that form is measured.
+    if url.as_str().len() > MAX_URL {
+        return Err(format!(
+            "The address is too long once encoded ({MAX_URL} characters at most)."
+        ));
+    }
     Ok(url)
 }
 
@@ -245,17 +251,33 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            // An IPv4 address inside (mapped, compatible, 6to4): judged as that address.
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
-                || first == 0x0064 && v6.segments()[1] == 0xff9b)
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                )));
+            }
+            if s[0] == 0x2002 {
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(
+                    (s[1] >> 8) as u8,
+                    s[1] as u8,
+                    (s[2] >> 8) as u8,
+                    s[2] as u8,
+                )));
+            }
+            // Only global unicast (2000::/3), less its special ranges: documentation,
+            // Teredo and other IETF blocks (2001::/23), NAT64 (64:ff9b::/96 is outside
+            // 2000::/3 already).
+            (s[0] & 0xe000) == 0x2000
+                && !(s[0] == 0x2001 && s[1] == 0x0db8)
+                && !(s[0] == 0x2001 && s[1] < 0x0200)
         }
     }
 }
@@ -442,10 +464,24 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::a00:1",
+            "::127.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a00:1::1",
+            "fec0::1",
+            "2001::1",
+            "100::1",
+            "2001:db8::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001:80b::200e",
+            "2002:5db8:d822::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

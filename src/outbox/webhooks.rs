@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::webhook::{WebhookSecret, is_public};
 use crate::store::webhooks::{self, Attempt, DueDelivery, EndpointEffect};
-use crate::store::{Db, StoreError, outbox};
+use crate::store::{Db, StoreError};
 
 /// Deliveries claimed per round.
 const BATCH: i64 = 32;
@@ -154,7 +154,7 @@ impl WebhookSender {
         let lease = now + chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::hours(1));
         let due = webhooks::claim_due(&self.db, now, lease, BATCH).await?;
         let claimed = due.len();
-        let untried: Vec<Option<i64>> = futures_util::stream::iter(due)
+        let outcomes: Vec<Result<Option<i64>, StoreError>> = futures_util::stream::iter(due)
             .map(|delivery| async move {
                 if shutdown.is_cancelled() {
                     return Ok(Some(delivery.id));
@@ -164,19 +164,26 @@ impl WebhookSender {
                     tracing::warn!(delivery = delivery.id, endpoint = delivery.endpoint_id,
                         attempts = delivery.attempts, %error, "webhook not delivered");
                 }
-                let effect = webhooks::record_attempt(&self.db, &delivery, lease, &attempt).await?;
+                let notice = self.notice(&delivery, &attempt);
+                let effect =
+                    webhooks::record_attempt(&self.db, &delivery, lease, &attempt, &notice).await?;
                 if effect == EndpointEffect::Disabled {
-                    self.tell_editors(&delivery, &attempt).await?;
+                    self.outbox_wake.notify_one();
                 }
-                Ok::<_, StoreError>(None)
+                Ok(None)
             })
             .buffer_unordered(CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let untried: Vec<i64> = untried.into_iter().flatten().collect();
+            .collect()
+            .await;
+        // What was not tried goes back at once, even when recording another try failed.
+        let untried: Vec<i64> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().copied().flatten())
+            .collect();
         webhooks::release(&self.db, &untried, lease).await?;
+        if let Some(Err(e)) = outcomes.into_iter().find(Result::is_err) {
+            return Err(e);
+        }
         Ok(claimed)
     }
 
@@ -242,42 +249,34 @@ impl WebhookSender {
                     self,
                 )
             }
-            Err(e) => failed(None, describe(&e), self),
+            Err(e) => failed(None, describe(e), self),
         }
     }
 
-    /// Tells every editor that an endpoint was disabled.
-    async fn tell_editors(
-        &self,
-        delivery: &DueDelivery,
-        attempt: &Attempt,
-    ) -> Result<(), StoreError> {
+    /// The notice every editor gets if this try disables the endpoint: subject and text.
+    fn notice(&self, delivery: &DueDelivery, attempt: &Attempt) -> (String, String) {
         let name = &self.config.publication_name;
         let base = self.config.base();
         let text = format!(
             "Fortnight stopped sending webhooks to {url}: every try has failed for a day.\n\n\
              The last failure: {error}\n\n\
-             Events are no longer queued for it. Once it works again, switch it back on at\n\
+             Events are no longer queued for it, and those already queued wait. Once it works\n\
+             again, switch it back on at\n\
              {base}/admin/webhooks/{id}\n\
-             and redeliver the events it missed from its log there.\n",
+             (the waiting events then go out), and redeliver from its log there the ones that\n\
+             failed for good.\n",
             url = delivery.url,
             error = attempt.error.as_deref().unwrap_or("unknown"),
             id = delivery.endpoint_id,
         );
-        outbox::enqueue_notice_to_editors(
-            &self.db,
-            &format!("[{name}] A webhook endpoint was disabled"),
-            &text,
-            self.clock.now(),
-        )
-        .await?;
-        self.outbox_wake.notify_one();
-        Ok(())
+        (format!("[{name}] A webhook endpoint was disabled"), text)
     }
 }
 
 /// A failed request in words, with its causes (reqwest's own message hides them).
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: reqwest::Error) -> String {
+    // Without the address: an endpoint's URL may carry a credential in its path.
+    let error = error.without_url();
     let mut text = if error.is_timeout() {
         format!("no answer within {} seconds", TIMEOUT.as_secs())
     } else if error.is_connect() {
@@ -285,7 +284,7 @@ fn describe(error: &reqwest::Error) -> String {
     } else {
         error.to_string()
     };
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());

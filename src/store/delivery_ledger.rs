@@ -222,7 +222,7 @@ async fn one_statement(
 /// such even when the send was cancelled while it was in the SMTP transaction; other outcomes
 /// leave a cancelled row cancelled. A hard bounce counts against the reader.
 macro_rules! record_one {
-    ($tx:expr, $row:expr, $outcome:expr, $now:expr, $threshold:expr) => {{
+    ($tx:ident, $row:expr, $outcome:expr, $now:expr, $threshold:expr) => {{
         let (row, now) = ($row, $now);
         let query = match $outcome {
             Outcome::Sent(_) => None,
@@ -283,6 +283,14 @@ macro_rules! record_one {
                 .execute(&mut *$tx)
                 .await?;
             } else if matches!($outcome, Outcome::Failed { bounce: true, .. }) {
+                // The row locked and read as it was: a reader this bounce ends is reported.
+                let was: Option<(String, i32)> = sqlx::query_as(
+                    "UPDATE subscribers SET updated_at = updated_at WHERE id = $1 \
+                     RETURNING status, hard_bounces",
+                )
+                .bind(row.subscriber_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
                 sqlx::query(
                     "UPDATE subscribers SET hard_bounces = hard_bounces + 1, \
                      status = CASE WHEN status = 'active' AND hard_bounces + 1 >= $2 THEN 'bounced' ELSE status END, \
@@ -293,6 +301,18 @@ macro_rules! record_one {
                 .bind(now)
                 .execute(&mut *$tx)
                 .await?;
+                let ends = was.is_some_and(|(status, bounces)| {
+                    status == "active" && i64::from(bounces) + 1 >= i64::from($threshold)
+                });
+                if ends {
+                    $crate::store::webhooks::queue_subscriber_webhooks!(
+                        $tx,
+                        $crate::domain::webhook::EventType::SubscriberBounced,
+                        "id",
+                        vec![row.subscriber_id],
+                        now
+                    );
+                }
             }
         }
     }};

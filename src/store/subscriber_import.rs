@@ -1,5 +1,6 @@
 //! Bulk insertion of imported subscribers.
 
+use crate::domain::webhook::EventType;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -123,8 +124,15 @@ pub async fn insert(
             for key in keys {
                 list.push_bind(key);
             }
-            update.push(")");
-            opted_out += update.build().execute(&mut *tx).await?.rows_affected();
+            update.push(") RETURNING id");
+            let left: Vec<i64> = update.build_query_scalar().fetch_all(&mut *tx).await?;
+            opted_out += left.len() as u64;
+            let event = match gone {
+                SubscriberStatus::Bounced => EventType::SubscriberBounced,
+                SubscriberStatus::Complained => EventType::SubscriberComplained,
+                _ => EventType::SubscriberUnsubscribed,
+            };
+            super::webhooks::queue_subscriber_webhooks!(tx, event, "id", left, now);
         }
         // Suppressed addresses (a bounce or a complaint) are not added back.
         let mut suppressed: HashSet<String> = HashSet::new();

@@ -65,30 +65,32 @@ macro_rules! webhook_targets {
 }
 pub(super) use webhook_targets;
 
-/// Queues, inside `$tx`, one event `$event` per item of `$data` (JSON values) for every
-/// endpoint in `$targets`, due at `$now` (`?` on a database error).
+/// Queues, inside `$tx`, one event `$event` per item of `$data` (the subscriber it is about,
+/// if any, and its JSON `data`) for every endpoint in `$targets`, due at `$now` (`?` on a
+/// database error).
 macro_rules! queue_webhooks {
     ($tx:ident, $targets:expr, $event:expr, $data:expr, $now:expr) => {{
         let targets: &[i64] = $targets;
         let event: $crate::domain::webhook::EventType = $event;
         let now: chrono::DateTime<chrono::Utc> = $now;
-        let rows: Vec<(i64, String, String)> = $data
+        let rows: Vec<(i64, Option<i64>, String, String)> = $data
             .iter()
-            .flat_map(|data: &serde_json::Value| {
+            .flat_map(|(about, data): &(Option<i64>, serde_json::Value)| {
                 let id = $crate::domain::webhook::message_id();
                 let body = $crate::domain::webhook::payload(event, data, now);
                 targets
                     .iter()
-                    .map(move |endpoint| (*endpoint, id.clone(), body.clone()))
+                    .map(move |endpoint| (*endpoint, *about, id.clone(), body.clone()))
             })
             .collect();
         for chunk in rows.chunks($crate::store::webhooks::INSERT_CHUNK) {
             let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, payload, \
-                 status, attempts, next_attempt_at, created_at) ",
+                "INSERT INTO webhook_deliveries (endpoint_id, subscriber_id, message_id, event_type, \
+                 payload, status, attempts, next_attempt_at, created_at) ",
             );
-            insert.push_values(chunk, |mut row, (endpoint, id, body)| {
+            insert.push_values(chunk, |mut row, (endpoint, about, id, body)| {
                 row.push_bind(*endpoint)
+                    .push_bind(*about)
                     .push_bind(id.clone())
                     .push_bind(event.as_str())
                     .push_bind(body.clone())
@@ -114,14 +116,14 @@ macro_rules! queue_subscriber_webhooks {
             let targets = $crate::store::webhooks::webhook_targets!($tx, event);
             if !targets.is_empty() {
                 let mut select = sqlx::QueryBuilder::new(concat!(
-                    "SELECT uid, email, name, status, unsubscribe_reason FROM subscribers WHERE ",
+                    "SELECT id, uid, email, name, status, unsubscribe_reason FROM subscribers WHERE ",
                     $column,
                     " IN "
                 ));
                 $crate::store::push_list(&mut select, values);
                 let rows: Vec<$crate::store::webhooks::SubscriberFacts> =
                     select.build_query_as().fetch_all(&mut *$tx).await?;
-                let data: Vec<serde_json::Value> = rows
+                let data: Vec<(Option<i64>, serde_json::Value)> = rows
                     .iter()
                     .map($crate::store::webhooks::subscriber_data)
                     .collect();
@@ -133,11 +135,18 @@ macro_rules! queue_subscriber_webhooks {
 pub(super) use queue_subscriber_webhooks;
 
 /// What a subscriber event says about the reader.
-pub(super) type SubscriberFacts = (uuid::Uuid, String, Option<String>, String, Option<String>);
+pub(super) type SubscriberFacts = (
+    i64,
+    uuid::Uuid,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+);
 
-/// A subscriber event's `data`.
-pub(super) fn subscriber_data(facts: &SubscriberFacts) -> serde_json::Value {
-    let (uid, email, name, status, reason) = facts;
+/// A subscriber event: the subscriber it is about, and its `data`.
+pub(super) fn subscriber_data(facts: &SubscriberFacts) -> (Option<i64>, serde_json::Value) {
+    let (id, uid, email, name, status, reason) = facts;
     let mut data = serde_json::json!({
         "id": uid,
         "email": email,
@@ -147,14 +156,14 @@ pub(super) fn subscriber_data(facts: &SubscriberFacts) -> serde_json::Value {
     if let Some(reason) = reason.as_deref().filter(|_| status == "unsubscribed") {
         data["reason"] = reason.into();
     }
-    data
+    (Some(*id), data)
 }
 
 /// An issue event's `data`.
 pub(super) fn issue_data(
     issue: &crate::domain::Issue,
     summary: Option<&serde_json::Value>,
-) -> serde_json::Value {
+) -> (Option<i64>, serde_json::Value) {
     let mut data = serde_json::json!({
         "id": issue.id,
         "uid": issue.uid,
@@ -167,7 +176,7 @@ pub(super) fn issue_data(
     if let Some(summary) = summary {
         data["summary"] = summary.clone();
     }
-    data
+    (None, data)
 }
 
 /// Why a change to endpoints was refused.
@@ -176,6 +185,9 @@ pub enum WebhookError {
     /// No endpoint (or delivery) has this id.
     #[error("there is no such webhook endpoint or delivery")]
     NotFound,
+    /// The endpoint is switched off: nothing is sent to it.
+    #[error("the endpoint is switched off; switch it on first")]
+    Disabled,
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -253,7 +265,8 @@ pub struct EndpointChange {
     pub events: Option<EventSet>,
     /// A new secret.
     pub secret: Option<WebhookSecret>,
-    /// Switched on (which forgets its failures) or off.
+    /// Switched on (which, for an endpoint that was off, forgets its failures) or off. A new
+    /// address forgets them too.
     pub enabled: Option<bool>,
 }
 
@@ -268,8 +281,8 @@ pub async fn update(
     let sql = sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_endpoints SET url = COALESCE($2, url), description = COALESCE($3, description), \
          events = COALESCE($4, events), secret = COALESCE($5, secret), enabled = COALESCE($6, enabled), \
-         failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END, \
-         disabled_reason = CASE WHEN $6 IS NULL THEN disabled_reason ELSE NULL END, \
+         failing_since = CASE WHEN ($6 AND NOT enabled) OR $2 <> url THEN NULL ELSE failing_since END, \
+         disabled_reason = CASE WHEN $6 AND NOT enabled THEN NULL ELSE disabled_reason END, \
          updated_at = $7 WHERE id = $1 RETURNING {ENDPOINT_COLUMNS}"
     ));
     let found: Option<Endpoint> = with_pool!(db, write, |pool| sqlx::query_as(sql)
@@ -301,7 +314,7 @@ pub async fn delete(db: &Db, id: i64) -> Result<(), WebhookError> {
     Ok(())
 }
 
-/// Queues a `webhook.test` event for one endpoint, whatever events it wants.
+/// Queues a `webhook.test` event for one endpoint, whatever events it wants (while it is on).
 #[tracing::instrument(skip(db))]
 pub async fn queue_test(
     db: &Db,
@@ -321,8 +334,8 @@ pub async fn queue_test(
     .await
 }
 
-/// Queues delivery `delivery_id` of an endpoint again, as a new delivery with the same
-/// message id and body (a receiver that took the first can tell it is a repeat).
+/// Queues delivery `delivery_id` of an endpoint again (while it is on), as a new delivery
+/// with the same message id and body (a receiver that took the first can tell it is a repeat).
 #[tracing::instrument(skip(db))]
 pub async fn redeliver(
     db: &Db,
@@ -355,7 +368,7 @@ async fn insert_one(
     let sql = sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, payload, status, attempts, \
          next_attempt_at, created_at) SELECT id, $2, $3, $4, 'pending', 0, $5, $5 \
-         FROM webhook_endpoints WHERE id = $1 RETURNING {DELIVERY_COLUMNS}"
+         FROM webhook_endpoints WHERE id = $1 AND enabled RETURNING {DELIVERY_COLUMNS}"
     ));
     let made: Option<WebhookDelivery> = with_pool!(db, write, |pool| sqlx::query_as(sql)
         .bind(endpoint_id)
@@ -365,7 +378,11 @@ async fn insert_one(
         .bind(now)
         .fetch_optional(pool)
         .await)?;
-    made.ok_or(WebhookError::NotFound)
+    match made {
+        Some(made) => Ok(made),
+        None if get(db, endpoint_id).await?.is_some() => Err(WebhookError::Disabled),
+        None => Err(WebhookError::NotFound),
+    }
 }
 
 /// One delivery of an endpoint.
@@ -406,8 +423,8 @@ pub async fn deliveries(
         .await)?)
 }
 
-/// A delivery leased to the sender, with where it goes.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A delivery leased to the sender, with where it goes. No `Debug`: it holds the secret.
+#[derive(Clone, sqlx::FromRow)]
 pub struct DueDelivery {
     /// Row id.
     pub id: i64,
@@ -478,19 +495,27 @@ pub enum EndpointEffect {
 
 /// Records a try of leased delivery `id` (only while the lease is still `lease`), schedules
 /// the next try or gives up, and keeps the endpoint's run of failures: a success ends it; a
-/// failure a day after it began disables the endpoint.
-#[tracing::instrument(skip(db, attempt))]
+/// failure a day after it began disables the endpoint and, in the same transaction, queues
+/// `notice` (subject, text) to every editor.
+#[tracing::instrument(skip_all, fields(delivery = delivery.id, endpoint = delivery.endpoint_id))]
 pub async fn record_attempt(
     db: &Db,
     delivery: &DueDelivery,
     lease: DateTime<Utc>,
     attempt: &Attempt,
+    notice: &(String, String),
 ) -> Result<EndpointEffect, StoreError> {
     let code = attempt.status_code.map(i32::from);
     let now = attempt.at;
     Ok(with_pool!(db, write, |pool| {
         async {
         let mut tx = pool.begin().await?;
+        // The endpoint first, then the delivery: the order a deletion takes them in (the
+        // endpoint, then its deliveries by cascade), so the two wait rather than deadlock.
+        sqlx::query("UPDATE webhook_endpoints SET updated_at = updated_at WHERE id = $1")
+            .bind(delivery.endpoint_id)
+            .execute(&mut *tx)
+            .await?;
         let effect = match &attempt.error {
             None => {
                 let mine = sqlx::query(
@@ -555,6 +580,25 @@ pub async fn record_attempt(
                     None
                 };
                 if disabled.is_some() {
+                    let editors: Vec<String> = sqlx::query_scalar("SELECT email FROM editors")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for to in editors {
+                        let payload = serde_json::to_string(&super::outbox::Notice {
+                            to,
+                            subject: notice.0.clone(),
+                            text: notice.1.clone(),
+                        })
+                        .unwrap_or_default();
+                        sqlx::query(
+                            "INSERT INTO mail_outbox (kind, payload, status, attempts, next_attempt_at, created_at) \
+                             VALUES ('notice', $1, 'pending', 0, $2, $2)",
+                        )
+                        .bind(payload)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     EndpointEffect::Disabled
                 } else {
                     EndpointEffect::None

@@ -70,7 +70,9 @@ pub async fn open(
         .verify_open(&token)
         .ok_or_else(|| WebError::NotFound("This image is not ours.".into()))?;
     let name_reader = state.config.track_opens && state.config.track_readers;
-    if counted(&state, &req)
+    // Pixels of past sends still load once `track_opens` is off; they are no longer counted.
+    if state.config.track_opens
+        && counted(&state, &req)
         && let Err(error) =
             clicks::record_open(&state.db, &open, name_reader, state.clock.now()).await
     {

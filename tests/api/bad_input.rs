@@ -12,6 +12,7 @@ both_databases!(
     a_signup_posted_from_another_site_is_refused,
     unknown_paths_and_methods_get_html_pages,
     bad_requests_leave_an_existing_subscriber_untouched,
+    api_bodies_that_are_not_objects_get_400,
 );
 
 /// Asserts an HTML error page with `status` that says `says`.
@@ -262,4 +263,40 @@ fn forge(app: &TestApp) -> String {
     let mut bytes = URL_SAFE_NO_PAD.decode(real).unwrap();
     bytes[20] ^= 0x40;
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn api_bodies_that_are_not_objects_get_400(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let tag = app
+        .api(reqwest::Method::POST, "/api/v1/tags", &token)
+        .json(&serde_json::json!({"name": "Weekly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tag.status(), 201);
+    // serde would read `[]` as a struct whose fields all have defaults.
+    for (method, path) in [
+        (reqwest::Method::POST, "/api/v1/tags/1/subscribers"),
+        (reqwest::Method::PATCH, "/api/v1/tags/1"),
+        (reqwest::Method::POST, "/api/v1/tags"),
+        (reqwest::Method::POST, "/api/v1/webhooks"),
+        (reqwest::Method::PUT, "/api/v1/issues/1/segment"),
+    ] {
+        for body in ["[]", "[\"Weekly\"]", "7", "null", "\"x\""] {
+            let refused = app
+                .api(method.clone(), path, &token)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 400, "{method} {path} {body}");
+            let answer: serde_json::Value = refused.json().await.unwrap();
+            assert_eq!(
+                answer["error"]["code"], "invalid_json",
+                "{method} {path} {body}"
+            );
+        }
+    }
 }

@@ -35,6 +35,7 @@ both_databases!(
     private_addresses_are_refused_unless_allowed,
     endpoints_are_managed_through_the_api_and_refused_when_malformed,
     the_admin_registers_tests_and_redelivers,
+    every_path_that_ends_a_subscription_reports_it_and_erasure_forgets,
 );
 
 /// One request the receiver got, and what it answered.
@@ -605,10 +606,18 @@ async fn an_endpoint_failing_for_a_day_is_disabled_and_the_editors_are_told(back
         notice[0].text()
     );
 
-    // A disabled endpoint is not sent new events; switched on again, it forgets its failures.
+    // A disabled endpoint is not sent new events, nor test events; switched on again, it
+    // forgets its failures.
     app.sign_up("later@example.com").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(deliveries(&app, &token, id).await.len(), 1);
+    let refused = app
+        .api(Method::POST, &format!("/api/v1/webhooks/{id}/test"), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(json(refused).await["error"]["code"], "endpoint_disabled");
     let on = app
         .api(Method::PATCH, &format!("/api/v1/webhooks/{id}"), &token)
         .json(&json!({"enabled": true}))
@@ -987,5 +996,82 @@ async fn the_admin_registers_tests_and_redelivers(backend: Backend) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn every_path_that_ends_a_subscription_reports_it_and_erasure_forgets(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| c.bounce_threshold = 1).await;
+    let receiver = Receiver::start().await;
+    let token = app.api_token().await;
+    let events = [
+        "subscriber.unsubscribed",
+        "subscriber.bounced",
+        "subscriber.complained",
+    ];
+    let endpoint = register(&app, &token, &receiver.url, &events).await;
+    let endpoint = endpoint["id"].as_i64().unwrap();
+    app.seed_active("reader", 4).await;
+
+    // The mail server refuses reader0's copy for good: with a threshold of 1, they bounce.
+    app.smtp
+        .script_recipient("reader0@example.com", &[crate::helpers::Reply::Permanent]);
+    let sent = start_send_of(&app, &token, "Refused", "Body.").await;
+    wait_status(&app, sent, IssueStatus::Sent, 20).await;
+    let hits = receiver.wait_for(1).await;
+    assert_eq!(hits[0].json()["type"], "subscriber.bounced");
+    assert_eq!(hits[0].json()["data"]["email"], "reader0@example.com");
+
+    // An import's opt-outs are reported as what they are.
+    let page = {
+        app.sign_in().await;
+        app.import_csv(
+            "email,status\nreader1@example.com,unsubscribed\nreader2@example.com,complained\n",
+            true,
+        )
+        .await
+    };
+    assert!(page.contains("done"), "{page}");
+    let hits = receiver.wait_for(3).await;
+    let mut seen: Vec<(String, String)> = hits
+        .iter()
+        .map(|h| {
+            let body = h.json();
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["email"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("subscriber.bounced".into(), "reader0@example.com".into()),
+            ("subscriber.complained".into(), "reader2@example.com".into()),
+            (
+                "subscriber.unsubscribed".into(),
+                "reader1@example.com".into()
+            ),
+        ]
+    );
+
+    // Erasing a reader deletes the events about them.
+    let reader1 = app.subscriber("reader1@example.com").await.unwrap();
+    let erased = app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/subscribers/{}", reader1.id),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 204);
+    let log = deliveries(&app, &token, endpoint).await;
+    assert_eq!(log.len(), 2);
+    assert!(
+        log.iter()
+            .all(|d| d["payload"]["data"]["email"] != "reader1@example.com"),
+        "{log:#?}"
     );
 }

@@ -25,6 +25,9 @@ fn refused(e: WebhookError) -> WebError {
         WebhookError::NotFound => {
             WebError::NotFound("There is no such webhook endpoint or delivery.".into())
         }
+        WebhookError::Disabled => {
+            WebError::Conflict("The endpoint is switched off: switch it on first.".into())
+        }
         WebhookError::Store(e) => e.into(),
     }
 }

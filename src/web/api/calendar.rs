@@ -136,7 +136,7 @@ pub async fn get_cadence(state: web::Data<AppState>) -> Result<HttpResponse, Api
               (status = 409, description = "A scheduled issue is on a slot the new cadence does not have", body = ErrorBody)))]
 pub async fn change_cadence(
     state: web::Data<AppState>,
-    body: web::Json<RuleJson>,
+    body: super::JsonObject<RuleJson>,
 ) -> Result<HttpResponse, ApiError> {
     plan::change_cadence(&state.db, body.rule()?, state.clock.now()).await?;
     Ok(HttpResponse::Ok().json(cadence_json(&state).await?))
@@ -214,7 +214,7 @@ pub async fn unskip(
 pub async fn schedule(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<ScheduleBody>,
+    body: super::JsonObject<ScheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = super::path_id(&path, "an issue")?;
     let placement = match (body.slot.as_deref(), body.at) {

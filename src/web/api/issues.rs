@@ -278,7 +278,7 @@ pub async fn list(
               (status = 409, description = "The slug is taken", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
-    body: web::Json<IssueBody>,
+    body: super::JsonObject<IssueBody>,
 ) -> Result<HttpResponse, ApiError> {
     let draft = body.into_inner().draft()?;
     let issue = issues::create(&state.db, &draft, state.clock.now()).await?;
@@ -303,7 +303,7 @@ pub async fn get(
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<IssueBody>,
+    body: super::JsonObject<IssueBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     let draft = body.into_inner().draft()?;
@@ -359,7 +359,7 @@ pub async fn preview(
 pub async fn send_test(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<TestSendBody>,
+    body: super::JsonObject<TestSendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let to = SubscriberEmail::parse(&body.email)
         .map_err(|e| ApiError::invalid("invalid_email", e.to_string()))?;

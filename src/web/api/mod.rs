@@ -35,6 +35,53 @@ fn json_config(limit: usize) -> web::JsonConfig {
         .error_handler(error::json_error)
 }
 
+/// A JSON body that must be an object. serde reads a struct from an array too (`[]` is a
+/// struct whose fields all have defaults), which no operation's document allows; other
+/// errors answer as [`error::json_error`] does.
+pub(crate) struct JsonObject<T>(T);
+
+impl<T> std::ops::Deref for JsonObject<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> JsonObject<T> {
+    /// The body.
+    pub(crate) fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for JsonObject<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let json = web::Json::<serde_json::Value>::from_request(req, payload);
+        Box::pin(async move {
+            let value = json.await?.into_inner();
+            if !value.is_object() {
+                return Err(
+                    ApiError::invalid("invalid_json", "The body must be a JSON object.").into(),
+                );
+            }
+            serde_json::from_value(value).map(JsonObject).map_err(|e| {
+                ApiError::invalid(
+                    "invalid_json",
+                    format!("The body is not the JSON expected: {e}"),
+                )
+                .into()
+            })
+        })
+    }
+}
+
 /// Every API route: (method, path under `/api/v1`, handler). The router is built from this
 /// list; the tests walk it for the token check and compare it with the OpenAPI document.
 fn routes() -> Vec<(Method, &'static str, Route)> {
@@ -185,6 +232,15 @@ fn routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/welcome/test",
             web::post().to(welcome::send_test),
+        ),
+        (Method::GET, "/links", web::get().to(links::list)),
+        (Method::POST, "/links", web::post().to(links::save)),
+        (Method::GET, "/links/{id}", web::get().to(links::get)),
+        (Method::PATCH, "/links/{id}", web::patch().to(links::update)),
+        (
+            Method::DELETE,
+            "/links/{id}",
+            web::delete().to(links::delete),
         ),
         (Method::GET, "/webhooks", web::get().to(webhooks::list)),
         (Method::POST, "/webhooks", web::post().to(webhooks::create)),

@@ -230,7 +230,7 @@ pub async fn list(
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<CreateSubscriber>,
+    body: super::JsonObject<CreateSubscriber>,
 ) -> Result<HttpResponse, ApiError> {
     let address = email(&body.email)?;
     let name = name(body.name.as_deref())?;
@@ -310,7 +310,7 @@ async fn give_tags(
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<UpdateSubscriber>,
+    body: super::JsonObject<UpdateSubscriber>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     let new_name = body.name.as_ref().map(|n| name(n.as_deref())).transpose()?;

@@ -189,7 +189,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
               (status = 409, description = "Another tag has this name", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
-    body: web::Json<CreateTag>,
+    body: super::JsonObject<CreateTag>,
 ) -> Result<HttpResponse, ApiError> {
     let name = tag_name(&body.name)?;
     let description = description(&body.description)?;
@@ -224,7 +224,7 @@ fn description(raw: &str) -> Result<String, ApiError> {
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<UpdateTag>,
+    body: super::JsonObject<UpdateTag>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     let current = tags::get(&state.db, id).await?.ok_or(TagError::NotFound)?;
@@ -261,7 +261,7 @@ pub async fn delete(
 pub async fn subscribers(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<TagSubscribers>,
+    body: super::JsonObject<TagSubscribers>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     tags::get(&state.db, id).await?.ok_or(TagError::NotFound)?;
@@ -331,7 +331,7 @@ pub async fn get_segment(
 pub async fn put_segment(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<SegmentBody>,
+    body: super::JsonObject<SegmentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let issue_id = issue_id(&path)?;
     let segment = Segment {

@@ -188,6 +188,9 @@ impl From<WebhookError> for ApiError {
             WebhookError::NotFound => {
                 ApiError::not_found("No webhook endpoint (or delivery) has this id.")
             }
+            WebhookError::Disabled => {
+                ApiError::new(StatusCode::CONFLICT, "endpoint_disabled", e.to_string())
+            }
             WebhookError::Store(e) => e.into(),
         }
     }
@@ -232,7 +235,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
               (status = 400, description = "Not a usable address (or a private one), or no known event", body = ErrorBody)))]
 pub async fn create(
     state: web::Data<AppState>,
-    body: web::Json<CreateWebhook>,
+    body: super::JsonObject<CreateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewEndpoint {
         url: destination(&state, &body.url).await?,
@@ -268,7 +271,7 @@ pub async fn get(
 pub async fn update(
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Json<UpdateWebhook>,
+    body: super::JsonObject<UpdateWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
     webhooks::get(&state.db, id)
@@ -304,7 +307,8 @@ pub async fn delete(
 /// Queue a `webhook.test` event for the endpoint (whatever events it wants); sent at once
 /// when it is enabled.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", params(super::document::WebhookId),
-    responses((status = 202, body = DeliveryEnvelope), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = DeliveryEnvelope), (status = 404, body = ErrorBody),
+              (status = 409, description = "The endpoint is switched off", body = ErrorBody)))]
 pub async fn test(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -364,7 +368,8 @@ pub async fn deliveries(
 
 /// Send a delivery again, as a new delivery with the same `webhook-id` and body.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", params(DeliveryPath),
-    responses((status = 202, body = DeliveryEnvelope), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = DeliveryEnvelope), (status = 404, body = ErrorBody),
+              (status = 409, description = "The endpoint is switched off", body = ErrorBody)))]
 pub async fn redeliver(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

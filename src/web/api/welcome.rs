@@ -109,7 +109,7 @@ pub async fn get(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     responses((status = 200, body = WelcomeEnvelope), (status = 400, body = ErrorBody)))]
 pub async fn put(
     state: web::Data<AppState>,
-    body: web::Json<WelcomeBody>,
+    body: super::JsonObject<WelcomeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let draft = WelcomeDraft::parse(&body.subject, &body.preheader, &body.body, body.enabled)
@@ -133,7 +133,7 @@ pub async fn preview(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
               (status = 502, description = "The mail server refused or is unreachable", body = ErrorBody)))]
 pub async fn send_test(
     state: web::Data<AppState>,
-    body: web::Json<TestSendBody>,
+    body: super::JsonObject<TestSendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let to = SubscriberEmail::parse(body.email())
         .map_err(|e| ApiError::invalid("invalid_email", e.to_string()))?;
