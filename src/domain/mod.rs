@@ -6,6 +6,7 @@ mod import;
 mod issue;
 mod mail_event;
 pub mod password;
+pub mod saved_link;
 pub mod send;
 mod subscriber;
 mod subscriber_email;

@@ -288,3 +288,21 @@ impl WebhookPage<'_> {
         self.endpoint.events.names().contains(&name)
     }
 }
+
+/// A saved link with the issues it already went out in.
+pub struct SavedLinkRow {
+    /// The link.
+    pub link: crate::domain::saved_link::SavedLink,
+    /// Published issues that carried it, newest first.
+    pub sent_in: Vec<crate::domain::saved_link::SentIn>,
+}
+
+/// The links inbox: the save form and the saved links.
+#[derive(Template)]
+#[template(path = "web/admin/links.html")]
+pub struct LinksAdminPage<'a> {
+    /// Header, flash and CSRF.
+    pub chrome: Chrome<'a>,
+    /// The latest saved links, newest first.
+    pub links: Vec<SavedLinkRow>,
+}

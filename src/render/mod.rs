@@ -4,6 +4,7 @@ pub mod admin;
 pub mod admin_issues;
 pub mod feed;
 pub mod issue;
+pub mod links;
 pub mod markdown;
 
 use askama::Template;

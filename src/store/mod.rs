@@ -58,6 +58,7 @@ pub mod issues;
 pub mod mail_events;
 pub mod manage;
 pub mod outbox;
+pub mod saved_links;
 pub mod sends;
 pub mod settings;
 pub mod signup_queue;

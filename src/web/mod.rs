@@ -25,6 +25,7 @@ pub mod client_ip;
 pub mod error;
 mod form_body;
 mod health;
+mod links;
 mod manage;
 pub(crate) mod metrics;
 mod public;
@@ -223,6 +224,9 @@ pub fn server(
             .route("/l/{token}", web::get().to(clicks::follow))
             .route("/o/{token}", web::get().to(clicks::open))
             .route("/archive", web::get().to(archive::list))
+            .route("/links", web::get().to(links::page))
+            .route("/links.json", web::get().to(links::json))
+            .route("/links.xml", web::get().to(links::feed))
             .route("/archive/{slug}", web::get().to(archive::show))
             .route("/feed.xml", web::get().to(archive::feed))
             .route("/health", web::get().to(health::health))

@@ -17,6 +17,7 @@ mod durability;
 mod health;
 mod hostile_input;
 mod issues;
+mod links;
 mod mail_outage;
 mod manage;
 mod outbound_webhooks;

@@ -64,6 +64,7 @@ async fn public_pages_have_no_serious_accessibility_violations(backend: Backend,
     let pages = [
         ("signup form", "/".to_owned()),
         ("archive", "/archive".to_owned()),
+        ("links", "/links".to_owned()),
         ("issue web version", site.published.clone()),
         ("unsubscribe", site.unsubscribe.clone()),
         ("manage subscription", site.manage.clone()),

@@ -95,7 +95,12 @@ pub async fn site(backend: Backend) -> Site {
     let webhook = hook.headers()["location"].to_str().unwrap().to_owned();
     let test = app.admin_post(&format!("{webhook}/test"), &[]).await;
     assert_eq!(test.status(), 303);
-    let sent = create_issue(&app, "Notes on the harvest", &[]).await;
+    let sent = create_issue(
+        &app,
+        "Notes on the harvest",
+        &[("Harvest report", "https://example.com/harvest")],
+    )
+    .await;
     send_to_the_end(&app, sent).await;
     let manage = link_path(
         &mail_to(&app, "reader0@example.com").await.text(),
@@ -112,6 +117,24 @@ pub async fn site(backend: Backend) -> Site {
     )
     .await;
     app.admin_post("/admin/tokens", &[("name", "Zapier")]).await;
+    // The links inbox: one saved link that already went out, one waiting.
+    for (url, title) in [
+        ("https://example.com/harvest?utm_source=x", "Harvest report"),
+        ("https://example.com/storage", "Grain storage"),
+    ] {
+        let saved = app
+            .admin_post(
+                "/admin/links",
+                &[
+                    ("url", url),
+                    ("title", title),
+                    ("source", "The Ledger"),
+                    ("note", "Why it matters."),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status(), 303);
+    }
     app.sign_up("ada@example.com").await;
     let confirmation = mail_to(&app, "ada@example.com").await.text();
     let reader = app.subscriber("reader0@example.com").await.unwrap();
@@ -155,6 +178,7 @@ pub async fn site(backend: Backend) -> Site {
         ("deliverability", "/admin/deliverability".to_owned()),
         ("tags", "/admin/tags".to_owned()),
         ("welcome email", "/admin/welcome".to_owned()),
+        ("links", "/admin/links".to_owned()),
         ("webhooks", "/admin/webhooks".to_owned()),
         ("webhook", webhook),
         ("report", format!("/admin/issues/{sent}/report")),

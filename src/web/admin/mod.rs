@@ -19,6 +19,7 @@ mod guard;
 mod issue_form;
 mod issue_preview;
 mod issues;
+mod links;
 mod login;
 mod send;
 mod subscribers;
@@ -192,6 +193,14 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             Method::POST,
             "/deliverability/lift",
             web::post().to(deliverability::lift),
+        ),
+        (Method::GET, "/links", web::get().to(links::list)),
+        (Method::POST, "/links", web::post().to(links::save)),
+        (Method::POST, "/links/{id}", web::post().to(links::update)),
+        (
+            Method::POST,
+            "/links/{id}/delete",
+            web::post().to(links::delete),
         ),
         (Method::GET, "/webhooks", web::get().to(webhooks::list)),
         (Method::POST, "/webhooks", web::post().to(webhooks::create)),

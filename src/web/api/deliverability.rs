@@ -31,17 +31,6 @@ pub struct EventParams {
     limit: Option<i64>,
 }
 
-fn limit(raw: Option<i64>) -> Result<i64, ApiError> {
-    let limit = raw.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 500",
-        ));
-    }
-    Ok(limit)
-}
-
 /// Bounces and complaints as they were recorded (provider, event, diagnostic, time, effect).
 #[utoipa::path(get, path = "/api/v1/bounces", params(EventParams),
     responses((status = 200, body = EventPage), (status = 400, body = ErrorBody)))]
@@ -49,11 +38,9 @@ pub async fn bounces(
     state: web::Data<AppState>,
     params: web::Query<EventParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(params.limit)?;
-    let mut data = mail_events::recent(&state.db, params.before, limit + 1).await?;
-    let more = data.len() as i64 > limit;
-    data.truncate(limit as usize);
-    let next_before = more.then(|| data.last().map(|e| e.id)).flatten();
+    let limit = super::page_limit(params.limit, 100)?;
+    let rows = mail_events::recent(&state.db, params.before, limit + 1).await?;
+    let (data, next_before) = super::page_of(rows, limit, |e| e.id);
     Ok(HttpResponse::Ok().json(EventPage { data, next_before }))
 }
 
@@ -81,7 +68,7 @@ pub async fn suppressions(
     state: web::Data<AppState>,
     params: web::Query<SuppressionParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = limit(params.limit)?;
+    let limit = super::page_limit(params.limit, 100)?;
     let q = crate::domain::search_text(params.q.as_deref().unwrap_or(""))
         .map_err(|why| ApiError::invalid("invalid_search", why))?;
     let data = mail_events::suppressions(&state.db, q.as_deref(), limit).await?;

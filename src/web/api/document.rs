@@ -11,7 +11,7 @@ use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoParams, OpenApi};
 
 use super::{
-    calendar, deliverability, issues, schema, sends, subscribers, tags, webhooks, welcome,
+    calendar, deliverability, issues, links, schema, sends, subscribers, tags, webhooks, welcome,
 };
 
 /// The OpenAPI 3 document, generated from the handlers' annotations.
@@ -60,6 +60,11 @@ use super::{
         tags::subscribers,
         tags::get_segment,
         tags::put_segment,
+        links::list,
+        links::save,
+        links::get,
+        links::update,
+        links::delete,
         webhooks::list,
         webhooks::create,
         webhooks::get,
@@ -97,6 +102,16 @@ pub(super) struct IssueId {
 #[allow(dead_code)]
 pub(super) struct TagId {
     /// Tag id.
+    #[param(schema_with = schema::id)]
+    id: i64,
+}
+
+/// The `{id}` of a saved link's paths.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(super) struct LinkId {
+    /// Saved link id.
     #[param(schema_with = schema::id)]
     id: i64,
 }

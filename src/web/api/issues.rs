@@ -252,17 +252,9 @@ pub async fn list(
                 "status must be draft, scheduled, sending, sent or cancelled",
             )
         })?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 500",
-        ));
-    }
-    let mut items = issues::list(&state.db, status, params.before, limit + 1).await?;
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_before = items.last().map(|i| i.id).filter(|_| more);
+    let limit = super::page_limit(params.limit, 50)?;
+    let rows = issues::list(&state.db, status, params.before, limit + 1).await?;
+    let (items, next_before) = super::page_of(rows, limit, |i| i.id);
     Ok(HttpResponse::Ok().json(IssuePage {
         data: items
             .into_iter()

@@ -14,6 +14,7 @@ mod deliverability;
 mod document;
 pub mod error;
 mod issues;
+mod links;
 mod schema;
 mod sends;
 mod subscribers;
@@ -409,6 +410,31 @@ where
     T: serde::Deserialize<'de>,
 {
     T::deserialize(d).map(Some)
+}
+
+/// A list's page size: `raw`, or `default` when absent; 1 to 500, else a 400.
+pub(crate) fn page_limit(raw: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    let limit = raw.unwrap_or(default);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_limit",
+            "limit must be between 1 and 500",
+        ));
+    }
+    Ok(limit)
+}
+
+/// A page of a list read with one row more than `limit`: the rows shown, and the id to pass
+/// as `before` for the next page when there is one.
+pub(crate) fn page_of<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    id: impl Fn(&T) -> i64,
+) -> (Vec<T>, Option<i64>) {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_before = rows.last().map(&id).filter(|_| more);
+    (rows, next_before)
 }
 
 /// A record id from a path: a positive whole number, else a 400 naming what it should be.

@@ -250,7 +250,7 @@ pub fn slug() -> Object {
 }
 
 /// A link's address: http or https with a host name.
-fn link_url() -> Object {
+pub fn link_url() -> Object {
     let any_case = "[Hh][Tt][Tt][Pp][Ss]?";
     // A name whose last label starts with a letter: a URL parser reads a host that ends in a
     // number as an IPv4 address, and refuses most of those.
@@ -401,4 +401,31 @@ pub fn webhook_delivery_status() -> Object {
 /// A webhook endpoint's note.
 pub fn webhook_description() -> Object {
     one_line(300, false, "What the endpoint is for.")
+}
+
+/// A saved link's title: empty until known.
+pub fn saved_link_title() -> Object {
+    one_line(
+        crate::domain::saved_link::MAX_TITLE,
+        false,
+        "The linked piece's title.",
+    )
+}
+
+/// A saved link's source.
+pub fn saved_link_source() -> Object {
+    one_line(
+        crate::domain::saved_link::MAX_SOURCE,
+        false,
+        "Who published it (\"The Economist\").",
+    )
+}
+
+/// A saved link's note.
+pub fn saved_link_note() -> Object {
+    one_line(
+        crate::domain::saved_link::MAX_NOTE,
+        false,
+        "The editor's line of commentary.",
+    )
 }

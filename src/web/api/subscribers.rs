@@ -185,13 +185,7 @@ pub async fn list(
                 "status must be pending, active, unsubscribed, bounced or complained",
             )
         })?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let limit = super::page_limit(params.limit, 100)?;
     let search = crate::domain::search_text(params.q.as_deref().unwrap_or(""))
         .map_err(|why| ApiError::invalid("invalid_query", why))?;
     let cursor = params

@@ -336,13 +336,7 @@ pub async fn deliveries(
     params: web::Query<DeliveryParams>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id(&path)?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 500",
-        ));
-    }
+    let limit = super::page_limit(params.limit, 100)?;
     let status = match params.status.as_deref().map(str::to_lowercase) {
         None => None,
         Some(s) if s.is_empty() => None,
@@ -356,10 +350,8 @@ pub async fn deliveries(
     webhooks::get(&state.db, id)
         .await?
         .ok_or(WebhookError::NotFound)?;
-    let mut data = webhooks::deliveries(&state.db, id, status, params.before, limit + 1).await?;
-    let more = data.len() as i64 > limit;
-    data.truncate(limit as usize);
-    let next_before = more.then(|| data.last().map(|d| d.id)).flatten();
+    let rows = webhooks::deliveries(&state.db, id, status, params.before, limit + 1).await?;
+    let (data, next_before) = super::page_of(rows, limit, |d| d.id);
     Ok(HttpResponse::Ok().json(DeliveryPage {
         data: data.into_iter().map(DeliveryJson::from).collect(),
         next_before,

@@ -1,0 +1,229 @@
+//! The links inbox: links the editor saves between issues, each known by its normalized
+//! address, so one link is kept once however it was shared.
+
+use chrono::{DateTime, Utc};
+
+/// Longest address kept.
+pub const MAX_URL: usize = 2000;
+/// Longest title.
+pub const MAX_TITLE: usize = 300;
+/// Longest source.
+pub const MAX_SOURCE: usize = 100;
+/// Longest note.
+pub const MAX_NOTE: usize = 500;
+
+/// Query parameters that only say where a click came from, dropped for comparison.
+fn is_tracking_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("utm_") || name == "fbclid" || name == "gclid"
+}
+
+/// An address as the editor saved it, and the key it is compared by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkAddress {
+    /// The address, trimmed, as given.
+    pub url: String,
+    /// The address normalized: scheme and host in lower case, no default port, no fragment,
+    /// no `utm_*`, `fbclid` or `gclid` parameter.
+    pub key: String,
+}
+
+impl LinkAddress {
+    /// Reads an http(s) address with a host, at most [`MAX_URL`] characters.
+    pub fn parse(raw: &str) -> Result<LinkAddress, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("A link needs an address.".into());
+        }
+        if raw.chars().count() > MAX_URL {
+            return Err(format!(
+                "The address is too long ({MAX_URL} characters at most)."
+            ));
+        }
+        let mut url =
+            url::Url::parse(raw).map_err(|e| format!("{raw:?} is not an address: {e}."))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err("A link is a full http:// or https:// address.".into());
+        }
+        url.set_fragment(None);
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| !is_tracking_parameter(name))
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else if url.query_pairs().count() != kept.len() {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        Ok(LinkAddress {
+            url: raw.to_owned(),
+            key: url.to_string(),
+        })
+    }
+}
+
+/// One line of text, trimmed, at most `max` characters, without control characters.
+pub fn one_line(field: &str, raw: &str, max: usize) -> Result<String, String> {
+    let text = raw.trim();
+    if text.chars().count() > max {
+        return Err(format!(
+            "The {field} is too long ({max} characters at most)."
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!("The {field} must be one line."));
+    }
+    Ok(text.to_owned())
+}
+
+/// A link to save, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSavedLink {
+    /// Where it points.
+    pub address: LinkAddress,
+    /// Its title (empty: not known yet).
+    pub title: String,
+    /// Who published it.
+    pub source: String,
+    /// The editor's note.
+    pub note: String,
+}
+
+impl NewSavedLink {
+    /// Checks each field.
+    pub fn parse(url: &str, title: &str, source: &str, note: &str) -> Result<NewSavedLink, String> {
+        Ok(NewSavedLink {
+            address: LinkAddress::parse(url)?,
+            title: one_line("title", title, MAX_TITLE)?,
+            source: one_line("source", source, MAX_SOURCE)?,
+            note: one_line("note", note, MAX_NOTE)?,
+        })
+    }
+}
+
+/// A saved link.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SavedLink {
+    /// Row id.
+    pub id: i64,
+    /// The address as saved.
+    pub url: String,
+    /// The title.
+    pub title: String,
+    /// Who published it.
+    pub source: String,
+    /// The editor's note.
+    pub note: String,
+    /// When it was first saved.
+    pub saved_at: DateTime<Utc>,
+    /// When it was last saved or changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An issue a link went out in.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SentIn {
+    /// The issue's id.
+    pub issue_id: i64,
+    /// Its subject.
+    pub subject: String,
+    /// Where it lives in the archive.
+    pub slug: String,
+    /// When it went out.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(raw: &str) -> String {
+        LinkAddress::parse(raw).unwrap().key
+    }
+
+    #[test]
+    fn addresses_that_are_one_link_have_one_key() {
+        for (a, b) in [
+            ("https://example.com/a", "HTTPS://EXAMPLE.COM/a"),
+            ("https://example.com/a", "https://Example.com:443/a"),
+            ("http://example.com/a", "http://example.com:80/a"),
+            ("https://example.com/a", "https://example.com/a#section-2"),
+            (
+                "https://example.com/a",
+                "https://example.com/a?utm_source=x&utm_medium=y",
+            ),
+            (
+                "https://example.com/a?id=7",
+                "https://example.com/a?utm_campaign=z&id=7",
+            ),
+            (
+                "https://example.com/a?id=7",
+                "https://example.com/a?id=7&fbclid=abc",
+            ),
+            (
+                "https://example.com/a?id=7",
+                "https://example.com/a?gclid=1&id=7#top",
+            ),
+            (
+                "https://example.com/a",
+                "https://example.com/a?UTM_Source=x",
+            ),
+            ("https://example.com", "https://example.com/"),
+            ("https://example.com/a", "  https://example.com/a  "),
+            ("https://bücher.example/", "https://xn--bcher-kva.example/"),
+        ] {
+            assert_eq!(key(a), key(b), "{a} and {b}");
+        }
+    }
+
+    #[test]
+    fn different_links_keep_different_keys() {
+        for (a, b) in [
+            ("https://example.com/a", "https://example.com/A"),
+            ("https://example.com/a", "http://example.com/a"),
+            ("https://example.com/a", "https://example.com:8443/a"),
+            ("https://example.com/a", "https://www.example.com/a"),
+            ("https://example.com/a?id=7", "https://example.com/a?id=8"),
+            (
+                "https://example.com/a?id=7&p=2",
+                "https://example.com/a?id=7",
+            ),
+            ("https://example.com/a", "https://example.com/a/"),
+            ("https://example.com/a?ref=x", "https://example.com/a"),
+        ] {
+            assert_ne!(key(a), key(b), "{a} and {b}");
+        }
+    }
+
+    #[test]
+    fn only_full_web_addresses_are_links() {
+        for bad in [
+            "",
+            "example.com/a",
+            "ftp://example.com/",
+            "mailto:desk@example.com",
+            "javascript:alert(1)",
+            "https://",
+        ] {
+            assert!(LinkAddress::parse(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL));
+        assert!(LinkAddress::parse(&long).is_err());
+    }
+
+    #[test]
+    fn the_address_is_kept_as_given() {
+        let a = LinkAddress::parse(" https://Example.com/a?utm_source=x#f ").unwrap();
+        assert_eq!(a.url, "https://Example.com/a?utm_source=x#f");
+        assert_eq!(a.key, "https://example.com/a");
+    }
+
+    #[test]
+    fn fields_are_single_lines_within_their_limits() {
+        assert!(NewSavedLink::parse("https://e.com/", "T", "S", "N").is_ok());
+        assert!(NewSavedLink::parse("https://e.com/", "two\nlines", "", "").is_err());
+        assert!(NewSavedLink::parse("https://e.com/", "", &"s".repeat(101), "").is_err());
+        assert!(NewSavedLink::parse("https://e.com/", "", "", &"n".repeat(501)).is_err());
+    }
+}

@@ -1,0 +1,459 @@
+//! The links inbox: links saved through the API and the admin, one entry per normalized
+//! address, marked when they already went out; and the public page and feeds of every link
+//! that went out in a published issue, never one from a draft or a scheduled issue.
+
+use fortnight::domain::IssueStatus;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_databases;
+use crate::delivery::wait_status;
+use crate::helpers::{Backend, TestApp, spawn_app};
+
+both_databases!(
+    a_link_is_saved_once_whatever_form_its_address_takes,
+    malformed_links_are_refused_and_change_nothing,
+    a_saved_link_that_went_out_is_marked_with_its_issue,
+    the_public_page_and_feeds_show_only_published_links,
+    the_admin_saves_edits_and_deletes_links,
+);
+
+async fn json_of(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+async fn save(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+    app.api(Method::POST, "/api/v1/links", token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Creates an issue with `links` (title, url, source, note) and, when `send`, sends it to
+/// the end; returns its id.
+async fn issue(
+    app: &TestApp,
+    token: &str,
+    subject: &str,
+    links: &[(&str, &str, &str, &str)],
+    send: bool,
+) -> i64 {
+    let links: Vec<Value> = links
+        .iter()
+        .map(|(title, url, source, note)| json!({"title": title, "url": url, "source": source, "note": note}))
+        .collect();
+    let created = app
+        .api(Method::POST, "/api/v1/issues", token)
+        .json(&json!({"subject": subject, "body": "Body.", "links": links}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = json_of(created).await["data"]["id"].as_i64().unwrap();
+    if send {
+        assert!(
+            fortnight::store::issues::start_sending(&app.db, id, app.clock.now())
+                .await
+                .unwrap()
+        );
+        app.scheduler.handoff.issue_started(id);
+        wait_status(app, id, IssueStatus::Sent, 30).await;
+    }
+    id
+}
+
+async fn a_link_is_saved_once_whatever_form_its_address_takes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let first = save(
+        &app,
+        &token,
+        json!({"url": "https://example.com/story?id=7&utm_source=twitter", "title": "A story", "note": "Read it"}),
+    )
+    .await;
+    assert_eq!(first.status(), 201);
+    let first = json_of(first).await["data"].clone();
+    // The same link: host case, default port, fragment and click tags aside.
+    let again = save(
+        &app,
+        &token,
+        json!({"url": "HTTPS://Example.com:443/story?fbclid=x&id=7#comments", "source": "Example"}),
+    )
+    .await;
+    assert_eq!(again.status(), 200, "a known address updates its entry");
+    let again = json_of(again).await["data"].clone();
+    assert_eq!(again["id"], first["id"]);
+    assert_eq!(
+        again["title"], "A story",
+        "a blank title keeps the saved one"
+    );
+    assert_eq!(again["note"], "Read it");
+    assert_eq!(again["source"], "Example");
+    assert_eq!(
+        again["url"],
+        "HTTPS://Example.com:443/story?fbclid=x&id=7#comments"
+    );
+    // Another link.
+    let other = save(
+        &app,
+        &token,
+        json!({"url": "https://example.com/story?id=8"}),
+    )
+    .await;
+    assert_eq!(other.status(), 201);
+    let other_id = json_of(other).await["data"]["id"].as_i64().unwrap();
+
+    let list = json_of(
+        app.api(Method::GET, "/api/v1/links?limit=1", &token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list["data"][0]["id"], other_id, "newest first");
+    let next = list["next_before"].as_i64().unwrap();
+    let rest = json_of(
+        app.api(Method::GET, &format!("/api/v1/links?before={next}"), &token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(rest["data"][0]["id"], first["id"]);
+    assert_eq!(rest["next_before"], Value::Null);
+
+    // Moving one onto the other's address is refused; other changes land.
+    let clash = app
+        .api(Method::PATCH, &format!("/api/v1/links/{other_id}"), &token)
+        .json(&json!({"url": "https://example.com/story?id=7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clash.status(), 409);
+    let changed = app
+        .api(Method::PATCH, &format!("/api/v1/links/{other_id}"), &token)
+        .json(&json!({"title": "Another story"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(json_of(changed).await["data"]["title"], "Another story");
+    let deleted = app
+        .api(Method::DELETE, &format!("/api/v1/links/{other_id}"), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = app
+        .api(Method::GET, &format!("/api/v1/links/{other_id}"), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+}
+
+async fn malformed_links_are_refused_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let kept = save(
+        &app,
+        &token,
+        json!({"url": "https://example.com/a", "title": "Kept"}),
+    )
+    .await;
+    let id = json_of(kept).await["data"]["id"].as_i64().unwrap();
+    for body in [
+        json!({"url": "ftp://example.com/a"}),
+        json!({"url": "example.com/a"}),
+        json!({"url": "javascript:alert(1)"}),
+        json!({"url": format!("https://example.com/{}", "a".repeat(2000))}),
+        json!({"url": "https://example.com/b", "title": "two\nlines"}),
+        json!({"url": "https://example.com/b", "note": "n".repeat(501)}),
+        json!({"url": "https://example.com/b", "extra": 1}),
+        json!({"title": "no address"}),
+        json!([]),
+    ] {
+        let refused = save(&app, &token, body.clone()).await;
+        assert_eq!(refused.status(), 400, "{body}");
+    }
+    for body in [
+        json!({"url": null}),
+        json!({"title": "bad\u{7}"}),
+        json!({"url": "mailto:x@example.com"}),
+    ] {
+        let refused = app
+            .api(Method::PATCH, &format!("/api/v1/links/{id}"), &token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400, "{body}");
+    }
+    let list = json_of(
+        app.api(Method::GET, "/api/v1/links", &token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["title"], "Kept");
+    assert_eq!(data[0]["url"], "https://example.com/a");
+    for path in [
+        "/api/v1/links/0",
+        "/api/v1/links/x",
+        "/api/v1/links?limit=0",
+    ] {
+        let refused = app.api(Method::GET, path, &token).send().await.unwrap();
+        assert_eq!(refused.status(), 400, "{path}");
+    }
+}
+
+async fn a_saved_link_that_went_out_is_marked_with_its_issue(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    app.seed_active("reader", 1).await;
+    let sent = issue(
+        &app,
+        &token,
+        "Issue one",
+        &[(
+            "Freight",
+            "https://example.com/freight?utm_medium=email",
+            "Ledger",
+            "",
+        )],
+        true,
+    )
+    .await;
+    issue(
+        &app,
+        &token,
+        "A draft",
+        &[("Barley", "https://example.com/barley", "", "")],
+        false,
+    )
+    .await;
+    let freight =
+        json_of(save(&app, &token, json!({"url": "https://EXAMPLE.com/freight"})).await).await;
+    let marks = &freight["data"]["sent_in"];
+    assert_eq!(marks.as_array().unwrap().len(), 1, "{freight}");
+    assert_eq!(marks[0]["issue_id"], sent);
+    assert_eq!(marks[0]["subject"], "Issue one");
+    let barley =
+        json_of(save(&app, &token, json!({"url": "https://example.com/barley"})).await).await;
+    assert_eq!(barley["data"]["sent_in"], json!([]), "a draft is not sent");
+    app.sign_in().await;
+    let page = app.get("/admin/links").await.text().await.unwrap();
+    assert!(page.contains("Already went out in"), "{page}");
+    assert!(page.contains(&format!("/admin/issues/{sent}")));
+}
+
+async fn the_public_page_and_feeds_show_only_published_links(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    app.seed_active("reader", 1).await;
+    issue(
+        &app,
+        &token,
+        "Older issue",
+        &[(
+            "Grain prices",
+            "https://example.com/grain",
+            "The Ledger",
+            "Prices fell.",
+        )],
+        true,
+    )
+    .await;
+    issue(
+        &app,
+        &token,
+        "Newer issue",
+        &[
+            (
+                "Freight rates",
+                "https://example.com/freight",
+                "Shipping Weekly",
+                "Rates rose.",
+            ),
+            ("Rain", "https://example.com/rain", "The Ledger", ""),
+        ],
+        true,
+    )
+    .await;
+    issue(
+        &app,
+        &token,
+        "Draft",
+        &[("Secret draft link", "https://example.com/draft", "", "")],
+        false,
+    )
+    .await;
+    let scheduled = issue(
+        &app,
+        &token,
+        "Scheduled",
+        &[("Secret scheduled link", "https://example.com/later", "", "")],
+        false,
+    )
+    .await;
+    let at = (app.clock.now() + chrono::Duration::days(3)).to_rfc3339();
+    let put = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/issues/{scheduled}/schedule"),
+            &token,
+        )
+        .json(&json!({ "at": at }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+
+    let page = app.get("/links").await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    for shown in [
+        "Grain prices",
+        "Freight rates",
+        "Rain",
+        "Prices fell.",
+        "Newer issue",
+    ] {
+        assert!(page.contains(shown), "{shown}: {page}");
+    }
+    assert!(!page.contains("Secret"), "{page}");
+    assert!(
+        page.find("Freight rates").unwrap() < page.find("Grain prices").unwrap(),
+        "newest first"
+    );
+    crate::helpers::assert_no_form_in_a_paragraph(&page, "/links");
+
+    let found = app.get("/links?q=RATES").await.text().await.unwrap();
+    assert!(found.contains("Freight rates") && !found.contains("Grain prices"));
+    let ledger = app
+        .get("/links?source=the+ledger")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        ledger.contains("Grain prices")
+            && ledger.contains("Rain")
+            && !ledger.contains("Freight rates")
+    );
+    let none = app
+        .get("/links?q=nothing-like-this")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(none.contains("No link matches"));
+    assert_eq!(app.get("/links?q=%07").await.status(), 400);
+
+    let feed = app.get("/links.json").await;
+    assert_eq!(feed.headers()["content-type"], "application/feed+json");
+    let feed: Value = feed.json().await.unwrap();
+    assert_eq!(feed["version"], "https://jsonfeed.org/version/1.1");
+    let items = feed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["url"], "https://example.com/freight");
+    assert_eq!(items[0]["content_text"], "Rates rose.");
+    assert_eq!(items[0]["tags"], json!(["Shipping Weekly"]));
+    let ids: std::collections::HashSet<&str> =
+        items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+
+    let atom = app.get("/links.xml").await;
+    assert_eq!(atom.headers()["content-type"], "application/atom+xml");
+    let atom = feed_rs::parser::parse(atom.bytes().await.unwrap().as_ref()).unwrap();
+    let titles: Vec<String> = atom
+        .entries
+        .iter()
+        .map(|e| e.title.as_ref().unwrap().content.clone())
+        .collect();
+    assert_eq!(titles, ["Freight rates", "Rain", "Grain prices"]);
+    assert_eq!(atom.entries[0].links[0].href, "https://example.com/freight");
+}
+
+async fn the_admin_saves_edits_and_deletes_links(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.sign_in().await;
+    let empty = app.get("/admin/links").await.text().await.unwrap();
+    assert!(empty.contains("No links saved yet"));
+    let saved = app
+        .admin_post(
+            "/admin/links",
+            &[
+                ("url", "https://example.com/a?utm_source=x"),
+                ("title", "First"),
+                ("source", "Ex"),
+                ("note", ""),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let again = app
+        .admin_post(
+            "/admin/links",
+            &[("url", "https://example.com/a"), ("note", "Worth it")],
+        )
+        .await;
+    assert_eq!(again.status(), 303);
+    let page = app.get("/admin/links").await.text().await.unwrap();
+    assert!(page.contains("already saved; it is updated"), "{page}");
+    let links = fortnight::store::saved_links::list(&app.db, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        (links[0].title.as_str(), links[0].note.as_str()),
+        ("First", "Worth it")
+    );
+    for fields in [
+        vec![("url", "not a link")],
+        vec![("url", "https://example.com/b"), ("title", "x\u{1}")],
+    ] {
+        let refused = app.admin_post("/admin/links", &fields).await;
+        assert_eq!(refused.status(), 400, "{fields:?}");
+    }
+    let id = links[0].id;
+    let edited = app
+        .admin_post(
+            &format!("/admin/links/{id}"),
+            &[
+                ("url", "https://example.com/a"),
+                ("title", "Renamed"),
+                ("source", ""),
+                ("note", ""),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status(), 303);
+    assert_eq!(
+        fortnight::store::saved_links::get(&app.db, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .title,
+        "Renamed"
+    );
+    let unconfirmed = app
+        .admin_post(&format!("/admin/links/{id}/delete"), &[])
+        .await;
+    assert_eq!(unconfirmed.status(), 400);
+    let deleted = app
+        .admin_post(&format!("/admin/links/{id}/delete"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(deleted.status(), 303);
+    assert!(
+        fortnight::store::saved_links::list(&app.db, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
