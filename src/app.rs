@@ -226,6 +226,7 @@ impl Application {
             outbox_wake,
             import_wake,
             webhook_wake,
+            page_fetcher: crate::inbox::fetch::PageFetcher::new(config.link_fetch_allow_private)?,
             mailer,
             mail_settings: Arc::new(MailSettings::from_config(&config)),
             handoff: handoff.clone(),

@@ -156,6 +156,9 @@ pub struct Config {
     /// Let webhook endpoints be at loopback or private addresses (off: only public ones, so
     /// an endpoint cannot reach services inside the server's network).
     pub webhooks_allow_private: bool,
+    /// Let the links inbox read pages at loopback or private addresses for their titles (off:
+    /// only public ones).
+    pub link_fetch_allow_private: bool,
     /// How long the deliveries a worker holds stay its own after its last heartbeat: a worker
     /// renews its claim every quarter of this while it lives, so a slow relay or a low rate
     /// never loses it; the rows of a worker that died are sent by another within this long.
@@ -233,6 +236,7 @@ impl Default for Config {
             track_readers: false,
             track_opens: false,
             webhooks_allow_private: false,
+            link_fetch_allow_private: false,
             delivery_lease: Duration::from_secs(30),
             metrics_token: None,
             tick_interval: Duration::from_secs(30),
@@ -314,6 +318,7 @@ const KEYS: &[&str] = &[
     "track_readers",
     "track_opens",
     "webhooks_allow_private",
+    "link_fetch_allow_private",
     "delivery_lease",
     "metrics_token",
     "tick_interval",

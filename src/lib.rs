@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod domain;
+pub mod inbox;
 pub mod mail;
 pub mod outbox;
 pub mod render;

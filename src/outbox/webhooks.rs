@@ -32,16 +32,26 @@ const LEASE: Duration = Duration::from_secs(10 * (BATCH as u64).div_ceil(CONCURR
 /// How long registering an endpoint waits to resolve its host.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Resolves host names to public addresses only (or to any, when `allow_private`).
-#[derive(Debug, Clone, Copy)]
+/// Resolves host names to public addresses only (or to any, when `allow_private`), and to
+/// the addresses in `also`.
+#[derive(Debug, Clone, Default)]
 pub struct PublicOnly {
     /// Let private and loopback addresses through (tests, or a receiver on the same network).
     pub allow_private: bool,
+    /// Private addresses let through all the same.
+    pub also: Arc<[IpAddr]>,
+}
+
+impl PublicOnly {
+    /// Whether `ip` may be connected to.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow_private || is_public(ip) || self.also.contains(&ip)
+    }
 }
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow_private = self.allow_private;
+        let rules = self.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let found: Vec<SocketAddr> =
@@ -49,7 +59,7 @@ impl reqwest::dns::Resolve for PublicOnly {
             let usable: Vec<SocketAddr> = found
                 .iter()
                 .copied()
-                .filter(|a| allow_private || is_public(a.ip()))
+                .filter(|a| rules.allows(a.ip()))
                 .collect();
             if usable.is_empty() {
                 let why = if found.is_empty() {
@@ -135,6 +145,7 @@ impl WebhookSender {
             .no_proxy()
             .dns_resolver(Arc::new(PublicOnly {
                 allow_private: config.webhooks_allow_private,
+                also: Arc::new([]),
             }))
             .build()?;
         Ok(WebhookSender {

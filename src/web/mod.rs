@@ -143,6 +143,8 @@ pub struct AppState {
     pub import_wake: Arc<Notify>,
     /// Wakes the outbound webhook sender (test events, redeliveries).
     pub webhook_wake: Arc<Notify>,
+    /// Reads a saved link's page for its title.
+    pub page_fetcher: crate::inbox::fetch::PageFetcher,
     /// Where mail goes (test sends go straight out).
     pub mailer: crate::mail::Mailer,
     /// Wakes delivery workers (resume, retry).

@@ -10,12 +10,17 @@ use crate::both_databases;
 use crate::delivery::wait_status;
 use crate::helpers::{Backend, TestApp, spawn_app};
 
+use actix_web::{App, HttpResponse, HttpServer, web};
+use fortnight::inbox::fetch::{FetchError, PageFetcher};
+use fortnight::outbox::webhooks::PublicOnly;
+
 both_databases!(
     a_link_is_saved_once_whatever_form_its_address_takes,
     malformed_links_are_refused_and_change_nothing,
     a_saved_link_that_went_out_is_marked_with_its_issue,
     the_public_page_and_feeds_show_only_published_links,
     the_admin_saves_edits_and_deletes_links,
+    a_link_saved_without_a_title_takes_its_pages,
 );
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -456,4 +461,179 @@ async fn the_admin_saves_edits_and_deletes_links(backend: Backend) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A web server on loopback with the pages the title reader meets: `/og`, `/plain`,
+/// `/missing`, `/slow` (7 s), `/huge` (5 MB, its title after the first megabyte),
+/// `/huge-titled` (5 MB, titled at the top), redirects to a private address, to FTP, and a
+/// chain of `/hop/{n}`. Returns its base address.
+fn page_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let hop_base = base.clone();
+    let html = |body: String| {
+        HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    };
+    let server = HttpServer::new(move || {
+        let hop_base = hop_base.clone();
+        App::new()
+            .route("/og", web::get().to(move || async move {
+                html(r#"<html><head><title>Plain | Site</title><meta property="og:title" content="The real title"><meta property="og:site_name" content="The Ledger"></head><body>x</body></html>"#.into())
+            }))
+            .route("/plain", web::get().to(move || async move {
+                html("<html><head><title>Grain &amp; freight</title></head></html>".into())
+            }))
+            .route("/missing", web::get().to(|| async { HttpResponse::NotFound().finish() }))
+            .route("/slow", web::get().to(move || async move {
+                tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+                html("<title>Too late</title>".into())
+            }))
+            .route("/huge", web::get().to(move || async move {
+                let mut page = "<html><head>".to_owned();
+                page.push_str(&"<!-- filler -->".repeat(5 * 1024 * 1024 / 15));
+                page.push_str("<title>Past the first megabyte</title></head></html>");
+                html(page)
+            }))
+            .route("/huge-titled", web::get().to(move || async move {
+                let mut page = "<html><head><title>Titled at the top</title>".to_owned();
+                page.push_str(&"<!-- filler -->".repeat(5 * 1024 * 1024 / 15));
+                html(page)
+            }))
+            .route("/to-private", web::get().to(|| async {
+                HttpResponse::Found().insert_header(("location", "http://10.1.2.3/secret")).finish()
+            }))
+            .route("/to-loopback", web::get().to(move |req: actix_web::HttpRequest| async move {
+                let port = req.app_config().local_addr().port();
+                HttpResponse::Found().insert_header(("location", format!("http://127.0.0.2:{port}/og"))).finish()
+            }))
+            .route("/to-ftp", web::get().to(|| async {
+                HttpResponse::Found().insert_header(("location", "ftp://example.com/file")).finish()
+            }))
+            .route("/hop/{n}", web::get().to(move |n: web::Path<u32>| {
+                let hop_base = hop_base.clone();
+                async move {
+                    let n = n.into_inner();
+                    if n == 0 {
+                        return html("<title>The end of the hops</title>".into());
+                    }
+                    HttpResponse::Found().insert_header(("location", format!("{hop_base}/hop/{}", n - 1))).finish()
+                }
+            }))
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    base
+}
+
+async fn a_link_saved_without_a_title_takes_its_pages(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let base = page_server();
+    let og = json_of(save(&app, &token, json!({"url": format!("{base}/og")})).await).await;
+    assert_eq!(og["data"]["title"], "The real title");
+    assert_eq!(og["data"]["source"], "The Ledger");
+    let plain = json_of(
+        save(
+            &app,
+            &token,
+            json!({"url": format!("{base}/plain"), "source": "Mine"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(plain["data"]["title"], "Grain & freight");
+    assert_eq!(plain["data"]["source"], "Mine", "a source given is kept");
+    // A title given is kept, and the page is not read.
+    let given = json_of(
+        save(
+            &app,
+            &token,
+            json!({"url": format!("{base}/slow"), "title": "As typed"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(given["data"]["title"], "As typed");
+    assert_eq!(
+        given["data"]["source"], "127.0.0.1",
+        "the host stands in for a source"
+    );
+    // A page that cannot be read leaves the title blank, and the admin says why.
+    app.sign_in().await;
+    let saved = app
+        .admin_post(
+            "/admin/links",
+            &[("url", &format!("{base}/missing")), ("title", "")],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+    let page = app.get("/admin/links").await.text().await.unwrap();
+    assert!(page.contains("could not be read"), "{page}");
+    assert!(page.contains("404"), "{page}");
+}
+
+/// A reader that lets the test server's own address through, and no other private one.
+fn reader() -> PageFetcher {
+    PageFetcher::with_rules(PublicOnly {
+        allow_private: false,
+        also: std::sync::Arc::new(["127.0.0.1".parse().unwrap()]),
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reader_stops_at_5_seconds_1_megabyte_and_5_redirects_and_refuses_private_addresses()
+ {
+    let base = page_server();
+    let reader = reader();
+    let read = |path: &str| {
+        let url: url::Url = format!("{base}{path}").parse().unwrap();
+        let reader = reader.clone();
+        async move { reader.facts(&url).await }
+    };
+    assert_eq!(
+        read("/og").await.unwrap().title.as_deref(),
+        Some("The real title")
+    );
+    // A 5 MB page is read to its first megabyte only.
+    assert_eq!(read("/huge").await.unwrap().title, None);
+    assert_eq!(
+        read("/huge-titled").await.unwrap().title.as_deref(),
+        Some("Titled at the top")
+    );
+    // A page slower than 5 seconds is given up.
+    let started = std::time::Instant::now();
+    let slow = read("/slow").await.unwrap_err();
+    assert!(matches!(slow, FetchError::Failed(_)), "{slow}");
+    assert!(slow.to_string().contains("5 seconds"), "{slow}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(7));
+    // Redirects: five are followed, a sixth is not; none to a private address or another scheme.
+    assert_eq!(
+        read("/hop/5").await.unwrap().title.as_deref(),
+        Some("The end of the hops")
+    );
+    assert!(read("/hop/6").await.is_err());
+    for path in ["/to-private", "/to-loopback", "/to-ftp"] {
+        let refused = read(path).await.unwrap_err();
+        assert!(
+            matches!(refused, FetchError::Refused(_)),
+            "{path}: {refused}"
+        );
+    }
+    // Without the exception, the loopback server itself is refused, by address and by name.
+    let strict = PageFetcher::new(false).unwrap();
+    let port = base.rsplit(':').next().unwrap();
+    for url in [format!("{base}/og"), format!("http://localhost:{port}/og")] {
+        let refused = strict.facts(&url.parse().unwrap()).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("private or loopback"),
+            "{url}: {refused}"
+        );
+    }
 }

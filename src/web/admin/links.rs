@@ -80,14 +80,18 @@ pub async fn save(
     session: Session,
     form: web::Form<LinkForm>,
 ) -> Result<HttpResponse, WebError> {
-    let link = form.parse()?;
+    let (link, problem) = crate::inbox::complete(form.parse()?, &state.page_fetcher).await;
     let (_, new) = saved_links::save(&state.db, &link, state.clock.now()).await?;
+    let said = if new {
+        "The link was saved."
+    } else {
+        "That link was already saved; it is updated."
+    };
     flash(
         &session,
-        if new {
-            "The link was saved."
-        } else {
-            "That link was already saved; it is updated."
+        match problem {
+            Some(why) => format!("{said} Its page could not be read ({why}): give it a title."),
+            None => said.to_owned(),
         },
     );
     Ok(see_other("/admin/links"))

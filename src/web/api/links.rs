@@ -156,7 +156,9 @@ pub async fn list(
     }))
 }
 
-/// Save a link. An address already saved (compared without case in the scheme and host, the
+/// Save a link. With no title, the page is read once (5 s, its first megabyte, public
+/// addresses only) for `og:title` or `<title>`, and a blank source becomes `og:site_name` or
+/// the host. An address already saved (compared without case in the scheme and host, the
 /// default port, the fragment and `utm_*`, `fbclid`, `gclid`) updates that link: 200
 /// instead of 201, and blank fields keep what was saved.
 #[utoipa::path(post, path = "/api/v1/links", request_body = SaveLink,
@@ -168,6 +170,7 @@ pub async fn save(
     body: JsonObject<SaveLink>,
 ) -> Result<HttpResponse, ApiError> {
     let link = checked(&body.url, &body.title, &body.source, &body.note)?;
+    let (link, _) = crate::inbox::complete(link, &state.page_fetcher).await;
     let (saved, new) = saved_links::save(&state.db, &link, state.clock.now()).await?;
     let status = if new {
         StatusCode::CREATED

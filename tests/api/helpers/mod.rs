@@ -87,6 +87,7 @@ pub fn test_config(database: &TestDatabase, smtp_port: u16) -> Config {
         tick_interval: Duration::from_secs(86_400),
         // Webhook receivers in tests listen on loopback.
         webhooks_allow_private: true,
+        link_fetch_allow_private: true,
         ..Config::default()
     }
 }
