@@ -297,7 +297,7 @@ pub struct SavedLinkRow {
     pub sent_in: Vec<crate::domain::saved_link::SentIn>,
 }
 
-/// The links inbox: the save form and the saved links.
+/// The links inbox: the save form, the bookmarklet and the saved links.
 #[derive(Template)]
 #[template(path = "web/admin/links.html")]
 pub struct LinksAdminPage<'a> {
@@ -305,4 +305,22 @@ pub struct LinksAdminPage<'a> {
     pub chrome: Chrome<'a>,
     /// The latest saved links, newest first.
     pub links: Vec<SavedLinkRow>,
+    /// The bookmarklet's `javascript:` address.
+    pub bookmarklet: String,
+}
+
+/// The small save form the bookmarklet opens (and a phone's share sheet), prefilled.
+#[derive(Template)]
+#[template(path = "web/admin/link_new.html")]
+pub struct LinkNewPage<'a> {
+    /// Header, flash and CSRF.
+    pub chrome: Chrome<'a>,
+    /// The page's address.
+    pub url: String,
+    /// The page's title.
+    pub title: String,
+    /// The selected text.
+    pub note: String,
+    /// The link was just saved: say so instead of showing the form.
+    pub saved: bool,
 }

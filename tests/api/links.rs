@@ -21,6 +21,7 @@ both_databases!(
     the_public_page_and_feeds_show_only_published_links,
     the_admin_saves_edits_and_deletes_links,
     a_link_saved_without_a_title_takes_its_pages,
+    the_bookmarklet_form_works_with_the_session_and_its_csrf,
 );
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -636,4 +637,97 @@ async fn the_page_reader_stops_at_5_seconds_1_megabyte_and_5_redirects_and_refus
             "{url}: {refused}"
         );
     }
+}
+
+async fn the_bookmarklet_form_works_with_the_session_and_its_csrf(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let prefilled =
+        "/admin/links/new?url=https%3A%2F%2Fexample.com%2Fa&title=A+title&note=Picked+text";
+    // Signed out, the form sends the editor to sign in.
+    let signed_out = app.get(prefilled).await;
+    assert_eq!(signed_out.status(), 303);
+    assert_eq!(signed_out.headers()["location"], "/admin/login");
+    app.sign_in().await;
+    let page = app.get(prefilled).await.text().await.unwrap();
+    assert!(page.contains(r#"value="https://example.com/a""#), "{page}");
+    assert!(page.contains(r#"value="A title""#) && page.contains(r#"value="Picked text""#));
+    crate::helpers::assert_no_form_in_a_paragraph(&page, prefilled);
+    let csrf = app.csrf_from(prefilled).await;
+    let fields = [
+        ("url", "https://example.com/a"),
+        ("title", "A title"),
+        ("source", ""),
+        ("note", "Picked text"),
+        ("from", "popup"),
+    ];
+    // Without the session's token, or from another site, nothing is saved.
+    assert_eq!(app.post_form("/admin/links", &fields).await.status(), 403);
+    let mut with_token = vec![("csrf", csrf.as_str())];
+    with_token.extend_from_slice(&fields);
+    let cross = app
+        .client
+        .post(format!("{}/admin/links", app.address))
+        .header("origin", "https://evil.example")
+        .form(&with_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(
+        fortnight::store::saved_links::list(&app.db, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let saved = app.post_form("/admin/links", &with_token).await;
+    assert_eq!(saved.status(), 303);
+    assert_eq!(saved.headers()["location"], "/admin/links/new?saved=1");
+    let done = app
+        .get("/admin/links/new?saved=1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("You can close this window"), "{done}");
+    let links = fortnight::store::saved_links::list(&app.db, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        (links[0].title.as_str(), links[0].note.as_str()),
+        ("A title", "Picked text")
+    );
+
+    // A phone's share sheet sends the address inside `text`.
+    let shared = app
+        .get("/admin/links/new?title=Rain&text=Worth+reading+https%3A%2F%2Fexample.com%2Frain")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        shared.contains(r#"value="https://example.com/rain""#),
+        "{shared}"
+    );
+    assert!(shared.contains(r#"value="Worth reading""#), "{shared}");
+    let manifest: Value = app
+        .get("/admin/manifest.webmanifest")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(manifest["share_target"]["action"], "/admin/links/new");
+    assert_eq!(manifest["share_target"]["params"]["url"], "url");
+    let inbox = app.get("/admin/links").await.text().await.unwrap();
+    let decoded = inbox
+        .replace("&#62;", ">")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#38;", "&");
+    assert!(
+        decoded.contains(
+            "href=\"javascript:(()=>{const e=encodeURIComponent;window.open(\"http://news.example.com/admin/links/new\"+'?url='+e(location.href)+'&title='+e(document.title)+'&note='+e(String(getSelection()))"
+        ),
+        "{inbox}"
+    );
 }

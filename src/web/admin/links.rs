@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::context::flash;
 use super::{AdminContext, chrome, parse_id, see_other};
 use crate::domain::saved_link::{LinkAddress, NewSavedLink};
-use crate::render::admin::{LinksAdminPage, SavedLinkRow};
+use crate::render::admin::{LinkNewPage, LinksAdminPage, SavedLinkRow};
 use crate::store::saved_links::{self, SavedLinkError};
 use crate::web::error::WebError;
 use crate::web::{AppState, html};
@@ -17,9 +17,11 @@ use crate::web::{AppState, html};
 /// Saved links shown.
 const SHOWN: i64 = 200;
 
-/// A link's form.
+/// A link's form; `from = popup` when it was sent from the bookmarklet's window.
 #[derive(Debug, Deserialize)]
 pub struct LinkForm {
+    #[serde(default)]
+    from: String,
     #[serde(default)]
     url: String,
     #[serde(default)]
@@ -70,8 +72,101 @@ pub async fn list(
         LinksAdminPage {
             chrome: chrome(&state, &ctx, &session),
             links,
+            bookmarklet: bookmarklet(&state.publication.base_url),
         },
     )
+}
+
+/// The bookmarklet: opens the save form for the page it is clicked on, in a small window.
+fn bookmarklet(base: &str) -> String {
+    let target = serde_json::to_string(&format!("{base}/admin/links/new")).unwrap_or_default();
+    format!(
+        "javascript:(()=>{{const e=encodeURIComponent;window.open({target}+'?url='+e(location.href)\
+         +'&title='+e(document.title)+'&note='+e(String(getSelection())),'fortnight-link',\
+         'width=520,height=600')}})()"
+    )
+}
+
+/// The query the bookmarklet and the share sheet open the form with. A phone shares `text`,
+/// which may hold the address when `url` is absent.
+#[derive(Debug, Default, Deserialize)]
+pub struct Prefill {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    saved: String,
+}
+
+/// `GET /admin/links/new`: the save form, prefilled.
+pub async fn new(
+    state: web::Data<AppState>,
+    ctx: web::ReqData<AdminContext>,
+    session: Session,
+    query: web::Query<Prefill>,
+) -> Result<HttpResponse, WebError> {
+    let query = query.into_inner();
+    let shared_url = || {
+        query
+            .text
+            .split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .map(str::to_owned)
+    };
+    let url = if query.url.trim().is_empty() {
+        shared_url().unwrap_or_default()
+    } else {
+        query.url.clone()
+    };
+    let note = if query.note.trim().is_empty() {
+        query.text.replace(&url, "").trim().to_owned()
+    } else {
+        query.note.clone()
+    };
+    let clip = |text: &str, max: usize| -> String {
+        text.chars()
+            .filter(|c| !c.is_control())
+            .take(max)
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    };
+    html(
+        StatusCode::OK,
+        LinkNewPage {
+            chrome: chrome(&state, &ctx, &session),
+            url: clip(&url, crate::domain::saved_link::MAX_URL),
+            title: clip(&query.title, crate::domain::saved_link::MAX_TITLE),
+            note: clip(&note, crate::domain::saved_link::MAX_NOTE),
+            saved: query.saved == "1",
+        },
+    )
+}
+
+/// `GET /admin/manifest.webmanifest`: installs the admin on a phone, with the save form as
+/// its share target.
+pub async fn manifest(state: web::Data<AppState>) -> HttpResponse {
+    let name = &state.publication.name;
+    HttpResponse::Ok()
+        .content_type("application/manifest+json")
+        .json(serde_json::json!({
+            "name": format!("{name} admin"),
+            "short_name": name,
+            "start_url": "/admin",
+            "scope": "/admin/",
+            "display": "standalone",
+            "icons": [{"src": "/favicon.ico", "sizes": "any"}],
+            "share_target": {
+                "action": "/admin/links/new",
+                "method": "GET",
+                "params": {"title": "title", "text": "text", "url": "url"}
+            }
+        }))
 }
 
 /// `POST /admin/links`: saves a link (or updates the one with its address).
@@ -87,6 +182,11 @@ pub async fn save(
     } else {
         "That link was already saved; it is updated."
     };
+    let back = if form.from == "popup" {
+        "/admin/links/new?saved=1"
+    } else {
+        "/admin/links"
+    };
     flash(
         &session,
         match problem {
@@ -94,7 +194,7 @@ pub async fn save(
             None => said.to_owned(),
         },
     );
-    Ok(see_other("/admin/links"))
+    Ok(see_other(back))
 }
 
 /// `POST /admin/links/{id}`: changes a saved link.

@@ -195,6 +195,13 @@ fn signed_in_routes() -> Vec<(Method, &'static str, Route)> {
             web::post().to(deliverability::lift),
         ),
         (Method::GET, "/links", web::get().to(links::list)),
+        // Before `/links/{id}`.
+        (Method::GET, "/links/new", web::get().to(links::new)),
+        (
+            Method::GET,
+            "/manifest.webmanifest",
+            web::get().to(links::manifest),
+        ),
         (Method::POST, "/links", web::post().to(links::save)),
         (Method::POST, "/links/{id}", web::post().to(links::update)),
         (
