@@ -81,6 +81,7 @@ async fn tick(label: &str, url: &str) {
         outbox_wake: Arc::new(tokio::sync::Notify::new()),
         catch_up_grace: Duration::from_secs(6 * 3600),
         reminder_before: Duration::from_secs(24 * 3600),
+        draft_ahead: Duration::ZERO,
     };
     let mut times = Vec::new();
     for _ in 0..50 {

@@ -168,6 +168,7 @@ impl Parts {
             outbox_wake: self.outbox_wake.clone(),
             catch_up_grace: self.config.catch_up_grace,
             reminder_before: self.config.reminder_before,
+            draft_ahead: self.config.draft_ahead,
         }
     }
 }

@@ -177,6 +177,10 @@ pub struct Config {
     /// reminders off.
     #[serde(with = "humantime_serde")]
     pub reminder_before: Duration,
+    /// The scheduler makes the next open slot's draft by itself this long before the slot,
+    /// with the links inbox in its roundup; zero (the default) leaves drafts to the editor.
+    #[serde(with = "humantime_serde")]
+    pub draft_ahead: Duration,
     /// How long shutdown waits for mail in flight before exiting.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -242,6 +246,7 @@ impl Default for Config {
             tick_interval: Duration::from_secs(30),
             catch_up_grace: Duration::from_secs(6 * 3600),
             reminder_before: Duration::from_secs(24 * 3600),
+            draft_ahead: Duration::ZERO,
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -324,6 +329,7 @@ const KEYS: &[&str] = &[
     "tick_interval",
     "catch_up_grace",
     "reminder_before",
+    "draft_ahead",
     "shutdown_grace",
 ];
 

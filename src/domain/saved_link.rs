@@ -121,6 +121,22 @@ pub struct SavedLink {
     pub updated_at: DateTime<Utc>,
 }
 
+impl SavedLink {
+    /// The link as a roundup entry (its address standing in for a title not known yet).
+    pub fn into_issue_link(self) -> crate::domain::IssueLink {
+        crate::domain::IssueLink {
+            title: if self.title.is_empty() {
+                self.url.chars().take(MAX_TITLE).collect()
+            } else {
+                self.title
+            },
+            url: self.url,
+            source: self.source,
+            note: self.note,
+        }
+    }
+}
+
 /// An issue a link went out in.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SentIn {

@@ -35,6 +35,8 @@ pub struct IssueEditPage<'a> {
     pub error: Option<String>,
     /// The schedule section (existing issues only).
     pub schedule: Option<ScheduleBox>,
+    /// Links waiting in the inbox that the roundup does not hold yet, in the order saved.
+    pub inbox: Vec<crate::domain::saved_link::SavedLink>,
 }
 
 /// The editor's live preview: the body and the links as typed, before they are saved.

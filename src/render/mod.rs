@@ -172,6 +172,11 @@ pub fn local_time(at: chrono::DateTime<chrono::Utc>, zone: &crate::domain::zone:
     )
 }
 
+/// A slot's day as the editor names it: "Thu 3 Dec", in the publication's zone.
+pub fn short_day(at: chrono::DateTime<chrono::Utc>, zone: &crate::domain::zone::Zone) -> String {
+    zone.local(at).format("%a %-d %b").to_string()
+}
+
 /// A duration in the words an email uses: "3 days", "12 hours", "45 minutes".
 pub fn human_duration(d: std::time::Duration) -> String {
     let secs = d.as_secs();

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::delivery::Handoff;
-use crate::render::{Publication, human_duration, local_time};
+use crate::render::{Publication, human_duration, local_time, short_day};
 use crate::store::cadence;
 use crate::store::issues::{self, Issue};
 use crate::store::outbox;
+use crate::store::saved_links;
 use crate::store::{Db, StoreError};
 
 pub use ticker::Ticker;
@@ -33,6 +34,8 @@ pub struct TickReport {
     pub missed: Vec<i64>,
     /// Empty slots this tick reminded the editors of.
     pub reminded: Vec<DateTime<Utc>>,
+    /// Drafts this tick made for the next open slot (`draft_ahead`).
+    pub drafted: Vec<i64>,
 }
 
 /// Everything a tick needs; cheap to clone.
@@ -50,6 +53,8 @@ pub struct Scheduler {
     pub catch_up_grace: std::time::Duration,
     /// How long before an empty slot the editors hear of it (zero: never).
     pub reminder_before: std::time::Duration,
+    /// How long before the next open slot its draft is made (zero: never).
+    pub draft_ahead: std::time::Duration,
 }
 
 impl Scheduler {
@@ -73,6 +78,11 @@ impl Scheduler {
                 self.tell_missed(&issue, now).await?;
             }
         }
+        // A draft that cannot be made is logged; the tick's other work goes on.
+        report.drafted = self.draft_next_slot(now).await.unwrap_or_else(|error| {
+            tracing::error!(%error, "the next slot's draft could not be made");
+            Vec::new()
+        });
         report.reminded = self.remind(now).await?;
         if !report.missed.is_empty() || !report.reminded.is_empty() {
             self.outbox_wake.notify_one();
@@ -101,6 +111,46 @@ impl Scheduler {
         let subject = format!("Missed: \"{}\" was not sent", issue.subject);
         outbox::enqueue_notice_to_editors(&self.db, &subject, &text, now).await?;
         Ok(())
+    }
+
+    /// Makes the draft of the next open slot (not skipped, no issue on it) once it is within
+    /// `draft_ahead`, with the links inbox in its roundup in the order saved. Each slot gets
+    /// one, however many instances tick, and a deleted one is not made again.
+    async fn draft_next_slot(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let Ok(ahead) = chrono::Duration::from_std(self.draft_ahead) else {
+            return Ok(Vec::new());
+        };
+        if ahead.is_zero() {
+            return Ok(Vec::new());
+        }
+        let cadence = cadence::load(&self.db).await?;
+        let slots = plan::upcoming(&self.db, &cadence, now, 8).await?;
+        let Some(next) = slots.into_iter().find(|s| !s.skipped && s.issue.is_none()) else {
+            return Ok(Vec::new());
+        };
+        if next.at - now > ahead || issues::slot_drafted(&self.db, next.at).await? {
+            return Ok(Vec::new());
+        }
+        let links = saved_links::inbox(&self.db)
+            .await?
+            .into_iter()
+            .take(crate::domain::MAX_LINKS)
+            .map(|l| l.into_issue_link())
+            .collect();
+        let day = short_day(next.at, cadence.zone_at(next.at));
+        let input = crate::domain::IssueInput {
+            subject: format!("The issue of {day}"),
+            links,
+            ..Default::default()
+        };
+        let draft = crate::domain::IssueDraft::parse(input)
+            .map_err(|e| StoreError::Unavailable(format!("the slot's draft: {}", e.0)))?;
+        match issues::create_slot_draft(&self.db, next.at, &draft, now).await {
+            Ok(Some(issue)) => Ok(vec![issue.id]),
+            Ok(None) => Ok(Vec::new()),
+            Err(issues::IssueError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Unavailable(other.to_string())),
+        }
     }
 
     /// Reminds the editors, once per slot, of the coming slots within `reminder_before` that
@@ -134,18 +184,35 @@ impl Scheduler {
             }
             if cadence::claim_reminder(&self.db, slot, now).await? {
                 let when = local_time(slot, cadence.zone_at(slot));
+                let waiting = saved_links::inbox(&self.db).await?.len();
+                let (subject, opening) = if waiting > 0 {
+                    let day = short_day(slot, cadence.zone_at(slot));
+                    let count = if waiting == 1 {
+                        "1 link".to_owned()
+                    } else {
+                        format!("{waiting} links")
+                    };
+                    (
+                        format!("The issue for {day} has {count} and no body yet"),
+                        format!(
+                            "The issue for {day} has {count} and no body yet: the links inbox \
+                             ({}/admin/links) holds them, and no issue is scheduled for the slot \
+                             on {when}.",
+                            self.publication.base_url
+                        ),
+                    )
+                } else {
+                    (
+                        format!("No issue yet for {when}"),
+                        format!("No issue is scheduled for the slot on {when}."),
+                    )
+                };
                 let text = format!(
-                    "No issue is scheduled for the slot on {when}.\n\n\
+                    "{opening}\n\n\
                      Write one and put it on the slot, or skip the slot: {}/admin/cadence\n",
                     self.publication.base_url
                 );
-                outbox::enqueue_notice_to_editors(
-                    &self.db,
-                    &format!("No issue yet for {when}"),
-                    &text,
-                    now,
-                )
-                .await?;
+                outbox::enqueue_notice_to_editors(&self.db, &subject, &text, now).await?;
                 reminded.push(slot);
             }
         }

@@ -111,6 +111,84 @@ async fn next_number(db: &Db, base: &Slug) -> Result<u32, StoreError> {
         .map_or(2, |n| n.saturating_add(1).max(2)))
 }
 
+/// Whether cadence slot `slot` has had its draft made (`draft_ahead`).
+pub async fn slot_drafted(db: &Db, slot: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM slot_drafts WHERE slot_at = $1)"
+    )
+    .bind(slot)
+    .fetch_one(pool)
+    .await)?)
+}
+
+/// Makes the draft of cadence slot `slot` from `draft`, unless the slot has had one made
+/// already: the slot is claimed in the same transaction, so one draft is made per slot
+/// however many instances try at once. `None` when the slot was claimed before.
+#[tracing::instrument(skip(db, draft))]
+pub async fn create_slot_draft(
+    db: &Db,
+    slot: DateTime<Utc>,
+    draft: &IssueDraft,
+    now: DateTime<Utc>,
+) -> Result<Option<Issue>, IssueError> {
+    let base = Slug::from_subject(&draft.subject);
+    let sql = format!(
+        "INSERT INTO issues (uid, slug, subject, preheader, body, links_heading, links, status, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $8) \
+         ON CONFLICT (slug) DO NOTHING RETURNING {COLUMNS}"
+    );
+    Ok(with_pool!(db, write, |pool| async {
+        let mut tx = pool.begin().await?;
+        let claimed: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "INSERT INTO slot_drafts (slot_at, created_at) VALUES ($1, $2) \
+             ON CONFLICT (slot_at) DO NOTHING RETURNING slot_at",
+        )
+        .bind(slot)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if claimed.is_none() {
+            return Ok(None);
+        }
+        let mut made: Option<Issue> = None;
+        for n in 1..=SLUG_TRIES + 1 {
+            let slug = if n == 1 {
+                base.clone()
+            } else {
+                base.numbered(n)
+            };
+            made = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(crate::domain::new_uid())
+                .bind(slug.as_str())
+                .bind(&draft.subject)
+                .bind(&draft.preheader)
+                .bind(&draft.body)
+                .bind(&draft.links_heading)
+                .bind(Json(&draft.links))
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if made.is_some() {
+                break;
+            }
+        }
+        let Some(issue) = made else {
+            return Err(sqlx::Error::Protocol(format!(
+                "no free slug for {}",
+                base.as_str()
+            )));
+        };
+        sqlx::query("UPDATE slot_drafts SET issue_id = $2 WHERE slot_at = $1")
+            .bind(slot)
+            .bind(issue.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(Some(issue))
+    }
+    .await)?)
+}
+
 /// One insert; `None` when the slug is taken.
 async fn insert(
     db: &Db,

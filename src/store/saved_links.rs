@@ -71,6 +71,19 @@ pub async fn list(db: &Db, before: Option<i64>, limit: i64) -> Result<Vec<SavedL
         .await)?)
 }
 
+/// The inbox: links saved since the latest published issue went out (all of them before the
+/// first), in the order saved.
+pub async fn inbox(db: &Db) -> Result<Vec<SavedLink>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM saved_links WHERE saved_at > COALESCE((SELECT MAX(published_at) \
+         FROM issues WHERE status IN ('sending', 'sent')), $1) ORDER BY saved_at, id"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(DateTime::<Utc>::UNIX_EPOCH)
+        .fetch_all(pool)
+        .await)?)
+}
+
 /// One saved link.
 pub async fn get(db: &Db, id: i64) -> Result<Option<SavedLink>, StoreError> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM saved_links WHERE id = $1"));

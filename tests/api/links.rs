@@ -22,6 +22,8 @@ both_databases!(
     the_admin_saves_edits_and_deletes_links,
     a_link_saved_without_a_title_takes_its_pages,
     the_bookmarklet_form_works_with_the_session_and_its_csrf,
+    draft_ahead_makes_one_draft_per_slot_with_three_instances_ticking,
+    the_reminder_counts_the_waiting_links_and_the_editor_adds_them_with_one_click,
 );
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -730,4 +732,211 @@ async fn the_bookmarklet_form_works_with_the_session_and_its_csrf(backend: Backe
         ),
         "{inbox}"
     );
+}
+
+/// Thursday 1 October 2026, 12:00 UTC: the default cadence (every other Thursday at 08:00
+/// UTC) has its next slot on Thursday 8 October.
+fn october() -> chrono::DateTime<chrono::Utc> {
+    "2026-10-01T12:00:00Z".parse().unwrap()
+}
+
+fn slot() -> chrono::DateTime<chrono::Utc> {
+    "2026-10-08T08:00:00Z".parse().unwrap()
+}
+
+/// Another instance's scheduler: its own connections to the same database.
+async fn other_scheduler(app: &TestApp) -> fortnight::schedule::Scheduler {
+    let db = fortnight::store::Db::connect(
+        &secrecy::SecretString::from(app.database_url.clone()),
+        4,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    fortnight::schedule::Scheduler {
+        db,
+        ..app.scheduler.clone()
+    }
+}
+
+async fn draft_ahead_makes_one_draft_per_slot_with_three_instances_ticking(backend: Backend) {
+    let app =
+        crate::helpers::spawn_app_with(backend, fortnight::clock::Clock::fixed(october()), |c| {
+            c.draft_ahead = std::time::Duration::from_secs(5 * 86_400)
+        })
+        .await;
+    let token = app.api_token().await;
+    for (url, title) in [
+        ("https://example.com/first", "First saved"),
+        ("https://example.com/second", ""),
+        ("https://example.com/third", "Third saved"),
+    ] {
+        app.clock.advance(chrono::Duration::minutes(1));
+        let saved = save(
+            &app,
+            &token,
+            json!({"url": url, "title": title, "source": "Ex"}),
+        )
+        .await;
+        assert_eq!(saved.status(), 201);
+    }
+    let three = [
+        app.scheduler.clone(),
+        other_scheduler(&app).await,
+        other_scheduler(&app).await,
+    ];
+    let drafts = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            fortnight::store::issues::list(&db, Some(IssueStatus::Draft), None, 100)
+                .await
+                .unwrap()
+        }
+    };
+    // Six days before the slot: too early.
+    let early = slot() - chrono::Duration::days(6);
+    for s in &three {
+        assert!(s.run_due(early).await.unwrap().drafted.is_empty());
+    }
+    assert!(drafts(&app).await.is_empty());
+    // Within five days, three instances ticking at once make one draft.
+    let now = slot() - chrono::Duration::days(4);
+    let (a, b, c) = tokio::join!(
+        three[0].run_due(now),
+        three[1].run_due(now),
+        three[2].run_due(now)
+    );
+    let made: Vec<i64> = [a, b, c]
+        .into_iter()
+        .flat_map(|r| r.unwrap().drafted)
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    let all = drafts(&app).await;
+    assert_eq!(all.len(), 1);
+    let draft = &all[0];
+    assert_eq!(draft.subject, "The issue of Thu 8 Oct");
+    assert_eq!(draft.body, "");
+    let links: Vec<(&str, &str)> = draft
+        .links
+        .iter()
+        .map(|l| (l.title.as_str(), l.url.as_str()))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("First saved", "https://example.com/first"),
+            ("https://example.com/second", "https://example.com/second"),
+            ("Third saved", "https://example.com/third"),
+        ],
+        "the inbox in the order saved"
+    );
+    // Later ticks make no other; a deleted draft is not made again.
+    for s in &three {
+        assert!(
+            s.run_due(now + chrono::Duration::hours(1))
+                .await
+                .unwrap()
+                .drafted
+                .is_empty()
+        );
+    }
+    fortnight::store::issues::delete_draft(&app.db, draft.id)
+        .await
+        .unwrap();
+    assert!(
+        app.scheduler
+            .run_due(now + chrono::Duration::hours(2))
+            .await
+            .unwrap()
+            .drafted
+            .is_empty()
+    );
+    assert!(drafts(&app).await.is_empty());
+}
+
+async fn the_reminder_counts_the_waiting_links_and_the_editor_adds_them_with_one_click(
+    backend: Backend,
+) {
+    let app =
+        crate::helpers::spawn_app_with(backend, fortnight::clock::Clock::fixed(october()), |_| {})
+            .await;
+    let token = app.api_token().await;
+    let mut saved = Vec::new();
+    for url in ["https://example.com/one", "https://example.com/two"] {
+        let link = json_of(save(&app, &token, json!({"url": url, "title": url})).await).await;
+        saved.push(link["data"]["id"].as_i64().unwrap());
+    }
+    // The reminder, a day before the empty slot, says how many links wait.
+    let now = slot() - chrono::Duration::hours(12);
+    app.clock.advance(now - app.clock.now());
+    let report = app.scheduler.run_due(now).await.unwrap();
+    assert_eq!(report.reminded, vec![slot()]);
+    let notice = app.wait_for_mail(1).await;
+    assert_eq!(
+        notice[0].header("Subject").as_deref(),
+        Some("The issue for Thu 8 Oct has 2 links and no body yet")
+    );
+    assert!(
+        notice[0].text().contains("/admin/links"),
+        "{}",
+        notice[0].text()
+    );
+
+    // On a draft, the editor's links table offers the waiting links; one click adds one.
+    let id = issue(
+        &app,
+        &token,
+        "Hand-made",
+        &[("Already in", "https://example.com/one", "", "")],
+        false,
+    )
+    .await;
+    app.sign_in().await;
+    let page = app
+        .get(&format!("/admin/issues/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Waiting in the links inbox (1)"), "{page}");
+    assert!(
+        page.contains(&format!(r#"value="add-{}""#, saved[1])),
+        "only the link not in it yet"
+    );
+    crate::helpers::assert_no_form_in_a_paragraph(&page, "issue editor");
+    let added = app
+        .admin_post(
+            &format!("/admin/issues/{id}"),
+            &[
+                ("subject", "Hand-made"),
+                ("body", "Body."),
+                ("link_title", "Already in"),
+                ("link_url", "https://example.com/one"),
+                ("link_source", ""),
+                ("link_note", ""),
+                ("action", &format!("add-{}", saved[1])),
+            ],
+        )
+        .await;
+    assert_eq!(added.status(), 303);
+    let issue = fortnight::store::issues::get(&app.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let urls: Vec<&str> = issue.links.iter().map(|l| l.url.as_str()).collect();
+    assert_eq!(urls, ["https://example.com/one", "https://example.com/two"]);
+    let page = app
+        .get(&format!("/admin/issues/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Waiting in the links inbox"), "{page}");
+    let missing = app
+        .admin_post(
+            &format!("/admin/issues/{id}"),
+            &[("subject", "Hand-made"), ("action", "add-999")],
+        )
+        .await;
+    assert_eq!(missing.status(), 404);
 }

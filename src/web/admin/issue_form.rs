@@ -15,6 +15,8 @@ pub enum Action {
     Down(usize),
     /// Remove link `n`.
     Remove(usize),
+    /// Add saved link `id` from the links inbox to the end of the roundup.
+    Add(i64),
 }
 
 impl Action {
@@ -29,6 +31,7 @@ impl Action {
             "up" => Ok(Action::Up(n)),
             "down" => Ok(Action::Down(n)),
             "remove" => Ok(Action::Remove(n)),
+            "add" => Ok(Action::Add(i64::try_from(n).map_err(|_| bad())?)),
             _ => Err(bad()),
         }
     }

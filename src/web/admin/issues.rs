@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::context::flash;
 use super::issue_form::{Action, IssueForm};
 use super::{AdminContext, chrome, parse_id, see_other};
+use crate::domain::saved_link::LinkAddress;
 use crate::domain::{IssueDraft, IssueInput, IssueStatus};
 use crate::render::admin_issues::{IssueEditPage, IssuesPage, ScheduleBox};
 use crate::render::local_time;
@@ -146,6 +147,22 @@ async fn editor(
         Some(issue) => Some(schedule_box(state, issue).await?),
         None => None,
     };
+    // The links inbox's links not yet in the roundup, offered while the issue is editable.
+    let inbox = match issue.filter(|i| i.status.is_editable()) {
+        Some(_) => {
+            let present: Vec<String> = input
+                .links
+                .iter()
+                .filter_map(|l| LinkAddress::parse(&l.url).ok().map(|a| a.key))
+                .collect();
+            crate::store::saved_links::inbox(&state.db)
+                .await?
+                .into_iter()
+                .filter(|l| LinkAddress::parse(&l.url).is_ok_and(|a| !present.contains(&a.key)))
+                .collect()
+        }
+        None => Vec::new(),
+    };
     html(
         status,
         IssueEditPage {
@@ -154,6 +171,7 @@ async fn editor(
             input,
             error,
             schedule,
+            inbox,
         },
     )
 }
@@ -235,6 +253,12 @@ pub async fn save(
     let issue = find(&state, &id).await?;
     let mut form = IssueForm::parse(&body)?;
     form.apply_action();
+    if let Action::Add(saved) = form.action {
+        let link = crate::store::saved_links::get(&state.db, saved)
+            .await?
+            .ok_or_else(|| WebError::NotFound("There is no such saved link.".into()))?;
+        form.input.links.push(link.into_issue_link());
+    }
     let draft = match IssueDraft::parse(form.input.clone()) {
         Ok(draft) => draft,
         Err(e) => {
