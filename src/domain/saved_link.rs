@@ -18,6 +18,13 @@ fn is_tracking_parameter(name: &str) -> bool {
     name.starts_with("utm_") || name == "fbclid" || name == "gclid"
 }
 
+/// Whether `raw` starts with `http://` or `https://` in any case (the URL parser alone would
+/// also take `http:/host` and `http:host`).
+pub fn has_web_scheme(raw: &str) -> bool {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
 /// An address as the editor saved it, and the key it is compared by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkAddress {
@@ -29,16 +36,23 @@ pub struct LinkAddress {
 }
 
 impl LinkAddress {
-    /// Reads an http(s) address with a host, at most [`MAX_URL`] characters.
+    /// Reads an http(s) address with a host, at most [`MAX_URL`] bytes, with no control
+    /// characters (which the parser would drop silently).
     pub fn parse(raw: &str) -> Result<LinkAddress, String> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err("A link needs an address.".into());
         }
-        if raw.chars().count() > MAX_URL {
+        if raw.len() > MAX_URL {
             return Err(format!(
-                "The address is too long ({MAX_URL} characters at most)."
+                "The address is too long ({MAX_URL} bytes at most)."
             ));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err("An address is one line, without control characters.".into());
+        }
+        if !has_web_scheme(raw) {
+            return Err("A link is a full http:// or https:// address.".into());
         }
         let mut url =
             url::Url::parse(raw).map_err(|e| format!("{raw:?} is not an address: {e}."))?;
@@ -46,16 +60,18 @@ impl LinkAddress {
             return Err("A link is a full http:// or https:// address.".into());
         }
         url.set_fragment(None);
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(name, _)| !is_tracking_parameter(name))
-            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+        // The other parameters are kept as written (no re-encoding), in their order.
+        let query = url.query().unwrap_or_default().to_owned();
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .filter(|part| {
+                let name = part.split('=').next().unwrap_or_default();
+                let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+                !is_tracking_parameter(&name.replace('+', " "))
+            })
             .collect();
-        if kept.is_empty() {
-            url.set_query(None);
-        } else if url.query_pairs().count() != kept.len() {
-            url.query_pairs_mut().clear().extend_pairs(kept);
-        }
+        url.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
         Ok(LinkAddress {
             url: raw.to_owned(),
             key: url.to_string(),
@@ -188,6 +204,21 @@ mod tests {
             ("https://example.com", "https://example.com/"),
             ("https://example.com/a", "  https://example.com/a  "),
             ("https://bücher.example/", "https://xn--bcher-kva.example/"),
+            (
+                "https://e.com/?next=/b",
+                "https://e.com/?next=/b&utm_source=x",
+            ),
+            (
+                "https://e.com/?q=a%20b",
+                "https://e.com/?q=a%20b&utm_source=x",
+            ),
+            ("https://e.com/?t=1:30", "https://e.com/?gclid=1&t=1:30"),
+            ("https://e.com/?amp", "https://e.com/?amp&fbclid=1"),
+            (
+                "https://e.com/?a=1&b=2",
+                "https://e.com/?a=1&utm_term=q&b=2",
+            ),
+            ("https://e.com/a", "https://e.com/a?utm%5Fsource=x"),
         ] {
             assert_eq!(key(a), key(b), "{a} and {b}");
         }
@@ -207,6 +238,8 @@ mod tests {
             ),
             ("https://example.com/a", "https://example.com/a/"),
             ("https://example.com/a?ref=x", "https://example.com/a"),
+            ("https://e.com/?a=1&b=2", "https://e.com/?b=2&a=1"),
+            ("https://e.com/?amp", "https://e.com/?amp="),
         ] {
             assert_ne!(key(a), key(b), "{a} and {b}");
         }
@@ -221,11 +254,17 @@ mod tests {
             "mailto:desk@example.com",
             "javascript:alert(1)",
             "https://",
+            "https://e.com/a\tb",
+            "http:/e.com/a",
+            "http:e.com/a",
+            "https://e.com/a\nb",
         ] {
             assert!(LinkAddress::parse(bad).is_err(), "{bad:?}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL));
         assert!(LinkAddress::parse(&long).is_err());
+        let wide = format!("https://example.com/{}", "é".repeat(MAX_URL / 2));
+        assert!(LinkAddress::parse(&wide).is_err(), "bytes are counted");
     }
 
     #[test]

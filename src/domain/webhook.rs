@@ -202,6 +202,9 @@ pub fn endpoint_url(raw: &str) -> Result<url::Url, String> {
             "The address is too long ({MAX_URL} characters at most)."
         ));
     }
+    if !crate::domain::saved_link::has_web_scheme(raw) {
+        return Err("The address must start with http:// or https://.".into());
+    }
     let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not an address: {e}."))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("The address must start with http:// or https://.".into());
@@ -496,6 +499,7 @@ mod tests {
             "example.com/hook",
             "",
             "https://",
+            "http:/example.com/",
         ] {
             assert!(endpoint_url(bad).is_err(), "{bad:?}");
         }

@@ -1,10 +1,31 @@
-//! The links inbox around the store: a saved link's blank title and source filled from its
-//! page.
+//! The links inbox around the store: a new link's blank title and source filled from its
+//! page, then saved.
 
 pub mod fetch;
 
-use crate::domain::saved_link::{NewSavedLink, one_line};
+use chrono::{DateTime, Utc};
+
+use crate::domain::saved_link::{NewSavedLink, SavedLink, one_line};
+use crate::store::{Db, StoreError, saved_links};
 use fetch::{FetchError, PageFetcher};
+
+/// Saves `link`: a new one with its blank title and source completed from its page first
+/// ([`complete`]); a known one (by its normalized address) as given, its page not read again
+/// and its blank fields keeping what was saved. The saved link, whether it is new, and why its
+/// page could not be read, if it could not.
+pub async fn save(
+    db: &Db,
+    link: NewSavedLink,
+    fetcher: &PageFetcher,
+    now: DateTime<Utc>,
+) -> Result<(SavedLink, bool, Option<FetchError>), StoreError> {
+    let (link, problem) = match saved_links::find_by_key(db, &link.address.key).await? {
+        Some(_) => (link, None),
+        None => complete(link, fetcher).await,
+    };
+    let (saved, new) = saved_links::save(db, &link, now).await?;
+    Ok((saved, new, problem))
+}
 
 /// `link` with a blank title taken from its page (`og:title`, else `<title>`) and a blank
 /// source from the page's `og:site_name`, else the address's host. The page is read only when

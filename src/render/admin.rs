@@ -32,6 +32,8 @@ pub struct LoginPage<'a> {
     pub email: &'a str,
     /// What went wrong.
     pub error: Option<&'a str>,
+    /// The admin page to go back to once signed in (empty: the dashboard).
+    pub next: &'a str,
 }
 
 /// One bar of the growth chart.

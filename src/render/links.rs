@@ -86,8 +86,10 @@ pub struct LinksPage<'a> {
     pub source: String,
     /// The sources there are, for the filter.
     pub sources: Vec<String>,
-    /// Links left out past the page's limit.
-    pub more: usize,
+    /// The page of newer links, if any.
+    pub newer: Option<String>,
+    /// The page of older links, if any.
+    pub older: Option<String>,
 }
 
 /// A JSON Feed 1.1 of `links` (newest first).

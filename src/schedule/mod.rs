@@ -131,11 +131,30 @@ impl Scheduler {
         if next.at - now > ahead || issues::slot_drafted(&self.db, next.at).await? {
             return Ok(Vec::new());
         }
-        let links = saved_links::inbox(&self.db)
+        // Links already in an issue waiting for its slot (scheduled, or an earlier slot's
+        // draft) are that issue's; a link the roundup would refuse is left in the inbox.
+        let taken = saved_links::keys_in_waiting_issues(&self.db).await?;
+        let links: Vec<crate::domain::IssueLink> = saved_links::inbox(&self.db)
             .await?
             .into_iter()
-            .take(crate::domain::MAX_LINKS)
+            .filter(|l| {
+                crate::domain::saved_link::LinkAddress::parse(&l.url)
+                    .is_ok_and(|a| !taken.contains(&a.key))
+            })
             .map(|l| l.into_issue_link())
+            .filter(|link| {
+                let alone = crate::domain::IssueInput {
+                    subject: "-".into(),
+                    links: vec![link.clone()],
+                    ..Default::default()
+                };
+                let fits = crate::domain::IssueDraft::parse(alone).is_ok();
+                if !fits {
+                    tracing::warn!(url = %link.url, "a saved link left out of the slot's draft");
+                }
+                fits
+            })
+            .take(crate::domain::MAX_LINKS)
             .collect();
         let day = short_day(next.at, cadence.zone_at(next.at));
         let input = crate::domain::IssueInput {
@@ -185,7 +204,9 @@ impl Scheduler {
             if cadence::claim_reminder(&self.db, slot, now).await? {
                 let when = local_time(slot, cadence.zone_at(slot));
                 let waiting = saved_links::inbox(&self.db).await?.len();
-                let (subject, opening) = if waiting > 0 {
+                let drafted = issues::slot_draft(&self.db, slot).await?;
+                let bodiless = drafted.as_ref().is_none_or(|i| i.body.trim().is_empty());
+                let (subject, opening) = if waiting > 0 && bodiless {
                     let day = short_day(slot, cadence.zone_at(slot));
                     let count = if waiting == 1 {
                         "1 link".to_owned()

@@ -111,6 +111,17 @@ async fn next_number(db: &Db, base: &Slug) -> Result<u32, StoreError> {
         .map_or(2, |n| n.saturating_add(1).max(2)))
 }
 
+/// The draft made for cadence slot `slot` (`draft_ahead`), while it exists.
+pub async fn slot_draft(db: &Db, slot: DateTime<Utc>) -> Result<Option<Issue>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM issues WHERE id = (SELECT issue_id FROM slot_drafts WHERE slot_at = $1)"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(slot)
+        .fetch_optional(pool)
+        .await)?)
+}
+
 /// Whether cadence slot `slot` has had its draft made (`draft_ahead`).
 pub async fn slot_drafted(db: &Db, slot: DateTime<Utc>) -> Result<bool, StoreError> {
     Ok(with_pool!(db, read, |pool| sqlx::query_scalar(

@@ -1,6 +1,6 @@
 //! The links inbox: links saved between issues, one row per normalized address.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -21,8 +21,8 @@ from_row!(SavedLink {
 const COLUMNS: &str = "id, url, title, source, note, saved_at, updated_at";
 
 /// Saves a link: a new row, or, when its normalized address is known, the known row with the
-/// address as now given and each field given (a blank one keeps what was saved). `true` when
-/// the link is new.
+/// address as now given and each field given (a blank one keeps what was saved), saved again
+/// now (so it is back in the inbox). `true` when the link is new.
 #[tracing::instrument(skip_all)]
 pub async fn save(
     db: &Db,
@@ -35,7 +35,7 @@ pub async fn save(
          title = CASE WHEN excluded.title = '' THEN saved_links.title ELSE excluded.title END, \
          source = CASE WHEN excluded.source = '' THEN saved_links.source ELSE excluded.source END, \
          note = CASE WHEN excluded.note = '' THEN saved_links.note ELSE excluded.note END, \
-         updated_at = excluded.updated_at RETURNING {COLUMNS}"
+         saved_at = excluded.saved_at, updated_at = excluded.updated_at RETURNING {COLUMNS}"
     ));
     Ok(with_pool!(db, write, |pool| async {
         let mut tx = pool.begin().await?;
@@ -57,6 +57,17 @@ pub async fn save(
         Ok::<_, sqlx::Error>((saved, known.is_none()))
     }
     .await)?)
+}
+
+/// The saved link with this normalized address.
+pub async fn find_by_key(db: &Db, key: &str) -> Result<Option<SavedLink>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM saved_links WHERE url_key = $1"
+    ));
+    Ok(with_pool!(db, read, |pool| sqlx::query_as(sql)
+        .bind(key)
+        .fetch_optional(pool)
+        .await)?)
 }
 
 /// Saved links, newest first: up to `limit` saved before link `before`.
@@ -161,6 +172,23 @@ pub async fn delete(db: &Db, id: i64) -> Result<(), SavedLinkError> {
         return Err(SavedLinkError::NotFound);
     }
     Ok(())
+}
+
+/// The normalized addresses of the links in issues waiting for their slot: scheduled ones,
+/// and the drafts the scheduler made for slots (`draft_ahead`).
+pub async fn keys_in_waiting_issues(db: &Db) -> Result<HashSet<String>, StoreError> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM issues WHERE status = 'scheduled' OR (status = 'draft' AND id IN \
+         (SELECT issue_id FROM slot_drafts WHERE issue_id IS NOT NULL))",
+        super::issues::COLUMNS
+    ));
+    let waiting: Vec<crate::domain::Issue> =
+        with_pool!(db, read, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;
+    Ok(waiting
+        .iter()
+        .flat_map(|i| &i.links)
+        .filter_map(|l| LinkAddress::parse(&l.url).ok().map(|a| a.key))
+        .collect())
 }
 
 /// The published issues (sending or sent) each normalized address went out in, newest first.

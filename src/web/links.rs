@@ -10,8 +10,8 @@ use super::error::WebError;
 use crate::render::links::{LinksPage, PublishedLink, atom, json_feed};
 use crate::store::issues;
 
-/// Links shown on the page; a search reaches the rest.
-const SHOWN: usize = 500;
+/// Links to a page.
+const PER_PAGE: usize = 200;
 /// Links in the feeds.
 const FEED_ENTRIES: usize = 100;
 
@@ -22,6 +22,8 @@ pub struct LinksQuery {
     q: String,
     #[serde(default)]
     source: String,
+    #[serde(default)]
+    page: String,
 }
 
 /// Every link of every published issue, newest issue first.
@@ -56,6 +58,14 @@ pub async fn page(
 ) -> Result<HttpResponse, WebError> {
     let q = search_field("search", &query.q)?;
     let source = search_field("source", &query.source)?;
+    let page = match query.page.trim() {
+        "" => 1,
+        raw => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|p| (1..=1_000_000).contains(p))
+            .ok_or_else(|| WebError::BadRequest(format!("{raw:?} is not a page number.")))?,
+    };
     let all = published(&state).await?;
     let mut sources: Vec<String> = all
         .iter()
@@ -64,17 +74,45 @@ pub async fn page(
         .collect();
     sources.sort_by_key(|s| s.to_lowercase());
     sources.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-    let mut links: Vec<PublishedLink> =
-        all.into_iter().filter(|l| l.matches(&q, &source)).collect();
-    let more = links.len().saturating_sub(SHOWN);
-    links.truncate(SHOWN);
+    let found: Vec<PublishedLink> = all.into_iter().filter(|l| l.matches(&q, &source)).collect();
+    let total = found.len();
+    let links: Vec<PublishedLink> = found
+        .into_iter()
+        .skip((page - 1) * PER_PAGE)
+        .take(PER_PAGE)
+        .collect();
+    if links.is_empty() && page > 1 {
+        return Err(WebError::NotFound(format!(
+            "The links have no page {page}."
+        )));
+    }
+    let page_url = |n: usize| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if !q.is_empty() {
+            query.append_pair("q", &q);
+        }
+        if !source.is_empty() {
+            query.append_pair("source", &source);
+        }
+        if n > 1 {
+            query.append_pair("page", &n.to_string());
+        }
+        let query = query.finish();
+        let base = &state.publication.base_url;
+        if query.is_empty() {
+            format!("{base}/links")
+        } else {
+            format!("{base}/links?{query}")
+        }
+    };
     let body = askama::Template::render(&LinksPage {
         publication: &state.publication,
+        newer: (page > 1).then(|| page_url(page - 1)),
+        older: (page * PER_PAGE < total).then(|| page_url(page + 1)),
         links,
-        q,
-        source,
+        q: q.clone(),
+        source: source.clone(),
         sources,
-        more,
     })
     .map_err(|e| WebError::Internal(e.into()))?;
     Ok(HttpResponse::Ok()

@@ -362,6 +362,12 @@ async fn the_public_page_and_feeds_show_only_published_links(backend: Backend) {
         .unwrap();
     assert!(none.contains("No link matches"));
     assert_eq!(app.get("/links?q=%07").await.status(), 400);
+    assert_eq!(app.get("/links?page=x").await.status(), 400);
+    assert_eq!(
+        app.get("/links?page=2").await.status(),
+        404,
+        "three links make one page"
+    );
 
     let feed = app.get("/links.json").await;
     assert_eq!(feed.headers()["content-type"], "application/feed+json");
@@ -541,6 +547,37 @@ async fn a_link_saved_without_a_title_takes_its_pages(backend: Backend) {
     let og = json_of(save(&app, &token, json!({"url": format!("{base}/og")})).await).await;
     assert_eq!(og["data"]["title"], "The real title");
     assert_eq!(og["data"]["source"], "The Ledger");
+    assert_eq!(og.get("warning"), None);
+    // The editor's own words stay when the link is saved again with only its address: the
+    // page is not read again.
+    let id = og["data"]["id"].as_i64().unwrap();
+    let renamed = app
+        .api(Method::PATCH, &format!("/api/v1/links/{id}"), &token)
+        .json(&json!({"title": "My title", "source": "My source"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+    let again = save(&app, &token, json!({"url": format!("{base}/og#again")})).await;
+    assert_eq!(again.status(), 200);
+    let again = json_of(again).await;
+    assert_eq!(again["data"]["title"], "My title");
+    assert_eq!(again["data"]["source"], "My source");
+    // A page that cannot be read: the API says why.
+    let missing = json_of(
+        save(
+            &app,
+            &token,
+            json!({"url": format!("{base}/missing?api=1")}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(missing["data"]["title"], "");
+    assert!(
+        missing["warning"].as_str().unwrap().contains("404"),
+        "{missing}"
+    );
     let plain = json_of(
         save(
             &app,
@@ -645,11 +682,41 @@ async fn the_bookmarklet_form_works_with_the_session_and_its_csrf(backend: Backe
     let app = spawn_app(backend).await;
     let prefilled =
         "/admin/links/new?url=https%3A%2F%2Fexample.com%2Fa&title=A+title&note=Picked+text";
-    // Signed out, the form sends the editor to sign in.
+    // Signed out, the form sends the editor to sign in, and back to it, prefilled, after.
     let signed_out = app.get(prefilled).await;
     assert_eq!(signed_out.status(), 303);
-    assert_eq!(signed_out.headers()["location"], "/admin/login");
-    app.sign_in().await;
+    let to_login = signed_out.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        to_login,
+        "/admin/login?next=%2Fadmin%2Flinks%2Fnew%3Furl%3Dhttps%253A%252F%252Fexample.com%252Fa%26title%3DA%2Btitle%26note%3DPicked%2Btext"
+    );
+    app.create_editor("editor@example.com").await;
+    let csrf = app.csrf_from(&to_login).await;
+    let signed_in = app
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "editor@example.com"),
+                ("password", crate::helpers::EDITOR_PASSWORD),
+                ("next", prefilled),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], prefilled);
+    // Sign-in never leads off the admin.
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/admin/../x",
+        "/archive",
+    ] {
+        assert_eq!(fortnight::web::admin::after_login(evil), "/admin", "{evil}");
+    }
     let page = app.get(prefilled).await.text().await.unwrap();
     assert!(page.contains(r#"value="https://example.com/a""#), "{page}");
     assert!(page.contains(r#"value="A title""#) && page.contains(r#"value="Picked text""#));
@@ -932,6 +999,31 @@ async fn the_reminder_counts_the_waiting_links_and_the_editor_adds_them_with_one
         .await
         .unwrap();
     assert!(!page.contains("Waiting in the links inbox"), "{page}");
+    // A second click adds nothing more.
+    let twice = app
+        .admin_post(
+            &format!("/admin/issues/{id}"),
+            &[
+                ("subject", "Hand-made"),
+                ("body", "Body."),
+                ("link_title", "Already in"),
+                ("link_url", "https://example.com/one"),
+                ("link_source", ""),
+                ("link_note", ""),
+                ("link_title", "https://example.com/two"),
+                ("link_url", "https://example.com/two"),
+                ("link_source", ""),
+                ("link_note", ""),
+                ("action", &format!("add-{}", saved[1])),
+            ],
+        )
+        .await;
+    assert_eq!(twice.status(), 303);
+    let issue = fortnight::store::issues::get(&app.db, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(issue.links.len(), 2);
     let missing = app
         .admin_post(
             &format!("/admin/issues/{id}"),

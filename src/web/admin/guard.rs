@@ -119,8 +119,16 @@ pub async fn require_editor(
     let Some(editor) = editor else {
         // Never signed in, signed out, or the account was removed: start over.
         session.purge();
+        // A page asked for (a bookmarklet's form, a link from a notice) is where sign-in
+        // returns to.
+        let mut location = "/admin/login".to_owned();
+        let wanted = req.uri().path_and_query().map_or("", |p| p.as_str());
+        if req.method() == actix_web::http::Method::GET && wanted != "/admin" {
+            location.push_str("?next=");
+            location.extend(url::form_urlencoded::byte_serialize(wanted.as_bytes()));
+        }
         let to_login = HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, "/admin/login"))
+            .insert_header((header::LOCATION, location))
             .finish();
         return Ok(req.into_response(to_login).map_into_right_body());
     };

@@ -254,10 +254,24 @@ pub async fn save(
     let mut form = IssueForm::parse(&body)?;
     form.apply_action();
     if let Action::Add(saved) = form.action {
-        let link = crate::store::saved_links::get(&state.db, saved)
-            .await?
-            .ok_or_else(|| WebError::NotFound("There is no such saved link.".into()))?;
-        form.input.links.push(link.into_issue_link());
+        let Some(link) = crate::store::saved_links::get(&state.db, saved).await? else {
+            let refused = Some((
+                StatusCode::NOT_FOUND,
+                "That link is no longer in the inbox (it was deleted); nothing was added."
+                    .to_owned(),
+            ));
+            return editor(&state, &ctx, &session, Some(&issue), form.input, refused).await;
+        };
+        // A second click (or a link typed in meanwhile) does not add it twice.
+        let key = LinkAddress::parse(&link.url).ok().map(|a| a.key);
+        let present = form
+            .input
+            .links
+            .iter()
+            .any(|l| LinkAddress::parse(&l.url).ok().map(|a| a.key) == key);
+        if !present {
+            form.input.links.push(link.into_issue_link());
+        }
     }
     let draft = match IssueDraft::parse(form.input.clone()) {
         Ok(draft) => draft,

@@ -158,9 +158,9 @@ pub async fn manifest(state: web::Data<AppState>) -> HttpResponse {
             "name": format!("{name} admin"),
             "short_name": name,
             "start_url": "/admin",
-            "scope": "/admin/",
+            "scope": "/admin",
             "display": "standalone",
-            "icons": [{"src": "/favicon.ico", "sizes": "any"}],
+            "icons": [{"src": "/favicon.ico", "sizes": "any", "type": "image/svg+xml"}],
             "share_target": {
                 "action": "/admin/links/new",
                 "method": "GET",
@@ -175,8 +175,13 @@ pub async fn save(
     session: Session,
     form: web::Form<LinkForm>,
 ) -> Result<HttpResponse, WebError> {
-    let (link, problem) = crate::inbox::complete(form.parse()?, &state.page_fetcher).await;
-    let (_, new) = saved_links::save(&state.db, &link, state.clock.now()).await?;
+    let (_, new, problem) = crate::inbox::save(
+        &state.db,
+        form.parse()?,
+        &state.page_fetcher,
+        state.clock.now(),
+    )
+    .await?;
     let said = if new {
         "The link was saved."
     } else {

@@ -22,12 +22,38 @@ pub struct Credentials {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Where to go after signing in: `next` when it is a page of this admin (a path under
+/// `/admin`, nothing that could lead off the site), else the dashboard.
+pub fn after_login(next: &str) -> &str {
+    let ours = next.starts_with("/admin")
+        && !next.starts_with("/admin/login")
+        && !next.contains(['\\', '\r', '\n'])
+        && !next.contains("//")
+        && !next.contains("..")
+        && next.len() <= 4096;
+    if ours { next } else { "/admin" }
+}
+
+/// The query of the sign-in page.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: String,
 }
 
 /// `GET /admin/login`.
-pub async fn form(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, WebError> {
+pub async fn form(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    let next = after_login(&query.next);
     if session.get::<i64>(EDITOR).ok().flatten().is_some() {
-        return Ok(see_other("/admin"));
+        return Ok(see_other(next));
     }
     let csrf = context::csrf_token(&session);
     html(
@@ -37,6 +63,7 @@ pub async fn form(state: web::Data<AppState>, session: Session) -> Result<HttpRe
             csrf: &csrf,
             email: "",
             error: None,
+            next: if next == "/admin" { "" } else { next },
         },
     )
 }
@@ -48,7 +75,12 @@ pub async fn submit(
     session: Session,
     form: web::Form<Credentials>,
 ) -> Result<HttpResponse, WebError> {
-    let Credentials { email, password } = form.into_inner();
+    let Credentials {
+        email,
+        password,
+        next,
+    } = form.into_inner();
+    let next = after_login(&next).to_owned();
     let refuse = |status: StatusCode, error: &str| {
         let csrf = context::csrf_token(&session);
         let shown: String = email.chars().take(254).collect();
@@ -59,6 +91,7 @@ pub async fn submit(
                 csrf: &csrf,
                 email: &shown,
                 error: Some(error),
+                next: if next == "/admin" { "" } else { &next },
             },
         )
     };
@@ -107,7 +140,7 @@ pub async fn submit(
         .map_err(|e| WebError::Internal(anyhow::anyhow!("{e}")))?;
     editors::touch_login(&state.db, id, now).await?;
     tracing::info!(editor = id, "signed in");
-    Ok(see_other("/admin"))
+    Ok(see_other(&next))
 }
 
 /// `POST /admin/logout`: ends this session and every other one of this editor, so a copy

@@ -30,6 +30,7 @@ mod webhooks;
 mod welcome;
 
 pub use context::AdminContext;
+pub use login::after_login;
 
 /// Every signed-in route: (method, path under `/admin`, handler). The router is built from
 /// this list and the tests walk the same list, so no route escapes the sign-in check.
@@ -311,11 +312,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, setup: &AdminSetup, login_limit: 
             .wrap(session)
             // The admin's own script (live numbers, the editor's preview) may run and call home;
             // pages that need less or more (the preview's frame) set their own.
-            .wrap(actix_web::middleware::DefaultHeaders::new().add((
-                actix_web::http::header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
-                 img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            ))),
+            // The manifest makes the admin installable (the links inbox's share target); a
+            // page that opened the bookmarklet's window keeps no handle on it.
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((
+                        actix_web::http::header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; \
+                         img-src 'self' data:; manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+                         base-uri 'none'",
+                    ))
+                    .add(("cross-origin-opener-policy", "same-origin")),
+            ),
     );
 }
 

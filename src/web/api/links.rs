@@ -51,6 +51,10 @@ impl LinkJson {
 #[derive(Serialize, ToSchema)]
 pub struct LinkEnvelope {
     data: LinkJson,
+    /// On a save: why the link's page could not be read for its title (the title is then
+    /// left blank).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 /// A page of saved links, newest first.
@@ -76,7 +80,7 @@ pub struct LinkParams {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaveLink {
-    #[schema(schema_with = super::schema::link_url)]
+    #[schema(schema_with = super::schema::saved_link_url)]
     url: String,
     #[serde(default)]
     #[schema(schema_with = super::schema::saved_link_title)]
@@ -94,7 +98,7 @@ pub struct SaveLink {
 #[serde(deny_unknown_fields)]
 pub struct ChangeLink {
     #[serde(default, deserialize_with = "super::not_null")]
-    #[schema(schema_with = super::schema::link_url)]
+    #[schema(schema_with = super::schema::saved_link_url)]
     url: Option<String>,
     #[serde(default, deserialize_with = "super::not_null")]
     #[schema(schema_with = super::schema::saved_link_title)]
@@ -132,10 +136,12 @@ async fn answer(
     state: &AppState,
     status: StatusCode,
     link: SavedLink,
+    warning: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let sent = saved_links::sent_in(&state.db).await?;
     Ok(HttpResponse::build(status).json(LinkEnvelope {
         data: LinkJson::new(link, &sent),
+        warning,
     }))
 }
 
@@ -156,11 +162,12 @@ pub async fn list(
     }))
 }
 
-/// Save a link. With no title, the page is read once (5 s, its first megabyte, public
-/// addresses only) for `og:title` or `<title>`, and a blank source becomes `og:site_name` or
-/// the host. An address already saved (compared without case in the scheme and host, the
-/// default port, the fragment and `utm_*`, `fbclid`, `gclid`) updates that link: 200
-/// instead of 201, and blank fields keep what was saved.
+/// Save a link. A new link with no title has its page read once (5 s, its first megabyte,
+/// public addresses only) for `og:title` or `<title>`, and a blank source becomes
+/// `og:site_name` or the host (`warning` says why when the page cannot be read). An address
+/// already saved (compared without case in the scheme and host, the default port, the
+/// fragment and `utm_*`, `fbclid`, `gclid`) updates that link: 200 instead of 201, its page is
+/// not read again, blank fields keep what was saved, and it is back in the inbox.
 #[utoipa::path(post, path = "/api/v1/links", request_body = SaveLink,
     responses((status = 201, description = "Saved", body = LinkEnvelope),
               (status = 200, description = "Already saved: updated", body = LinkEnvelope),
@@ -170,14 +177,15 @@ pub async fn save(
     body: JsonObject<SaveLink>,
 ) -> Result<HttpResponse, ApiError> {
     let link = checked(&body.url, &body.title, &body.source, &body.note)?;
-    let (link, _) = crate::inbox::complete(link, &state.page_fetcher).await;
-    let (saved, new) = saved_links::save(&state.db, &link, state.clock.now()).await?;
+    let (saved, new, problem) =
+        crate::inbox::save(&state.db, link, &state.page_fetcher, state.clock.now()).await?;
     let status = if new {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    answer(&state, status, saved).await
+    let warning = problem.map(|why| format!("The page could not be read for its title: {why}"));
+    answer(&state, status, saved, warning).await
 }
 
 /// One saved link.
@@ -190,7 +198,7 @@ pub async fn get(
     let link = saved_links::get(&state.db, id(&path)?)
         .await?
         .ok_or(SavedLinkError::NotFound)?;
-    answer(&state, StatusCode::OK, link).await
+    answer(&state, StatusCode::OK, link, None).await
 }
 
 /// Change a saved link's address, title, source or note.
@@ -213,7 +221,7 @@ pub async fn update(
         body.note.as_deref().unwrap_or(&now.note),
     )?;
     let saved = saved_links::update(&state.db, id, &link, state.clock.now()).await?;
-    answer(&state, StatusCode::OK, saved).await
+    answer(&state, StatusCode::OK, saved, None).await
 }
 
 /// Delete a saved link (issues it went into keep it).
