@@ -14,7 +14,7 @@ use crate::config::{Config, redact_url};
 use crate::delivery::Handoff;
 use crate::domain::SubscriberEmail;
 use crate::domain::password::Password;
-use crate::store::{Db, editors};
+use crate::store::{Backend, Db, editors};
 
 mod dkim;
 mod doctor;
@@ -60,6 +60,18 @@ pub enum Command {
     /// DKIM signing keys.
     #[command(subcommand)]
     Dkim(dkim::DkimCommand),
+    /// Write a consistent copy of the SQLite database to FILE while the server keeps running
+    /// (on PostgreSQL: shows the pg_dump line to use).
+    Backup {
+        /// Where the copy goes (must not exist).
+        file: PathBuf,
+    },
+    /// Put a backup back as the SQLite database, refused while any Fortnight process holds it
+    /// (the database it replaces is kept as `<database>.replaced`).
+    Restore {
+        /// The backup to put back.
+        file: PathBuf,
+    },
 }
 
 /// `fortnight editor …`
@@ -145,7 +157,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(command) => tokens::run(&open(&config).await?, command).await,
         Command::Dkim(command) => dkim::run(&config, command),
+        Command::Backup { file } => backup(&config, &file).await,
+        Command::Restore { file } => restore(&config, &file).await,
     }
+}
+
+async fn backup(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::store::backup;
+    if Backend::of_url(config.database_url.expose_secret()) == Some(Backend::Postgres) {
+        bail!(
+            "the database is PostgreSQL: back it up with pg_dump, which takes a consistent \
+             snapshot while the server runs:\n  {}",
+            backup::pg_dump_line(&config.database_url, file)
+        );
+    }
+    let bytes = backup::backup(&config.database_url, file).await?;
+    println!("backup written to {} ({bytes} bytes)", file.display());
+    Ok(())
+}
+
+async fn restore(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use crate::store::backup;
+    if Backend::of_url(config.database_url.expose_secret()) == Some(Backend::Postgres) {
+        bail!(
+            "the database is PostgreSQL: restore a pg_dump file with pg_restore, with the \
+             servers stopped:\n  pg_restore --clean --if-exists --dbname='<database URL>' '{}'",
+            file.display()
+        );
+    }
+    let replaced = backup::restore(&config.database_url, file).await?;
+    println!(
+        "{} restored into {}",
+        file.display(),
+        redact_url(config.database_url.expose_secret())
+    );
+    if let Some(aside) = replaced {
+        println!("the database it replaced is kept as {}", aside.display());
+    }
+    Ok(())
 }
 
 /// Opens and migrates the configured database, with two connections (a one-off command).

@@ -46,6 +46,7 @@ macro_rules! from_row {
 }
 
 pub mod api_tokens;
+pub mod backup;
 pub mod cadence;
 pub mod clicks;
 pub mod deliveries;
@@ -108,6 +109,9 @@ pub enum Db {
         /// With `synchronous = full`, what makes a commit durable before it is acknowledged
         /// ([`LogSync`]); `None` with `normal`, and in a [`Db::deferring`] handle.
         log: Option<Arc<LogSync>>,
+        /// A shared lock on the database's `.lock` file, held while the pools live, so that
+        /// `fortnight restore` can tell the database is in use.
+        held: Arc<std::fs::File>,
     },
     /// PostgreSQL: one pool for everything.
     Postgres(PgPool),
@@ -337,6 +341,32 @@ async fn checkpoint_wal(read: SqlitePool, write: SqlitePool) {
     }
 }
 
+/// The lock file beside a SQLite database: `fortnight.db.lock` for `fortnight.db`.
+pub fn lock_path(database: &std::path::Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes a shared lock on the database's lock file: any number of processes may use the
+/// database together, and `fortnight restore` (which takes it exclusively) waits for none.
+fn hold(database: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    let path = lock_path(database);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    file.try_lock_shared().map_err(|_| {
+        StoreError::Unavailable(format!(
+            "{} is being restored; start again once the restore has finished",
+            database.display()
+        ))
+    })?;
+    Ok(file)
+}
+
 impl Db {
     /// Opens a pool for `url`; a SQLite file is created on first use, and its commits are
     /// synced as `synchronous` says.
@@ -360,6 +390,7 @@ impl Db {
                     // Checkpoints run beside the writer (below), never inside a commit.
                     .pragma("wal_autocheckpoint", "0");
                 let database = options.get_filename().to_owned();
+                let held = Arc::new(hold(&database)?);
                 // The one writer gets a 16 MiB page cache (imports and sends were measured no faster with
                 // 64 MiB, which only made a long send's memory grow with the list).
                 let write = SqlitePoolOptions::new()
@@ -375,7 +406,12 @@ impl Db {
                     Synchronous::Full => Some(Arc::new(LogSync::new(database))),
                     Synchronous::Normal => None,
                 };
-                Ok(Db::Sqlite { read, write, log })
+                Ok(Db::Sqlite {
+                    read,
+                    write,
+                    log,
+                    held,
+                })
             }
             _ => {
                 let options = PgConnectOptions::from_str(raw)?;
@@ -404,10 +440,13 @@ impl Db {
     /// uses it so that one group's sync overlaps the next group's transaction.
     pub fn deferring(&self) -> Db {
         match self {
-            Db::Sqlite { read, write, .. } => Db::Sqlite {
+            Db::Sqlite {
+                read, write, held, ..
+            } => Db::Sqlite {
                 read: read.clone(),
                 write: write.clone(),
                 log: None,
+                held: held.clone(),
             },
             Db::Postgres(pool) => Db::Postgres(pool.clone()),
         }

@@ -8,6 +8,7 @@ mod admin_pages;
 mod api_contract;
 mod api_v1;
 mod archive;
+mod backup;
 mod bad_input;
 mod bounce_mailbox;
 mod clicks;
