@@ -181,6 +181,9 @@ pub struct Config {
     /// with the links inbox in its roundup; zero (the default) leaves drafts to the editor.
     #[serde(with = "humantime_serde")]
     pub draft_ahead: Duration,
+    /// How log lines are written to stderr: `text` for people, `json` for log collectors
+    /// (one object per line).
+    pub log_format: LogFormat,
     /// How long shutdown waits for mail in flight before exiting.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -247,9 +250,21 @@ impl Default for Config {
             catch_up_grace: Duration::from_secs(6 * 3600),
             reminder_before: Duration::from_secs(24 * 3600),
             draft_ahead: Duration::ZERO,
+            log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(30),
         }
     }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// A list setting that may also be given as one value (`key = "a"` or `key = ["a", "b"]`).
@@ -330,6 +345,7 @@ const KEYS: &[&str] = &[
     "catch_up_grace",
     "reminder_before",
     "draft_ahead",
+    "log_format",
     "shutdown_grace",
 ];
 

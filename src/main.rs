@@ -5,7 +5,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = fortnight::cli::Cli::parse();
-    fortnight::telemetry::init();
     match fortnight::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,17 +1,25 @@
-//! Logging set-up: `RUST_LOG` filters, human-readable lines on stderr.
+//! Logging set-up: `RUST_LOG` filters; lines on stderr, for people or (`log_format = "json"`)
+//! one JSON object per line for log collectors.
 
 use tracing_subscriber::{EnvFilter, fmt};
 
+use crate::config::LogFormat;
+
 /// Installs the global subscriber once; later calls (tests) are ignored.
-pub fn init() {
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"))
         // The IMAP client traces every command it sends, the login's password included.
         .add_directive("async_imap=info".parse().expect("a valid directive"));
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let lines = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => lines.try_init(),
+        LogFormat::Json => lines
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
 }
 
 /// The Prometheus recorder, installed once per process; `/metrics` renders it.

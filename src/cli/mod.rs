@@ -127,6 +127,7 @@ async fn tick(config: Config) -> anyhow::Result<()> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(config.log_format);
     match cli.command {
         Command::Serve => {
             tracing::info!(?config, "starting");

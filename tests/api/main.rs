@@ -21,6 +21,7 @@ mod issues;
 mod links;
 mod mail_outage;
 mod manage;
+mod operations;
 mod outbound_webhooks;
 mod rendering;
 mod schedule;
