@@ -16,6 +16,7 @@ use crate::domain::SubscriberEmail;
 use crate::domain::password::Password;
 use crate::store::{Backend, Db, editors};
 
+mod check;
 mod dkim;
 mod doctor;
 mod subscribers;
@@ -51,6 +52,10 @@ pub enum Command {
     /// Check the installation: version, the time-zone rules read (and their release), the
     /// database, and the cadence's next slots.
     Doctor,
+    /// Check the configuration before starting: the database answers (nothing applied), the
+    /// SMTP server takes EHLO, STARTTLS and AUTH as configured (no mail sent), the time-zone
+    /// rules and the pending migrations; exits non-zero with what to fix.
+    Check,
     /// Import or export subscribers as CSV.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
@@ -152,6 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::app::run_workers(Parts::assemble(config, db, Clock::System).await?).await
         }
         Command::Doctor => doctor::run(&config).await,
+        Command::Check => check::run(&config).await,
         Command::Editor(command) => editor(&open(&config).await?, command).await,
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await

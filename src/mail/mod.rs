@@ -88,6 +88,15 @@ impl Mailer {
         Ok(Mailer { transport, dkim })
     }
 
+    /// Connects to the SMTP server as a send would (EHLO, STARTTLS, AUTH) without sending;
+    /// `None` when mail goes to the outbox folder.
+    pub async fn probe(&self) -> Option<Result<String, SendError>> {
+        match &self.transport {
+            Transport::Smtp(pool) => Some(pool.probe().await),
+            Transport::Files(_) => None,
+        }
+    }
+
     /// Hands one message over; `Ok` carries the server's reply (or the file written).
     pub async fn send(&self, message: Message) -> Result<String, SendError> {
         self.send_raw(message.envelope(), &message.formatted())

@@ -195,6 +195,25 @@ impl SmtpPool {
         Ok(Session { conn, pipelining })
     }
 
+    /// Opens one connection as a send would (EHLO, STARTTLS and AUTH as configured), sends
+    /// nothing and closes it; says what the server offered.
+    pub async fn probe(&self) -> Result<String, SendError> {
+        let mut session = self.connect().await?;
+        let t = &self.target;
+        let tls = match t.tls {
+            Tls::Implicit => "TLS",
+            Tls::StartTls { .. } if session.conn.is_encrypted() => "STARTTLS",
+            _ => "no TLS",
+        };
+        let auth = if t.credentials.is_some() {
+            "signed in"
+        } else {
+            "no AUTH"
+        };
+        let _ = session.conn.quit().await;
+        Ok(format!("{}:{} ({tls}, {auth})", t.host, t.port))
+    }
+
     /// Sends one message over a pooled connection (opening one when none is idle); returns
     /// the server's reply. A connection that broke is dropped, not returned to the pool.
     pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {

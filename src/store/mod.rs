@@ -427,6 +427,27 @@ impl Db {
 
     /// Applies the embedded migrations that have not run yet. On PostgreSQL the migrator
     /// holds an advisory lock, so instances that start together are safe.
+    /// The migrations this binary holds that the database has not applied yet, by version
+    /// and description.
+    pub async fn pending_migrations(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let migrator = match self {
+            Db::Sqlite { .. } => sqlx::migrate!("./migrations/sqlite"),
+            Db::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        // A database never migrated has no table: everything is pending.
+        let applied: Vec<i64> = with_pool!(self, read, |pool| sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success"
+        )
+        .fetch_all(pool)
+        .await)
+        .unwrap_or_default();
+        Ok(migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| (m.version, m.description.to_string()))
+            .collect())
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
             Db::Sqlite { write, .. } => sqlx::migrate!("./migrations/sqlite").run(write).await?,
