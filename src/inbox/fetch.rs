@@ -3,11 +3,10 @@
 //! and only public addresses unless `link_fetch_allow_private` (the same resolver as the
 //! webhooks: a name that resolves to a private address is never connected to).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::outbox::webhooks::PublicOnly;
+use crate::outbox::webhooks::{PublicOnly, with_causes};
 
 /// The longest a fetch takes, redirects included.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,12 +46,7 @@ fn refusal(url: &url::Url, rules: &PublicOnly) -> Option<String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Some(format!("{} is not an http or https address", url.scheme()));
     }
-    let ip = match url.host()? {
-        url::Host::Ipv4(ip) => IpAddr::V4(ip),
-        url::Host::Ipv6(ip) => IpAddr::V6(ip),
-        url::Host::Domain(_) => return None,
-    };
-    (!rules.allows(ip)).then(|| format!("{ip} is a private or loopback address"))
+    rules.literal_refusal(url)
 }
 
 impl PageFetcher {
@@ -127,18 +121,10 @@ impl PageFetcher {
 }
 
 fn describe(error: reqwest::Error) -> FetchError {
-    let error = error.without_url();
-    let mut text = if error.is_timeout() {
-        format!("no page within {} seconds", TIMEOUT.as_secs())
-    } else {
-        error.to_string()
-    };
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let head = error
+        .is_timeout()
+        .then(|| format!("no page within {} seconds", TIMEOUT.as_secs()));
+    let text = with_causes(head, error);
     if text.contains("redirect was refused") || text.contains("private or loopback") {
         FetchError::Refused(text)
     } else {

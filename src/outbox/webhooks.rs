@@ -47,6 +47,31 @@ impl PublicOnly {
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allow_private || is_public(ip) || self.also.contains(&ip)
     }
+
+    /// Why `url`, written with an IP address these rules do not allow, is refused (a host
+    /// name is left to the resolver).
+    pub fn literal_refusal(&self, url: &url::Url) -> Option<String> {
+        let ip = match url.host()? {
+            url::Host::Ipv4(ip) => IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => IpAddr::V6(ip),
+            url::Host::Domain(_) => return None,
+        };
+        (!self.allows(ip)).then(|| format!("{ip} is a private or loopback address"))
+    }
+}
+
+/// `head`, then the causes of `error` (reqwest's own message hides them), never its address
+/// (a URL may carry a credential in its path).
+pub fn with_causes(head: Option<String>, error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = head.unwrap_or_else(|| error.to_string());
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl reqwest::dns::Resolve for PublicOnly {
@@ -82,8 +107,7 @@ pub async fn refused_destination(url: &url::Url, allow_private: bool) -> Option<
         return None;
     }
     match url.host()? {
-        url::Host::Ipv4(ip) => literal_refusal(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => literal_refusal(IpAddr::V6(ip)),
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => literal_refusal(url),
         url::Host::Domain(name) => {
             let port = url.port_or_known_default().unwrap_or(443);
             let lookup = tokio::net::lookup_host((name, port));
@@ -105,10 +129,10 @@ pub async fn refused_destination(url: &url::Url, allow_private: bool) -> Option<
     }
 }
 
-fn literal_refusal(ip: IpAddr) -> Option<String> {
-    (!is_public(ip)).then(|| {
-        format!("{ip} is a private or loopback address; webhooks go only to public addresses.")
-    })
+fn literal_refusal(url: &url::Url) -> Option<String> {
+    PublicOnly::default()
+        .literal_refusal(url)
+        .map(|why| format!("{why}; webhooks go only to public addresses."))
 }
 
 /// Everything the sender needs; cheap to clone.
@@ -219,15 +243,10 @@ impl WebhookSender {
             Ok(url) => url,
             Err(why) => return failed(None, why, self),
         };
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(why) = literal
-            .filter(|_| !self.config.webhooks_allow_private)
-            .and_then(literal_refusal)
-        {
+        let refused = (!self.config.webhooks_allow_private)
+            .then(|| literal_refusal(&url))
+            .flatten();
+        if let Some(why) = refused {
             return failed(None, why, self);
         }
         let secret = match WebhookSecret::parse(&delivery.secret) {
@@ -284,22 +303,14 @@ impl WebhookSender {
     }
 }
 
-/// A failed request in words, with its causes (reqwest's own message hides them).
+/// A failed post in words, with its causes.
 fn describe(error: reqwest::Error) -> String {
-    // Without the address: an endpoint's URL may carry a credential in its path.
-    let error = error.without_url();
-    let mut text = if error.is_timeout() {
-        format!("no answer within {} seconds", TIMEOUT.as_secs())
+    let head = if error.is_timeout() {
+        Some(format!("no answer within {} seconds", TIMEOUT.as_secs()))
     } else if error.is_connect() {
-        "could not connect".to_owned()
+        Some("could not connect".to_owned())
     } else {
-        error.to_string()
+        None
     };
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    with_causes(head, error)
 }
