@@ -8,6 +8,10 @@
 //! Needs `smtp-sink` and `smtp-source` (Debian package `postfix`). Run:
 //! `cargo bench --bench delivery` (env: `READERS`, default 100000; `CONNECTIONS`, default 8;
 //! `POSTGRES_BENCH_URL` to run the PostgreSQL half too; `SKIP_SQLITE` to run only that).
+//!
+//! `HISTORY=50` runs the retention benchmark instead: on one database, the send rate and the
+//! report's time with no past sends, with 50 past sends of every reader kept whole (a year of
+//! rows), and after retention folded them.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -79,17 +83,23 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
             .await
             .unwrap();
     }
+    let issue = make_issue(&db, "Benchmark issue", now).await;
+    (db, issue)
+}
+
+/// A draft of about 20 KB as sent, ready to start.
+async fn make_issue(db: &Db, subject: &str, now: chrono::DateTime<chrono::Utc>) -> i64 {
     let paragraph = "Freight, not harvests, set the price of wheat this year: ships waited at anchor \
                      for weeks, insurers raised their premiums, and the [usual story](https://example.com/s) \
                      explains **very little** of it.\n\n";
     let body = paragraph.repeat(env("BODY_BYTES", 5_500) / paragraph.len() + 1);
     let draft = IssueDraft::parse(IssueInput {
-        subject: "Benchmark issue".into(),
+        subject: subject.into(),
         body,
         ..IssueInput::default()
     })
     .unwrap();
-    let issue = issues::create(&db, &draft, now).await.unwrap();
+    let issue = issues::create(db, &draft, now).await.unwrap();
     let publication = fortnight::render::Publication {
         name: "Bench".into(),
         pitch: String::new(),
@@ -116,7 +126,7 @@ async fn prepare(url: &str, readers: usize) -> (Db, i64) {
     };
     let (_, message) = prepared.for_reader(&reader).unwrap();
     println!("message size: {:.1} KB", message.len() as f64 / 1024.0);
-    (db, issue.id)
+    issue.id
 }
 
 /// A DKIM key for the worker: its selector and PEM file.
@@ -170,18 +180,33 @@ async fn run(
     dkim: DkimKey<'_>,
 ) -> f64 {
     let (db, id) = prepare(url, readers).await;
+    let rate = send(label, &db, id, url, connections, synchronous, dkim).await;
+    db.close().await;
+    rate
+}
+
+/// Starts issue `id` and has a worker send it; returns the rate in messages/s.
+async fn send(
+    label: &str,
+    db: &Db,
+    id: i64,
+    url: &str,
+    connections: usize,
+    synchronous: &str,
+    dkim: DkimKey<'_>,
+) -> f64 {
     let mut child = worker(url, connections, synchronous, dkim);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     assert!(
-        issues::start_sending(&db, id, chrono::Utc::now())
+        issues::start_sending(db, id, chrono::Utc::now())
             .await
             .unwrap()
     );
     let mut peak = 0.0f64;
     loop {
         peak = peak.max(peak_mb(child.id()));
-        let issue = issues::get(&db, id).await.unwrap().unwrap();
+        let issue = issues::get(db, id).await.unwrap().unwrap();
         if issue.status.as_str() == "sent" {
             break;
         }
@@ -194,10 +219,9 @@ async fn run(
     let took = started.elapsed();
     peak = peak.max(peak_mb(child.id()));
     let cpu = cpu_secs(child.id());
-    let progress = sends::progress(&db, id, chrono::Utc::now()).await.unwrap();
+    let progress = sends::progress(db, id, chrono::Utc::now()).await.unwrap();
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
-    db.close().await;
     let rate = progress.sent as f64 / took.as_secs_f64();
     println!(
         "{label}: {} messages in {:.1} s = {rate:.0} messages/s ({connections} connections); worker peak RSS {peak:.0} MB, CPU {cpu:.1} s; failed {}",
@@ -206,6 +230,94 @@ async fn run(
         progress.failed
     );
     rate
+}
+
+/// The report's time (progress and report, as its page reads them): the median of 15, in ms.
+async fn report_ms(db: &Db, id: i64) -> f64 {
+    let issue = issues::get(db, id).await.unwrap().unwrap();
+    let mut times: Vec<f64> = Vec::new();
+    for _ in 0..15 {
+        let started = Instant::now();
+        let now = chrono::Utc::now();
+        sends::progress(db, id, now).await.unwrap();
+        fortnight::store::clicks::report(db, &issue, &[], false, false, false, now)
+            .await
+            .unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Adds `past` finished sends of a year ago, one sent delivery row per reader each, as the
+/// send loop leaves them.
+async fn add_history(db: &Db, past: usize) {
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(365);
+    for n in 0..past {
+        let id = make_issue(db, &format!("Past issue {n}"), long_ago).await;
+        fortnight::with_pool!(db, write, |pool| async {
+            sqlx::query(
+                "UPDATE issues SET status = 'sent', published_at = $2, finished_at = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(long_ago)
+            .execute(pool)
+            .await?;
+            sqlx::query(
+                "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, next_attempt_at, \
+                 smtp_reply, sent_at, updated_at) \
+                 SELECT $1, id, 'sent', 1, $2, '250 2.0.0 Ok: queued', $2, $2 FROM subscribers",
+            )
+            .bind(id)
+            .bind(long_ago)
+            .execute(pool)
+            .await?;
+            Ok::<(), sqlx::Error>(())
+        }
+        .await)
+        .unwrap();
+    }
+}
+
+/// `HISTORY=N`: the send rate and the report's time with no past sends, with N past sends of
+/// every reader kept whole, and with them folded by retention.
+async fn history(label: &str, url: &str, readers: usize, connections: usize, past: usize) {
+    let (db, first) = prepare(url, readers).await;
+    let mut lines = Vec::new();
+    let rate = send(label, &db, first, url, connections, "full", None).await;
+    lines.push(("no history", rate, report_ms(&db, first).await));
+    let started = Instant::now();
+    add_history(&db, past).await;
+    println!(
+        "{label}: {past} past sends of {readers} readers added in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let second = make_issue(&db, "Second benchmark issue", chrono::Utc::now()).await;
+    let rate = send(label, &db, second, url, connections, "full", None).await;
+    lines.push(("history kept whole", rate, report_ms(&db, second).await));
+    let started = Instant::now();
+    let folded = fortnight::store::retention::fold_due(
+        &db,
+        chrono::Duration::days(90),
+        u64::MAX,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "{label}: retention folded {} rows of {} sends in {took:.0} s ({:.0} rows/s)",
+        folded.rows,
+        folded.issues_done,
+        folded.rows as f64 / took
+    );
+    let third = make_issue(&db, "Third benchmark issue", chrono::Utc::now()).await;
+    let rate = send(label, &db, third, url, connections, "full", None).await;
+    lines.push(("history folded", rate, report_ms(&db, third).await));
+    for (what, rate, report) in lines {
+        println!("{label}, {what}: send {rate:.0} messages/s, report {report:.1} ms");
+    }
+    db.close().await;
 }
 
 fn reference(connections: usize) {
@@ -243,6 +355,20 @@ async fn main() {
         .expect("smtp-sink (apt-get install postfix)");
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
+    let past = env("HISTORY", 0);
+    if past > 0 {
+        if std::env::var("SKIP_SQLITE").is_err() {
+            let url = format!("sqlite://{}", dir.path().join("history.db").display());
+            history("SQLite", &url, readers, connections, past).await;
+        }
+        if let Ok(admin_url) = std::env::var("POSTGRES_BENCH_URL") {
+            let url = fresh_postgres(&admin_url).await;
+            history("PostgreSQL", &url, readers, connections, past).await;
+        }
+        reference(connections);
+        let _ = sink.kill();
+        return;
+    }
     if std::env::var("SKIP_SQLITE").is_err() {
         let mut rates = Vec::new();
         for synchronous in ["normal", "full"] {
@@ -294,40 +420,35 @@ async fn main() {
         reference(connections);
     }
     if let Ok(admin_url) = std::env::var("POSTGRES_BENCH_URL") {
-        let admin = Db::connect(
-            &SecretString::from(admin_url.clone()),
-            1,
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let Db::Postgres(pool) = &admin else {
-            panic!("not a PostgreSQL URL")
-        };
-        sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery")
-            .execute(pool)
-            .await
-            .unwrap();
-        sqlx::query("CREATE DATABASE fortnight_bench_delivery")
-            .execute(pool)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&admin_url).unwrap();
-        url.set_path("/fortnight_bench_delivery");
-        run(
-            "PostgreSQL",
-            url.as_str(),
-            readers,
-            connections,
-            "full",
-            None,
-        )
-        .await;
+        let url = fresh_postgres(&admin_url).await;
+        run("PostgreSQL", &url, readers, connections, "full", None).await;
         reference(connections);
-        sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery WITH (FORCE)")
-            .execute(pool)
-            .await
-            .unwrap();
     }
     let _ = sink.kill();
+}
+
+/// An empty `fortnight_bench_delivery` database on the server of `admin_url`; its URL.
+async fn fresh_postgres(admin_url: &str) -> String {
+    let admin = Db::connect(
+        &SecretString::from(admin_url.to_owned()),
+        1,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let Db::Postgres(pool) = &admin else {
+        panic!("not a PostgreSQL URL")
+    };
+    sqlx::query("DROP DATABASE IF EXISTS fortnight_bench_delivery WITH (FORCE)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE fortnight_bench_delivery")
+        .execute(pool)
+        .await
+        .unwrap();
+    admin.close().await;
+    let mut url = url::Url::parse(admin_url).unwrap();
+    url.set_path("/fortnight_bench_delivery");
+    url.to_string()
 }

@@ -82,6 +82,7 @@ async fn tick(label: &str, url: &str) {
         catch_up_grace: Duration::from_secs(6 * 3600),
         reminder_before: Duration::from_secs(24 * 3600),
         draft_ahead: Duration::ZERO,
+        delivery_retention: Duration::ZERO,
     };
     let mut times = Vec::new();
     for _ in 0..50 {

@@ -169,6 +169,7 @@ impl Parts {
             catch_up_grace: self.config.catch_up_grace,
             reminder_before: self.config.reminder_before,
             draft_ahead: self.config.draft_ahead,
+            delivery_retention: self.config.delivery_retention,
         }
     }
 }

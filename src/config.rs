@@ -181,6 +181,11 @@ pub struct Config {
     /// with the links inbox in its roundup; zero (the default) leaves drafts to the editor.
     #[serde(with = "humantime_serde")]
     pub draft_ahead: Duration,
+    /// A finished send's sent deliveries are kept this long, then counted on the issue and
+    /// deleted (failed ones, and those a bounce or complaint was reported for, stay); zero
+    /// keeps them all.
+    #[serde(with = "humantime_serde")]
+    pub delivery_retention: Duration,
     /// How log lines are written to stderr: `text` for people, `json` for log collectors
     /// (one object per line).
     pub log_format: LogFormat,
@@ -250,6 +255,7 @@ impl Default for Config {
             catch_up_grace: Duration::from_secs(6 * 3600),
             reminder_before: Duration::from_secs(24 * 3600),
             draft_ahead: Duration::ZERO,
+            delivery_retention: Duration::from_secs(90 * 86_400),
             log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -345,6 +351,7 @@ const KEYS: &[&str] = &[
     "catch_up_grace",
     "reminder_before",
     "draft_ahead",
+    "delivery_retention",
     "log_format",
     "shutdown_grace",
 ];

@@ -17,6 +17,7 @@ use crate::render::{Publication, human_duration, local_time, short_day};
 use crate::store::cadence;
 use crate::store::issues::{self, Issue};
 use crate::store::outbox;
+use crate::store::retention;
 use crate::store::saved_links;
 use crate::store::{Db, StoreError};
 
@@ -24,6 +25,10 @@ pub use ticker::Ticker;
 
 /// Issues looked at per tick; the rest wait for the next one.
 const DUE_PER_TICK: i64 = 100;
+
+/// Delivery rows folded per tick at most (`delivery_retention`): a million-reader send is
+/// folded over a few hours of ticks, in batches that never hold the database for long.
+const FOLD_PER_TICK: u64 = 50_000;
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -36,6 +41,8 @@ pub struct TickReport {
     pub reminded: Vec<DateTime<Utc>>,
     /// Drafts this tick made for the next open slot (`draft_ahead`).
     pub drafted: Vec<i64>,
+    /// Delivery rows this tick folded into their issues' counts (`delivery_retention`).
+    pub folded: u64,
 }
 
 /// Everything a tick needs; cheap to clone.
@@ -55,6 +62,9 @@ pub struct Scheduler {
     pub reminder_before: std::time::Duration,
     /// How long before the next open slot its draft is made (zero: never).
     pub draft_ahead: std::time::Duration,
+    /// How long a finished send's sent deliveries are kept before they are folded into the
+    /// issue's counts (zero: kept).
+    pub delivery_retention: std::time::Duration,
 }
 
 impl Scheduler {
@@ -84,6 +94,7 @@ impl Scheduler {
             Vec::new()
         });
         report.reminded = self.remind(now).await?;
+        report.folded = self.fold_old_deliveries(now).await;
         if !report.missed.is_empty() || !report.reminded.is_empty() {
             self.outbox_wake.notify_one();
         }
@@ -91,6 +102,24 @@ impl Scheduler {
             tracing::info!(?report, "tick");
         }
         Ok(report)
+    }
+
+    /// Folds up to [`FOLD_PER_TICK`] delivery rows of sends older than `delivery_retention`;
+    /// a failure is logged and the next tick tries again.
+    async fn fold_old_deliveries(&self, now: DateTime<Utc>) -> u64 {
+        let Ok(retention) = chrono::Duration::from_std(self.delivery_retention) else {
+            return 0;
+        };
+        if retention.is_zero() {
+            return 0;
+        }
+        match retention::fold_due(&self.db, retention, FOLD_PER_TICK, now).await {
+            Ok(folded) => folded.rows,
+            Err(error) => {
+                tracing::error!(%error, "old deliveries could not be folded");
+                0
+            }
+        }
     }
 
     async fn tell_missed(&self, issue: &Issue, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -1,6 +1,6 @@
 //! Clicks on tracked links, opens counted by the pixel, and an issue's report.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{Db, StoreError, sends};
 use crate::domain::Issue;
@@ -89,13 +89,14 @@ pub async fn report(
         .fetch_one(pool)
         .await?;
         let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+            "SELECT (SELECT COUNT(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
              WHERE d.issue_id = $1 AND d.status = 'sent' AND s.status = 'unsubscribed' \
-             AND s.unsubscribed_at >= $2 AND s.unsubscribed_at < $3",
+             AND s.unsubscribed_at >= $2 AND s.unsubscribed_at < $3) \
+             + (SELECT folded_left FROM issues WHERE id = $1)",
         )
         .bind(issue.id)
         .bind(since)
-        .bind(since + Duration::days(7))
+        .bind(since + super::retention::LEFT_WITHIN)
         .fetch_one(pool)
         .await?;
         let clicks: Vec<(String, i64, i64)> = sqlx::query_as(

@@ -59,6 +59,7 @@ pub mod issues;
 pub mod mail_events;
 pub mod manage;
 pub mod outbox;
+pub mod retention;
 pub mod saved_links;
 pub mod sends;
 pub mod settings;

@@ -16,7 +16,8 @@ pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Prog
         sqlx::query_as(
         "SELECT status, COUNT(*), \
          SUM(CASE WHEN reclaimed > 0 OR (status = 'cancelled' AND claimed_by IS NOT NULL) THEN 1 ELSE 0 END) \
-         FROM deliveries WHERE issue_id = $1 GROUP BY status"
+         FROM deliveries WHERE issue_id = $1 GROUP BY status \
+         UNION ALL SELECT 'folded', folded_sent, folded_in_doubt FROM issues WHERE id = $1"
     )
     .bind(issue_id)
     .fetch_all(pool)
@@ -40,7 +41,9 @@ pub async fn progress(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<Prog
         match status.as_str() {
             "pending" => p.pending = n,
             "retrying" => p.retrying = n,
-            "sent" => p.sent = n,
+            // Sent rows past `delivery_retention`, counted on the issue in one snapshot
+            // with the rows that remain.
+            "sent" | "folded" => p.sent += n,
             "failed" => p.failed = n,
             "skipped" => p.skipped = n,
             _ => p.cancelled = n,
@@ -244,8 +247,8 @@ pub async fn retry_failed(db: &Db, issue_id: i64, now: DateTime<Utc>) -> Result<
     let requeued = with_pool!(db, write, |pool| {
         let mut tx = pool.begin().await?;
         let reopened = sqlx::query(
-            "UPDATE issues SET status = 'sending', finished_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND status = 'sent'",
+            "UPDATE issues SET status = 'sending', finished_at = NULL, folded_at = NULL, \
+             updated_at = $2 WHERE id = $1 AND status = 'sent'",
         )
         .bind(issue_id)
         .bind(now)

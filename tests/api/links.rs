@@ -812,7 +812,7 @@ fn slot() -> chrono::DateTime<chrono::Utc> {
 }
 
 /// Another instance's scheduler: its own connections to the same database.
-async fn other_scheduler(app: &TestApp) -> fortnight::schedule::Scheduler {
+pub(crate) async fn other_scheduler(app: &TestApp) -> fortnight::schedule::Scheduler {
     let db = fortnight::store::Db::connect(
         &secrecy::SecretString::from(app.database_url.clone()),
         4,

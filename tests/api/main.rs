@@ -24,6 +24,7 @@ mod manage;
 mod operations;
 mod outbound_webhooks;
 mod rendering;
+mod retention;
 mod schedule;
 mod shutdown;
 mod signup;

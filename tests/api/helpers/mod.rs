@@ -15,7 +15,7 @@ use fortnight::store::subscribers::{self, Subscriber};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-pub use database::{Backend, TestDatabase};
+pub use database::{Backend, TestDatabase, count};
 pub use smtp::{CapturedMail, Reply, SmtpCapture, SmtpScript};
 
 /// Runs an async test body against SQLite and against PostgreSQL, as two tests.
