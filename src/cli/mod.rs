@@ -19,6 +19,7 @@ use crate::store::{Backend, Db, editors};
 mod check;
 mod dkim;
 mod doctor;
+mod healthcheck;
 mod subscribers;
 mod tokens;
 
@@ -56,6 +57,13 @@ pub enum Command {
     /// SMTP server takes EHLO, STARTTLS and AUTH as configured (no mail sent), the time-zone
     /// rules and the pending migrations; exits non-zero with what to fix.
     Check,
+    /// Probe this instance for a container's health check: its `GET /health` answers 200,
+    /// or with `--worker`, a delivery worker of this host has a current heartbeat.
+    Healthcheck {
+        /// Check a `fortnight worker` (which serves no HTTP) instead of a server.
+        #[arg(long)]
+        worker: bool,
+    },
     /// Import or export subscribers as CSV.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
@@ -158,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Doctor => doctor::run(&config).await,
         Command::Check => check::run(&config).await,
+        Command::Healthcheck { worker } => healthcheck::run(&config, worker).await,
         Command::Editor(command) => editor(&open(&config).await?, command).await,
         Command::Subscribers(command) => {
             subscribers::run(&config, &open(&config).await?, command).await

@@ -133,3 +133,15 @@ macro_rules! bump_steer {
         .fetch_one(&mut *$tx)
     };
 }
+
+/// Delivery workers of `host` whose heartbeat is current: the liveness of a worker process
+/// (`fortnight healthcheck --worker`).
+pub async fn live_on(db: &Db, host: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+    Ok(with_pool!(db, read, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM delivery_workers WHERE host = $1 AND expires_at > $2"
+    )
+    .bind(host)
+    .bind(now)
+    .fetch_one(pool)
+    .await)?)
+}
