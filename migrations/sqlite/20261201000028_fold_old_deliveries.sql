@@ -8,3 +8,8 @@ ALTER TABLE issues ADD COLUMN folded_left BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE issues ADD COLUMN folded_at TEXT;
 
 CREATE INDEX issues_to_fold ON issues (finished_at) WHERE folded_at IS NULL AND finished_at IS NOT NULL;
+
+-- A fold keeps a copy when its reader has a bounce or complaint for that issue: looked up by
+-- reader and issue (the reader-only index is its prefix, so it goes).
+CREATE INDEX mail_events_reader_issue ON mail_events (subscriber_id, issue_id);
+DROP INDEX mail_events_subscriber;

@@ -200,10 +200,14 @@ pub async fn record(
                     } else {
                         // Consecutive issues: the reader's latest copies up to this one, newest
                         // first, each with a bounce reported; a copy that drew none breaks the run.
+                        // So does a copy of a send whose rows retention has folded: the copies
+                        // that went through are gone from it, and could have stood between.
                         let latest: Vec<(i64, bool)> = sqlx::query_as(
                             "SELECT d.issue_id, EXISTS (SELECT 1 FROM mail_events e \
                              WHERE e.subscriber_id = d.subscriber_id AND e.issue_id = d.issue_id \
-                             AND e.kind IN ('soft_bounce', 'bounce')) \
+                             AND e.kind IN ('soft_bounce', 'bounce')) AND NOT EXISTS \
+                             (SELECT 1 FROM issues i WHERE i.id = d.issue_id \
+                              AND (i.folded_sent > 0 OR i.folded_at IS NOT NULL)) \
                              FROM deliveries d WHERE d.subscriber_id = $1 AND d.id <= \
                              (SELECT MAX(id) FROM deliveries WHERE subscriber_id = $1 AND issue_id = $2) \
                              ORDER BY d.id DESC LIMIT $3",

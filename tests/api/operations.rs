@@ -131,6 +131,16 @@ async fn check_reaches_the_database_and_the_mail_server_and_says_what_to_fix(bac
     );
 }
 
+/// A child process killed when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The user the image runs as is not root; here, when the tests run as root, `nobody`.
 const UNPRIVILEGED: u32 = 65534;
 
@@ -186,10 +196,7 @@ async fn the_stripped_binary_serves_health_as_an_unprivileged_user_from_an_empty
     if as_root {
         std::os::unix::fs::chown(work.path(), Some(UNPRIVILEGED), Some(UNPRIVILEGED)).unwrap();
     }
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let bind = free.local_addr().unwrap();
-    drop(free);
-    let command = |args: &[&str]| {
+    let command = |bind: std::net::SocketAddr, args: &[&str]| {
         let mut command = if as_root {
             let mut c = Command::new("setpriv");
             c.arg(format!("--reuid={UNPRIVILEGED}"))
@@ -212,8 +219,8 @@ async fn the_stripped_binary_serves_health_as_an_unprivileged_user_from_an_empty
         }
         command
     };
-    let probe = |args: &[&str]| {
-        let output = command(args).output().unwrap();
+    let probe = |bind: std::net::SocketAddr, args: &[&str]| {
+        let output = command(bind, args).output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -222,29 +229,41 @@ async fn the_stripped_binary_serves_health_as_an_unprivileged_user_from_an_empty
         (output.status.success(), text)
     };
 
-    let mut server = command(&["serve"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut last = String::new();
-    loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            panic!("the server exited ({status}): {last}");
-        }
-        let (ok, text) = probe(&["healthcheck"]);
-        if ok {
-            assert!(text.contains("\"status\":\"ok\""), "{text}");
-            break;
-        }
-        last = text;
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no healthy answer within 60 s: {last}"
+    // A port free a moment ago may be taken by another test's server before this one binds
+    // it: then the server exits, and it starts again on another.
+    let mut attempts = 0;
+    let (bind, mut server) = 'start: loop {
+        attempts += 1;
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let bind = free.local_addr().unwrap();
+        drop(free);
+        let mut server = Running(
+            command(bind, &["serve"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
         );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let uid = std::fs::read_to_string(format!("/proc/{}/status", server.id()))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut last = String::new();
+        loop {
+            if let Some(status) = server.0.try_wait().unwrap() {
+                assert!(attempts < 3, "the server exited ({status}): {last}");
+                continue 'start;
+            }
+            let (ok, text) = probe(bind, &["healthcheck"]);
+            if ok {
+                assert!(text.contains("\"status\":\"ok\""), "{text}");
+                break 'start (bind, server);
+            }
+            last = text;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no healthy answer within 60 s: {last}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    let uid = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))
         .unwrap()
         .lines()
         .find(|l| l.starts_with("Uid:"))
@@ -262,7 +281,7 @@ async fn the_stripped_binary_serves_health_as_an_unprivileged_user_from_an_empty
     // takes a moment to register after the server answers.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (ok, text) = probe(&["healthcheck", "--worker"]);
+        let (ok, text) = probe(bind, &["healthcheck", "--worker"]);
         if ok {
             assert!(text.contains("alive"), "{text}");
             break;
@@ -274,17 +293,17 @@ async fn the_stripped_binary_serves_health_as_an_unprivileged_user_from_an_empty
     // Stopped, both probes fail and say why.
     assert!(
         Command::new("kill")
-            .args(["-TERM", &server.id().to_string()])
+            .args(["-TERM", &server.0.id().to_string()])
             .status()
             .unwrap()
             .success()
     );
-    let status = server.wait().unwrap();
+    let status = server.0.wait().unwrap();
     assert!(status.success(), "a clean stop: {status}");
-    let (ok, text) = probe(&["healthcheck"]);
+    let (ok, text) = probe(bind, &["healthcheck"]);
     assert!(!ok, "{text}");
     assert!(text.contains("no answer from"), "{text}");
-    let (ok, text) = probe(&["healthcheck", "--worker"]);
+    let (ok, text) = probe(bind, &["healthcheck", "--worker"]);
     assert!(!ok, "{text}");
     assert!(text.contains("no delivery worker"), "{text}");
 }
