@@ -129,10 +129,11 @@ async fn tick(config: Config) -> anyhow::Result<()> {
         .drain_once(&tokio_util::sync::CancellationToken::new())
         .await?;
     println!(
-        "tick: {} issue(s) started, {} missed, {} slot reminder(s) sent",
+        "tick: {} issue(s) started, {} missed, {} slot reminder(s) sent, {} old delivery row(s) folded",
         report.started.len(),
         report.missed.len(),
-        report.reminded.len()
+        report.reminded.len(),
+        report.folded
     );
     Ok(())
 }

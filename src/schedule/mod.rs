@@ -27,7 +27,8 @@ pub use ticker::Ticker;
 const DUE_PER_TICK: i64 = 100;
 
 /// Delivery rows folded per tick at most (`delivery_retention`): a million-reader send is
-/// folded over a few hours of ticks, in batches that never hold the database for long.
+/// folded over 20 ticks (10 minutes at the default `tick_interval`), in batches of
+/// [`retention::FOLD_BATCH`] that never hold the database for long.
 const FOLD_PER_TICK: u64 = 50_000;
 
 /// What one tick did.
