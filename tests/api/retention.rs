@@ -9,10 +9,10 @@ use fortnight::domain::IssueStatus;
 use fortnight::domain::{EventKind, IssueDraft, IssueInput, MailEvent};
 use fortnight::store::{Db, issues, mail_events, retention, sends, subscriber_admin};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::both_databases;
-use crate::delivery::wait_status;
+use crate::delivery::{start_send, wait_status};
 use crate::helpers::{Backend, Reply, TestApp, count, spawn_app, spawn_app_with};
 
 both_databases!(
@@ -25,22 +25,7 @@ both_databases!(
 const READERS: usize = 2_000;
 
 async fn send(app: &TestApp, token: &str) -> i64 {
-    let created = app
-        .api(Method::POST, "/api/v1/issues", token)
-        .json(&json!({"subject": "Freight and wheat", "body": "The price of wheat."}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let id = created.json::<Value>().await.unwrap()["data"]["id"]
-        .as_i64()
-        .unwrap();
-    assert!(
-        fortnight::store::issues::start_sending(&app.db, id, app.clock.now())
-            .await
-            .unwrap()
-    );
-    app.scheduler.handoff.issue_started(id);
+    let id = start_send(app, token, "Freight and wheat").await;
     wait_status(app, id, IssueStatus::Sent, 120).await;
     id
 }
