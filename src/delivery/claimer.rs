@@ -9,7 +9,9 @@
 //!
 //! Claims read each issue from the position the worker reached in it (see [`Cursor`]),
 //! starting again from the top when rows may have become claimable behind it (a worker died,
-//! rows were released, steering changed) and every few seconds regardless.
+//! rows were released, steering changed) and every few seconds regardless. The claim is made
+//! in the [recorder](super::recorder)'s next round, in the commit that records the outcomes
+//! gathered meanwhile, and comes back once that commit is durable.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -22,10 +24,8 @@ use tokio::time::Instant;
 
 use super::recorder::Recorder;
 use super::worker::Run;
-use crate::clock::Clock;
 use crate::store::StoreError;
 use crate::store::deliveries::{Claim, Claimed, Cursor, Outcome};
-use crate::store::delivery_ledger::{self, Round};
 
 /// A row not handed to a slot within this long goes back (its reader may have left meanwhile).
 const STALE: Duration = Duration::from_secs(1);
@@ -183,20 +183,11 @@ pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Reco
             run.gate.lease_valid() && run.away_for().is_none() && Instant::now() >= next_claim;
         if open && pending.is_none() && low && !issues.is_empty() && can {
             let wanted = (waiting.len() + reserve).saturating_sub(held.len()).max(1);
-            let mut positions = cursors.take().expect("no claim under way");
-            let (holder, now) = (run.holder(), worker.clock.now());
+            let positions = cursors.take().expect("no claim under way");
+            let recorder = recorder.clone();
             pending = Some(Box::pin(async move {
                 let started = Instant::now();
-                let round = Round {
-                    outcomes: &[],
-                    want: wanted as i64,
-                    holder,
-                    issues: &issues,
-                    now,
-                    alive_at: Clock::System.now(),
-                    bounce_threshold: 0,
-                };
-                let claim = delivery_ledger::settle(&worker.db, round, &mut positions).await;
+                let (claim, positions) = recorder.claim(wanted as i64, issues, positions).await;
                 (claim, positions, started, wanted)
             }));
         }

@@ -1,11 +1,13 @@
-//! The recorder: group commit of delivery outcomes. Every slot hands over each outcome as soon
-//! as it has it; one loop records whatever has gathered meanwhile in a single transaction, so a
-//! copy is counted within one commit of the relay's answer, and the database writes one
-//! transaction for many copies. A failed commit is tried again until it succeeds: the slots
-//! wait for it before they start more copies, so an outage of the database stops the sending
-//! instead of widening what a crash could double.
+//! The recorder: group commit of delivery outcomes, and of the claimer's claims. Every slot
+//! hands over each outcome as soon as it has it; one loop records whatever has gathered
+//! meanwhile in a single transaction, so a copy is counted within one commit of the relay's
+//! answer, and the database writes one transaction for many copies. A claim the claimer asks
+//! for goes into the same round, so recording and claiming cost one commit (and, on SQLite
+//! with `synchronous = full`, one sync) between them. A failed commit is tried again until it
+//! succeeds: the slots wait for it before they start more copies, so an outage of the database
+//! stops the sending instead of widening what a crash could double.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::worker::Run;
 use crate::clock::Clock;
-use crate::store::deliveries::{Claimed, Outcome};
+use crate::store::StoreError;
+use crate::store::deliveries::{Claim, Claimed, Cursor, Outcome};
 use crate::store::delivery_ledger::{self, Round};
 
 /// Most outcomes in one transaction.
@@ -21,15 +24,25 @@ const MAX_BATCH: usize = 1024;
 
 type Item = (Claimed, Outcome, oneshot::Sender<()>);
 
+/// A claim the claimer asks for: how many rows, of which issues, read from its positions in
+/// them. The answer comes once the claim is durable, with the positions moved.
+pub(super) struct ClaimRequest {
+    pub want: i64,
+    pub issues: Vec<i64>,
+    pub cursors: HashMap<i64, Cursor>,
+    pub reply: oneshot::Sender<(Result<Claim, StoreError>, HashMap<i64, Cursor>)>,
+}
+
 /// A handle to the recorder; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
     items: mpsc::Sender<Item>,
+    claims: mpsc::Sender<ClaimRequest>,
 }
 
 impl Recorder {
-    pub(super) fn new(items: mpsc::Sender<Item>) -> Recorder {
-        Recorder { items }
+    pub(super) fn new(items: mpsc::Sender<Item>, claims: mpsc::Sender<ClaimRequest>) -> Recorder {
+        Recorder { items, claims }
     }
 
     /// Hands over an outcome; the receiver completes once it is committed.
@@ -38,49 +51,129 @@ impl Recorder {
         let _ = self.items.send((row, outcome, done)).await;
         recorded
     }
+
+    /// Claims rows in the next round; gives back the claim (once durable) and the positions.
+    pub(super) async fn claim(
+        &self,
+        want: i64,
+        issues: Vec<i64>,
+        cursors: HashMap<i64, Cursor>,
+    ) -> (Result<Claim, StoreError>, HashMap<i64, Cursor>) {
+        let (reply, answer) = oneshot::channel();
+        let request = ClaimRequest {
+            want,
+            issues,
+            cursors,
+            reply,
+        };
+        if let Err(refused) = self.claims.send(request).await {
+            let error = StoreError::Unavailable("the delivery recorder has stopped".into());
+            return (Err(error), refused.0.cursors);
+        }
+        match answer.await {
+            Ok(answer) => answer,
+            Err(_) => (
+                Err(StoreError::Unavailable(
+                    "the delivery recorder has stopped".into(),
+                )),
+                HashMap::new(),
+            ),
+        }
+    }
 }
 
 /// Records until every handle is gone and everything handed over is committed.
-pub(super) async fn run(run: &Run, mut items: mpsc::Receiver<Item>) {
+pub(super) async fn run(
+    run: &Run,
+    mut items: mpsc::Receiver<Item>,
+    mut claims: mpsc::Receiver<ClaimRequest>,
+) {
     let worker = &run.worker;
     let threshold = worker.config.bounce_threshold as i32;
     let deferring = worker.db.deferring();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while items.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let (mut items_open, mut claims_open) = (true, true);
+    while items_open {
+        let mut asked = None;
+        tokio::select! {
+            n = items.recv_many(&mut batch, MAX_BATCH) => items_open = n > 0,
+            request = claims.recv(), if claims_open => match request {
+                Some(request) => asked = Some(request),
+                None => claims_open = false,
+            },
+        }
+        // Whatever else has gathered joins this round.
+        while batch.len() < MAX_BATCH
+            && let Ok(item) = items.try_recv()
+        {
+            batch.push(item);
+        }
+        if asked.is_none() && claims_open {
+            asked = claims.try_recv().ok();
+        }
+        if batch.is_empty() && asked.is_none() {
+            continue;
+        }
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut replies = Vec::with_capacity(batch.len());
         for (row, outcome, reply) in batch.drain(..) {
             outcomes.push((row, outcome));
             replies.push(reply);
         }
+        let mut claimed = None;
         let mut wait = Duration::from_millis(50);
         loop {
+            let mut cursors = asked
+                .as_mut()
+                .map(|r| std::mem::take(&mut r.cursors))
+                .unwrap_or_default();
             let round = Round {
                 outcomes: &outcomes,
-                want: 0,
+                want: asked.as_ref().map_or(0, |r| r.want),
                 holder: run.holder(),
-                issues: &[],
+                issues: asked.as_ref().map_or(&[], |r| r.issues.as_slice()),
                 now: worker.clock.now(),
                 alive_at: Clock::System.now(),
                 bounce_threshold: threshold,
             };
-            let Err(e) = delivery_ledger::settle(&deferring, round, &mut Default::default()).await
-            else {
-                break;
-            };
-            tracing::error!(error = %e, n = outcomes.len(), "delivery outcomes not recorded yet; will retry");
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
+            let result = delivery_ledger::settle(&deferring, round, &mut cursors).await;
+            match (result, asked.take()) {
+                (Ok(claim), request) => {
+                    claimed = request.map(|r| (r.reply, Ok(claim), cursors));
+                    break;
+                }
+                // The claim fails with the round: the claimer hears of it at once, and the
+                // outcomes are tried again on their own.
+                (Err(e), Some(request)) => {
+                    tracing::warn!(error = %e, "claim and record round failed");
+                    let _ = request.reply.send((Err(e), cursors));
+                    if outcomes.is_empty() {
+                        break;
+                    }
+                }
+                (Err(e), None) => {
+                    tracing::error!(error = %e, n = outcomes.len(), "delivery outcomes not recorded yet; will retry");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+            }
         }
-        // A slot waits for its copy's record before its next SMTP transaction: durable first.
-        // The next batch is gathered and committed meanwhile.
+        // A slot waits for its copy's record before its next SMTP transaction, and the claimer
+        // for its claim before it hands the rows out: durable first. The next round is
+        // gathered and committed meanwhile.
         let db = worker.db.clone();
         tokio::spawn(async move {
             db.sync().await;
             for reply in replies {
                 let _ = reply.send(());
             }
+            if let Some((reply, claim, cursors)) = claimed {
+                let _ = reply.send((claim, cursors));
+            }
         });
+        if outcomes.is_empty() {
+            continue;
+        }
         crate::telemetry::record_deliveries(outcomes.iter().map(|(_, o)| o));
         if outcomes
             .iter()

@@ -167,7 +167,8 @@ impl Worker {
         run.gate.renewed(holder.id, holder.valid_until);
         let (ask, asks) = mpsc::channel(concurrency * 2);
         let (record, records) = mpsc::channel(8192);
-        let recorder = Recorder::new(record);
+        let (claim, claims) = mpsc::channel(1);
+        let recorder = Recorder::new(record, claim);
         let finished = CancellationToken::new();
         let slots = futures_util::future::join_all(
             (0..concurrency)
@@ -177,7 +178,7 @@ impl Worker {
         let claimer = claimer::run(&run, asks, recorder.clone());
         drop(recorder);
         let recorded = async {
-            recorder::run(&run, records).await;
+            recorder::run(&run, records, claims).await;
             finished.cancel();
         };
         tokio::join!(

@@ -1,7 +1,8 @@
 //! A delivery worker's bookkeeping in rounds: the outcomes of the copies that finished since the
 //! last round are recorded (the recorder's rounds), or rows are claimed for the slots (the
-//! claimer's). Each round is one commit, and the usual ones are a single statement: a batch of
-//! accepted copies, or the claim of one sending issue (on PostgreSQL with the readers joined).
+//! claimer's), or both at once. Each round is one commit, and the usual ones are a single
+//! statement: a batch of accepted copies, the claim of one sending issue (on PostgreSQL with the
+//! readers joined), or on PostgreSQL the two together.
 //!
 //! A row is held by the worker registration named in `claimed_by`; it is free when nobody holds
 //! it or its holder's lease has run out (see [`super::delivery_workers`]), and then it is
@@ -44,7 +45,10 @@ const RETURNING: &str = " RETURNING id, issue_id, subscriber_id, attempts, next_
 /// itself, so a pause or cancel that committed first is honoured. PostgreSQL skips rows another
 /// instance is claiming right now; SQLite has one writer.
 macro_rules! push_claim {
-    ($query:expr, $round:expr, $issue_id:expr, $want:expr, $from:expr, $postgres:expr) => {{
+    ($query:expr, $round:expr, $issue_id:expr, $want:expr, $from:expr, $postgres:expr) => {
+        push_claim!($query, $round, $issue_id, $want, $from, $postgres, "")
+    };
+    ($query:expr, $round:expr, $issue_id:expr, $want:expr, $from:expr, $postgres:expr, $also:expr) => {{
         let (round, from) = ($round, $from);
         $query
             .push("UPDATE deliveries SET claimed_by = ")
@@ -65,7 +69,9 @@ macro_rules! push_claim {
                  (SELECT w.id FROM delivery_workers w WHERE w.expires_at > ",
             )
             .push_bind(round.alive_at)
-            .push(")) AND EXISTS (SELECT 1 FROM issues i WHERE i.id = ")
+            .push("))")
+            .push($also)
+            .push(" AND EXISTS (SELECT 1 FROM issues i WHERE i.id = ")
             .push_bind($issue_id)
             .push(
                 " AND i.status = 'sending' AND i.paused_at IS NULL) \
@@ -80,17 +86,40 @@ macro_rules! push_claim {
     }};
 }
 
-/// Pushes the update of every sent row (each with its own reply, under its holder) onto
-/// `$query`.
-macro_rules! push_sent {
-    ($query:expr, $sent:expr, $now:expr) => {{
-        $query.push("WITH v(id, holder, reply) AS (");
+/// Pushes the accepted copies as the table `v(id, holder, reply)` of a `WITH` onto `$query`.
+macro_rules! push_sent_values {
+    ($query:expr, $sent:expr) => {{
+        $query.push("v(id, holder, reply) AS (");
         $query.push_values($sent, |mut row, (id, holder, reply)| {
             row.push_bind(*id).push_bind(*holder).push_bind(*reply);
         });
+        $query.push(")")
+    }};
+}
+
+/// [`push_sent_values`] for PostgreSQL: the rows as three arrays, so that the statement's text
+/// (and its prepared plan) is the same however many copies a round records.
+fn push_sent_arrays(query: &mut sqlx::QueryBuilder<sqlx::Postgres>, sent: &[(i64, i64, &str)]) {
+    let ids: Vec<i64> = sent.iter().map(|s| s.0).collect();
+    let holders: Vec<i64> = sent.iter().map(|s| s.1).collect();
+    let replies: Vec<&str> = sent.iter().map(|s| s.2).collect();
+    query
+        .push("v(id, holder, reply) AS (SELECT * FROM UNNEST(")
+        .push_bind(ids)
+        .push("::BIGINT[], ")
+        .push_bind(holders)
+        .push("::BIGINT[], ")
+        .push_bind(replies)
+        .push("::TEXT[]))");
+}
+
+/// Pushes the update of every sent row in `v` (each with its own reply, under its holder)
+/// onto `$query`.
+macro_rules! push_sent {
+    ($query:expr, $now:expr) => {{
         $query
             .push(
-                ") UPDATE deliveries SET status = 'sent', smtp_reply = v.reply, \
+                "UPDATE deliveries SET status = 'sent', smtp_reply = v.reply, \
                  claimed_by = NULL, last_error = NULL, attempts = attempts + 1, sent_at = ",
             )
             .push_bind($now)
@@ -99,6 +128,11 @@ macro_rules! push_sent {
             .push(" FROM v WHERE deliveries.id = v.id AND deliveries.claimed_by = v.holder")
     }};
 }
+
+/// The claimed rows with their readers, selected from the claim `c` of a `WITH`.
+const WITH_READERS: &str = " SELECT c.id, c.issue_id, c.subscriber_id, c.attempts, \
+     c.next_attempt_at, s.uid, s.email, s.name, s.status \
+     FROM c JOIN subscribers s ON s.id = c.subscriber_id";
 
 /// Records `round.outcomes` and claims up to `round.want` rows, moving `cursors` (only once the
 /// round has committed). The claimed rows come with their readers.
@@ -118,10 +152,12 @@ pub async fn settle(
         .collect();
     sent.sort_unstable_by_key(|(id, _, _)| *id);
     let issues = if round.want > 0 { round.issues } else { &[] };
-    // One statement when it can be: copies accepted and no claim, or a claim of one issue and
-    // no outcome.
+    // One statement when it can be: copies accepted and no claim, a claim of one issue and
+    // no outcome, or (on PostgreSQL) accepted copies and the claim of one issue.
+    let postgres = matches!(db, Db::Postgres(_));
     let single = (sent.len() == round.outcomes.len() && issues.is_empty())
-        || (round.outcomes.is_empty() && issues.len() == 1);
+        || (round.outcomes.is_empty() && issues.len() == 1)
+        || (postgres && sent.len() == round.outcomes.len() && issues.len() == 1);
     let mut claim = if single {
         one_statement(db, &round, &sent, issues.first().copied(), cursors).await?
     } else {
@@ -168,7 +204,8 @@ struct ClaimedWithReader {
 }
 
 /// A round that is one statement, in its own transaction: the sent rows, or the claim of one
-/// issue (on PostgreSQL with the claimed rows' readers).
+/// issue (on PostgreSQL with the claimed rows' readers, and with the sent rows recorded in the
+/// same statement; the claim leaves those alone even were their holder's lease to have run out).
 async fn one_statement(
     db: &Db,
     round: &Round<'_>,
@@ -178,24 +215,44 @@ async fn one_statement(
 ) -> Result<Claim, StoreError> {
     let mut claim = Claim::default();
     let Some(issue_id) = issue_id else {
-        if !sent.is_empty() {
-            with_pool!(db, write, |pool| {
-                let mut query = sqlx::QueryBuilder::new("");
-                push_sent!(query, sent, round.now);
-                query.build().execute(pool).await.map(|_| ())
-            })?;
+        if sent.is_empty() {
+            return Ok(claim);
+        }
+        match db {
+            Db::Postgres(pool) => {
+                let mut query = sqlx::QueryBuilder::new("WITH ");
+                push_sent_arrays(&mut query, sent);
+                query.push(" ");
+                push_sent!(query, round.now);
+                query.build().execute(pool).await?;
+            }
+            Db::Sqlite { .. } => {
+                with_pool!(db, write, |pool| {
+                    let mut query = sqlx::QueryBuilder::new("WITH ");
+                    push_sent_values!(query, sent);
+                    query.push(" ");
+                    push_sent!(query, round.now);
+                    query.build().execute(pool).await.map(|_| ())
+                })?;
+            }
         }
         return Ok(claim);
     };
     let from = cursors.get(&issue_id).copied().unwrap_or(Cursor::START);
     match db {
         Db::Postgres(pool) => {
-            let mut query = sqlx::QueryBuilder::new("WITH c AS (");
-            push_claim!(query, round, issue_id, round.want, from, true);
-            query.push(RETURNING).push(
-                ") SELECT c.id, c.issue_id, c.subscriber_id, c.attempts, c.next_attempt_at, \
-                 s.uid, s.email, s.name, s.status FROM c JOIN subscribers s ON s.id = c.subscriber_id",
-            );
+            let mut query = sqlx::QueryBuilder::new("WITH ");
+            let mut also = "";
+            if !sent.is_empty() {
+                push_sent_arrays(&mut query, sent);
+                query.push(", r AS (");
+                push_sent!(query, round.now);
+                query.push("), ");
+                also = " AND d.id NOT IN (SELECT v.id FROM v)";
+            }
+            query.push("c AS (");
+            push_claim!(query, round, issue_id, round.want, from, true, also);
+            query.push(RETURNING).push(")").push(WITH_READERS);
             let rows: Vec<ClaimedWithReader> = query.build_query_as().fetch_all(pool).await?;
             claim.rows = rows
                 .into_iter()
@@ -206,6 +263,10 @@ async fn one_statement(
                 .collect();
         }
         Db::Sqlite { write, .. } => {
+            debug_assert!(
+                sent.is_empty(),
+                "on SQLite a claim with outcomes is a transaction"
+            );
             let mut query = sqlx::QueryBuilder::new("");
             push_claim!(query, round, issue_id, round.want, from, false);
             query.push(RETURNING);
@@ -332,8 +393,10 @@ async fn transaction(
     with_pool!(db, write, |pool| async {
         let mut tx = pool.begin().await?;
         if !sent.is_empty() {
-            let mut query = sqlx::QueryBuilder::new("");
-            push_sent!(query, sent, round.now);
+            let mut query = sqlx::QueryBuilder::new("WITH ");
+            push_sent_values!(query, sent);
+            query.push(" ");
+            push_sent!(query, round.now);
             query.build().execute(&mut *tx).await?;
         }
         // Rows in id order (the accepted batch too), so that the workers' transactions take

@@ -4,7 +4,7 @@
 mod faults;
 mod steering;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use fortnight::clock::Clock;
@@ -34,6 +34,7 @@ both_databases!(
     three_instances_send_each_message_once,
     metrics_count_messages_and_requests,
     outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it,
+    one_round_records_and_claims_and_never_claims_what_it_records,
     claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one,
 );
 
@@ -697,6 +698,94 @@ async fn outcomes_are_recorded_per_row_and_only_by_the_worker_holding_it(backend
     let again = claim(&app.db, second, due, later, 10).await;
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].attempts), (retaken[2].id, 1));
+}
+
+/// A round of the recorder both records outcomes and makes the claimer's claim, in one commit
+/// (on PostgreSQL, when every outcome is an accepted copy, in one statement). Even when the
+/// worker's lease has run out as the database sees it, the claim never takes a row the same
+/// round records.
+async fn one_round_records_and_claims_and_never_claims_what_it_records(backend: Backend) {
+    let app = spawn_app_with(backend, Clock::System, |c| c.delivery_worker = false).await;
+    let token = app.api_token().await;
+    app.seed_active("round", 8).await;
+    let id = start_send(&app, &token, "Round").await;
+    let now = app.clock.now();
+    enqueue_all(&app.db, now).await;
+    let alive = chrono::Utc::now();
+    let holder = registered(&app.db, alive + chrono::Duration::seconds(1)).await;
+    let first = claim(&app.db, holder, now, alive, 3).await;
+    assert_eq!(first.len(), 3);
+    // Accepted copies and a claim, judged after the lease ran out: the three held rows look
+    // free to the claim, yet they are recorded, and the claim takes the others.
+    let accepted: Vec<_> = first
+        .iter()
+        .map(|c| (c.clone(), Outcome::Sent(format!("250 ok {}", c.id))))
+        .collect();
+    let mut cursors = HashMap::new();
+    let lapsed = alive + chrono::Duration::seconds(2);
+    let round = Round {
+        outcomes: &accepted,
+        want: 10,
+        holder,
+        issues: &[id],
+        now,
+        alive_at: lapsed,
+        bounce_threshold: 2,
+    };
+    let second = delivery_ledger::settle(&app.db, round, &mut cursors)
+        .await
+        .unwrap();
+    let recorded: HashSet<i64> = first.iter().map(|c| c.id).collect();
+    assert_eq!(second.rows.len(), 5, "{:?}", second.rows);
+    assert!(
+        second
+            .rows
+            .iter()
+            .all(|c| !recorded.contains(&c.id) && c.reader.is_some() && c.holder == holder)
+    );
+    let rows = delivery_rows(&app.db, id).await;
+    for c in &first {
+        assert_eq!(
+            (rows[&c.id].1.as_str(), rows[&c.id].2.clone()),
+            ("sent", Some(format!("250 ok {}", c.id)))
+        );
+    }
+    let progress = sends::progress(&app.db, id, now).await.unwrap();
+    assert_eq!((progress.sent, progress.in_doubt), (3, 0));
+    // Mixed outcomes and a claim (a transaction): one accepted, one to retry, the rest given
+    // back; the claim then finds nothing due but what was given back.
+    let mut mixed = vec![
+        (second.rows[0].clone(), Outcome::Sent("250 ok".into())),
+        (
+            second.rows[1].clone(),
+            Outcome::Retry {
+                at: now + chrono::Duration::hours(1),
+                error: "451 later".into(),
+            },
+        ),
+    ];
+    let back: HashSet<i64> = second.rows[2..].iter().map(|c| c.id).collect();
+    mixed.extend(
+        second.rows[2..]
+            .iter()
+            .map(|c| (c.clone(), Outcome::Released { at: now })),
+    );
+    let round = Round {
+        outcomes: &mixed,
+        want: 10,
+        holder,
+        issues: &[id],
+        now,
+        alive_at: alive,
+        bounce_threshold: 2,
+    };
+    let third = delivery_ledger::settle(&app.db, round, &mut HashMap::new())
+        .await
+        .unwrap();
+    let third: HashSet<i64> = third.rows.iter().map(|c| c.id).collect();
+    assert_eq!(third, back);
+    let progress = sends::progress(&app.db, id, now).await.unwrap();
+    assert_eq!((progress.sent, progress.in_doubt), (4, 0));
 }
 
 async fn claims_take_the_oldest_sending_issue_first_and_pass_over_a_paused_one(backend: Backend) {
