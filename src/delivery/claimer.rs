@@ -184,10 +184,12 @@ pub(super) async fn run(run: &Run, mut asks: mpsc::Receiver<Ask>, recorder: Reco
         if open && pending.is_none() && low && !issues.is_empty() && can {
             let wanted = (waiting.len() + reserve).saturating_sub(held.len()).max(1);
             let positions = cursors.take().expect("no claim under way");
-            let recorder = recorder.clone();
+            let (recorder, holder) = (recorder.clone(), run.holder());
             pending = Some(Box::pin(async move {
                 let started = Instant::now();
-                let (claim, positions) = recorder.claim(wanted as i64, issues, positions).await;
+                let (claim, positions) = recorder
+                    .claim(holder, wanted as i64, issues, positions)
+                    .await;
                 (claim, positions, started, wanted)
             }));
         }

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::worker::Run;
 use crate::clock::Clock;
-use crate::store::StoreError;
 use crate::store::deliveries::{Claim, Claimed, Cursor, Outcome};
 use crate::store::delivery_ledger::{self, Round};
+use crate::store::{StoreError, is_transient};
 
 /// Most outcomes in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -27,6 +27,9 @@ type Item = (Claimed, Outcome, oneshot::Sender<()>);
 /// A claim the claimer asks for: how many rows, of which issues, read from its positions in
 /// them. The answer comes once the claim is durable, with the positions moved.
 pub(super) struct ClaimRequest {
+    /// The registration the claimer asked under: a claim that waited while the lease was
+    /// renewed anew is dropped, not made under the new one.
+    pub holder: i64,
     pub want: i64,
     pub issues: Vec<i64>,
     pub cursors: HashMap<i64, Cursor>,
@@ -55,12 +58,14 @@ impl Recorder {
     /// Claims rows in the next round; gives back the claim (once durable) and the positions.
     pub(super) async fn claim(
         &self,
+        holder: i64,
         want: i64,
         issues: Vec<i64>,
         cursors: HashMap<i64, Cursor>,
     ) -> (Result<Claim, StoreError>, HashMap<i64, Cursor>) {
         let (reply, answer) = oneshot::channel();
         let request = ClaimRequest {
+            holder,
             want,
             issues,
             cursors,
@@ -111,6 +116,14 @@ pub(super) async fn run(
         if asked.is_none() && claims_open {
             asked = claims.try_recv().ok();
         }
+        // A claim asked for before the lease came into question (a round that kept failing
+        // while the database was away), or under a registration since replaced, is not made:
+        // it is answered with nothing, and the claimer asks again when it may.
+        if let Some(request) =
+            asked.take_if(|r| !run.gate.lease_valid() || r.holder != run.holder())
+        {
+            let _ = request.reply.send((Ok(Claim::default()), request.cursors));
+        }
         if batch.is_empty() && asked.is_none() {
             continue;
         }
@@ -130,7 +143,7 @@ pub(super) async fn run(
             let round = Round {
                 outcomes: &outcomes,
                 want: asked.as_ref().map_or(0, |r| r.want),
-                holder: run.holder(),
+                holder: asked.as_ref().map_or_else(|| run.holder(), |r| r.holder),
                 issues: asked.as_ref().map_or(&[], |r| r.issues.as_slice()),
                 now: worker.clock.now(),
                 alive_at: Clock::System.now(),
@@ -143,13 +156,22 @@ pub(super) async fn run(
                     break;
                 }
                 // The claim fails with the round: the claimer hears of it at once, and the
-                // outcomes are tried again on their own.
+                // outcomes are tried again on their own. A round PostgreSQL aborted as a
+                // deadlock or serialization failure surely claimed nothing: the claim just
+                // comes back empty; after any other failure it may have committed, and the
+                // claimer registers anew.
                 (Err(e), Some(request)) => {
-                    tracing::warn!(error = %e, "claim and record round failed");
-                    let _ = request.reply.send((Err(e), cursors));
+                    let aborted = matches!(&e, StoreError::Database(e) if is_transient(e));
+                    let answer = if aborted {
+                        Ok(Claim::default())
+                    } else {
+                        Err(e)
+                    };
+                    let _ = request.reply.send((answer, cursors));
                     if outcomes.is_empty() {
                         break;
                     }
+                    tokio::time::sleep(wait).await;
                 }
                 (Err(e), None) => {
                     tracing::error!(error = %e, n = outcomes.len(), "delivery outcomes not recorded yet; will retry");

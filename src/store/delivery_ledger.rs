@@ -247,8 +247,12 @@ async fn one_statement(
                 push_sent_arrays(&mut query, sent);
                 query.push(", r AS (");
                 push_sent!(query, round.now);
-                query.push("), ");
-                also = " AND d.id NOT IN (SELECT v.id FROM v)";
+                query.push(" RETURNING deliveries.id), ");
+                // The claim reads `r` first (a one-time filter), so the sent rows are locked
+                // and updated before any claimed row: rows in the order `transaction` takes
+                // them, which a cancel's update of the same rows in id order waits behind
+                // rather than deadlocks with.
+                also = " AND d.id NOT IN (SELECT v.id FROM v) AND (SELECT count(*) FROM r) >= 0";
             }
             query.push("c AS (");
             push_claim!(query, round, issue_id, round.want, from, true, also);
