@@ -71,19 +71,13 @@ impl Recorder {
             cursors,
             reply,
         };
+        let stopped = || StoreError::Unavailable("the delivery recorder has stopped".into());
         if let Err(refused) = self.claims.send(request).await {
-            let error = StoreError::Unavailable("the delivery recorder has stopped".into());
-            return (Err(error), refused.0.cursors);
+            return (Err(stopped()), refused.0.cursors);
         }
-        match answer.await {
-            Ok(answer) => answer,
-            Err(_) => (
-                Err(StoreError::Unavailable(
-                    "the delivery recorder has stopped".into(),
-                )),
-                HashMap::new(),
-            ),
-        }
+        answer
+            .await
+            .unwrap_or_else(|_| (Err(stopped()), HashMap::new()))
     }
 }
 
