@@ -27,6 +27,7 @@ both_databases!(
     a_relay_slow_to_answer_mail_from_during_a_steering_change_costs_no_lease,
     a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing,
     a_cancel_right_after_a_crash_counts_every_copy_that_went_out,
+    a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobody,
 );
 
 /// Copies beyond the first, over all readers.
@@ -376,16 +377,26 @@ async fn a_relay_slow_to_answer_mail_from_during_a_steering_change_costs_no_leas
     }
 }
 
-async fn a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing(
+/// A [`crash_app`] of `readers` (a fast relay) with a worker run of its own, once the relay
+/// has 100 copies; the worker stops when the token is cancelled.
+async fn a_hundred_copies_in(
     backend: Backend,
-) {
-    let readers = 600;
+    readers: usize,
+) -> (TestApp, i64, CancellationToken, tokio::task::JoinHandle<()>) {
     let (app, _, id) = crash_app(backend, readers, Duration::from_millis(10)).await;
     let stop = CancellationToken::new();
     let task = tokio::spawn(another_worker(&app).await.run(stop.clone()));
     while app.smtp.messages().len() < 100 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    (app, id, stop, task)
+}
+
+async fn a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing(
+    backend: Backend,
+) {
+    let readers = 600;
+    let (app, id, stop, task) = a_hundred_copies_in(backend, readers).await;
     // As if the worker had been cut off from the database for longer than its lease: its
     // registration is gone, and what it holds may be anyone's.
     fortnight::with_pool!(&app.db, write, |pool| sqlx::query(
@@ -462,4 +473,72 @@ async fn a_cancel_right_after_a_crash_counts_every_copy_that_went_out(backend: B
         got.len()
     );
     assert!(progress.in_doubt <= 48, "{progress:?}");
+}
+
+/// Takes the database's write lock (on PostgreSQL, of the delivery tables) for `hold`, as a
+/// database that has stopped taking writes: whatever writes meanwhile waits for it.
+async fn hold_writes(app: &TestApp, hold: Duration) {
+    let db = fortnight::store::Db::connect(
+        &secrecy::SecretString::from(app.database_url.clone()),
+        1,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let postgres = db.backend() == fortnight::store::Backend::Postgres;
+    fortnight::with_pool!(&db, write, |pool| async {
+        let mut tx = pool.begin().await?;
+        let lock = if postgres {
+            "LOCK TABLE deliveries, delivery_workers IN EXCLUSIVE MODE"
+        } else {
+            "UPDATE delivery_steer SET seq = seq WHERE id = 1"
+        };
+        sqlx::query(lock).execute(&mut *tx).await?;
+        tokio::time::sleep(hold).await;
+        tx.commit().await
+    }
+    .await)
+    .unwrap();
+    db.close().await;
+}
+
+async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobody(
+    backend: Backend,
+) {
+    let readers = 600;
+    let (app, id, stop, task) = a_hundred_copies_in(backend, readers).await;
+    // Three leases long: the worker's outcomes, its claims and its heartbeat all wait; its
+    // lease runs out meanwhile, so it registers anew once writes go through again, and the
+    // claims it asked for under the old registration are not made.
+    hold_writes(&app, Duration::from_secs(3)).await;
+    let during = app.smtp.messages().len();
+    wait_status(&app, id, IssueStatus::Sent, 60).await;
+    let registrations: i64 = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM delivery_workers"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap();
+    assert_eq!(
+        registrations, 2,
+        "the first lease ran out while writes waited, and the worker registered anew"
+    );
+    stop.cancel();
+    let _ = task.await;
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert!(during < readers, "the send was cut off mid-way: {during}");
+    assert_eq!(got.len(), readers, "nobody is skipped");
+    assert_eq!(extra_copies(&got), 0, "nobody gets two copies: {got:?}");
+    assert!(ids_are_per_reader(&got));
+    assert_eq!(
+        (
+            progress.sent,
+            progress.failed,
+            progress.pending,
+            progress.retrying
+        ),
+        (readers as i64, 0, 0, 0),
+        "{progress:?}"
+    );
 }
