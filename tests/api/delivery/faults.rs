@@ -27,7 +27,8 @@ both_databases!(
     a_relay_slow_to_answer_mail_from_during_a_steering_change_costs_no_lease,
     a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing,
     a_cancel_right_after_a_crash_counts_every_copy_that_went_out,
-    a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobody,
+    a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobody_for_a_lone_worker,
+    a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_two_workers_only_in_doubt,
 );
 
 /// Copies beyond the first, over all readers.
@@ -475,18 +476,22 @@ async fn a_cancel_right_after_a_crash_counts_every_copy_that_went_out(backend: B
     assert!(progress.in_doubt <= 48, "{progress:?}");
 }
 
-/// Takes the database's write lock (on PostgreSQL, of the delivery tables) for `hold`, as a
-/// database that has stopped taking writes: whatever writes meanwhile waits for it.
-async fn hold_writes(app: &TestApp, hold: Duration) {
-    let db = fortnight::store::Db::connect(
+/// Opens a connection of its own to the app's database, for [`hold_writes`].
+async fn lock_holder(app: &TestApp) -> fortnight::store::Db {
+    fortnight::store::Db::connect(
         &secrecy::SecretString::from(app.database_url.clone()),
         1,
-        Default::default(),
+        fortnight::store::Synchronous::Normal,
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// Takes the write lock of the delivery tables (on SQLite, of the whole file) for `hold`, as a
+/// database that has stopped taking writes: whatever writes them meanwhile waits for it.
+async fn hold_writes(db: &fortnight::store::Db, hold: Duration) {
     let postgres = db.backend() == fortnight::store::Backend::Postgres;
-    fortnight::with_pool!(&db, write, |pool| async {
+    fortnight::with_pool!(db, write, |pool| async {
         let mut tx = pool.begin().await?;
         let lock = if postgres {
             "LOCK TABLE deliveries, delivery_workers IN EXCLUSIVE MODE"
@@ -499,19 +504,32 @@ async fn hold_writes(app: &TestApp, hold: Duration) {
     }
     .await)
     .unwrap();
-    db.close().await;
 }
 
-async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobody(
+async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobody_for_a_lone_worker(
     backend: Backend,
 ) {
-    let readers = 600;
+    let readers = 2000;
     let (app, id, stop, task) = a_hundred_copies_in(backend, readers).await;
-    // Three leases long: the worker's outcomes, its claims and its heartbeat all wait; its
-    // lease runs out meanwhile, so it registers anew once writes go through again, and the
-    // claims it asked for under the old registration are not made.
-    hold_writes(&app, Duration::from_secs(3)).await;
-    let during = app.smtp.messages().len();
+    let holder = lock_holder(&app).await;
+    // Three leases long. The worker's outcomes, claims and heartbeat all wait, and so does its
+    // sending once each connection has two copies unrecorded. Its lease runs out meanwhile: the
+    // renewal that waited can only set an expiry already past, the next one finds the lease
+    // lapsed, and the worker registers anew. A claim still queued under the old registration
+    // is not made; one already in the waiting round is made under the lapsed registration, and
+    // the worker drops its rows.
+    let (_, (early, late)) = tokio::join!(hold_writes(&holder, Duration::from_secs(3)), async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let early = app.smtp.messages().len();
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        (early, app.smtp.messages().len())
+    });
+    holder.close().await;
+    assert_eq!(
+        early, late,
+        "nothing is sent while its record cannot be made"
+    );
+    assert!(late < readers, "the send was cut off mid-way: {late}");
     wait_status(&app, id, IssueStatus::Sent, 60).await;
     let registrations: i64 = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
         "SELECT COUNT(*) FROM delivery_workers"
@@ -527,7 +545,6 @@ async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobod
     let _ = task.await;
     let got = copies(&app.smtp, "Crash");
     let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
-    assert!(during < readers, "the send was cut off mid-way: {during}");
     assert_eq!(got.len(), readers, "nobody is skipped");
     assert_eq!(extra_copies(&got), 0, "nobody gets two copies: {got:?}");
     assert!(ids_are_per_reader(&got));
@@ -541,4 +558,36 @@ async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobod
         (readers as i64, 0, 0, 0),
         "{progress:?}"
     );
+}
+
+async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_two_workers_only_in_doubt(
+    backend: Backend,
+) {
+    let (readers, connections) = (2000, 8);
+    let (app, id, stop, first) = a_hundred_copies_in(backend, readers).await;
+    let second = tokio::spawn(another_worker(&app).await.run(stop.clone()));
+    let holder = lock_holder(&app).await;
+    // Both leases run out while writes wait. Afterwards either worker may claim the rows the
+    // other held, among them copies that went out but could not be recorded: those readers
+    // may get two copies, and every one of them is counted in doubt.
+    hold_writes(&holder, Duration::from_secs(3)).await;
+    holder.close().await;
+    wait_status(&app, id, IssueStatus::Sent, 60).await;
+    stop.cancel();
+    let _ = tokio::join!(first, second);
+    let got = copies(&app.smtp, "Crash");
+    let progress = sends::progress(&app.db, id, app.clock.now()).await.unwrap();
+    assert_eq!(got.len(), readers, "nobody is skipped");
+    assert_eq!(progress.sent, readers as i64, "{progress:?}");
+    assert!(ids_are_per_reader(&got));
+    let extra = extra_copies(&got);
+    assert!(
+        extra as i64 <= progress.in_doubt,
+        "{extra} extra copies, {progress:?}"
+    );
+    assert!(
+        extra <= 2 * 2 * connections,
+        "at most two copies per connection of each worker: {extra}"
+    );
+    doubles_are_in_doubt(&app, id, &got).await;
 }
