@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::panic::AssertUnwindSafe;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::error::NewSessionError;
 use fantoccini::wd::{Capabilities, TimeoutConfiguration};
 use fantoccini::{Client, ClientBuilder};
 use futures_util::FutureExt;
@@ -166,8 +168,16 @@ struct Chromedriver {
 }
 
 impl Chromedriver {
-    /// Starts chromedriver on a free port and waits (up to ten seconds) until it listens.
+    /// Starts chromedriver on a free port and waits (up to ten seconds) until it says it is
+    /// ready for sessions. The port is free when picked but not reserved: should another process
+    /// take it first, chromedriver cannot listen there and exits, and it starts again on another.
     fn start() -> Chromedriver {
+        (0..3)
+            .find_map(|_| Chromedriver::try_start())
+            .expect("chromedriver could not listen on any of three free ports")
+    }
+
+    fn try_start() -> Option<Chromedriver> {
         let port = free_port();
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -178,20 +188,27 @@ impl Chromedriver {
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("{CHROMEDRIVER} does not start: {e}"));
-        let driver = Chromedriver {
+        let mut driver = Chromedriver {
             child,
             port,
             profile: tempfile::tempdir().expect("a temporary profile folder"),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            // A chromedriver that found the port taken exits at once; give it that moment, so
+            // that whatever else listens there is not taken for it.
+            std::thread::sleep(Duration::from_millis(50));
+            if driver.child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if ready(port) {
+                return Some(driver);
+            }
             assert!(
                 Instant::now() < deadline,
-                "chromedriver did not listen on port {port} within ten seconds"
+                "chromedriver was not ready on port {port} within ten seconds"
             );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        driver
     }
 
     /// A new headless Chromium session with a fresh profile.
@@ -228,13 +245,24 @@ impl Chromedriver {
             "goog:chromeOptions".into(),
             json!({ "binary": CHROMIUM, "args": args }),
         );
-        let connect = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await;
-        let client = match connect {
-            Ok(client) => client,
-            Err(e) => panic!("Chromium does not start under chromedriver: {e}"),
+        let mut tries = 0;
+        let client = loop {
+            let connect = ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{}", self.port))
+                .await;
+            match connect {
+                Ok(client) => break client,
+                // The request did not reach chromedriver (refused or cut): it may try again.
+                Err(e @ (NewSessionError::Failed(_) | NewSessionError::FailedC(_)))
+                    if tries < 2 =>
+                {
+                    tries += 1;
+                    eprintln!("chromedriver did not take the session request ({e}); once more");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("Chromium does not start under chromedriver: {e}"),
+            }
         };
         let timeouts = TimeoutConfiguration::new(
             Some(Duration::from_secs(20)),
@@ -259,6 +287,23 @@ impl Drop for Chromedriver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the chromedriver on `port` answers `GET /status` as ready for new sessions.
+fn ready(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request =
+        format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let compact: String = answer.split_whitespace().collect();
+    compact.contains("\"ready\":true")
 }
 
 /// A port nobody listens on now (the OS picks it; chromedriver binds it a moment later).

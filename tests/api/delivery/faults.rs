@@ -572,6 +572,8 @@ async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_two_w
     // may get two copies, and every one of them is counted in doubt.
     hold_writes(&holder, Duration::from_secs(3)).await;
     holder.close().await;
+    let cut = app.smtp.messages().len();
+    assert!(cut < readers, "the send was cut off mid-way: {cut}");
     wait_status(&app, id, IssueStatus::Sent, 60).await;
     stop.cancel();
     let _ = tokio::join!(first, second);
