@@ -393,6 +393,16 @@ async fn a_hundred_copies_in(
     (app, id, stop, task)
 }
 
+/// How many delivery worker registrations there are, live or lapsed.
+async fn registrations(app: &TestApp) -> i64 {
+    fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM delivery_workers"
+    )
+    .fetch_one(pool)
+    .await)
+    .unwrap()
+}
+
 async fn a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_nothing(
     backend: Backend,
 ) {
@@ -419,12 +429,7 @@ async fn a_worker_that_loses_its_lease_while_alive_registers_again_and_loses_not
         "{progress:?}"
     );
     doubles_are_in_doubt(&app, id, &got).await;
-    let registered: i64 = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM delivery_workers"
-    )
-    .fetch_one(pool)
-    .await)
-    .unwrap();
+    let registered = registrations(&app).await;
     assert_eq!(
         registered, 0,
         "the new registration is removed at the clean stop"
@@ -531,12 +536,7 @@ async fn a_database_that_takes_no_writes_for_longer_than_the_lease_doubles_nobod
     );
     assert!(late < readers, "the send was cut off mid-way: {late}");
     wait_status(&app, id, IssueStatus::Sent, 60).await;
-    let registrations: i64 = fortnight::with_pool!(&app.db, read, |pool| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM delivery_workers"
-    )
-    .fetch_one(pool)
-    .await)
-    .unwrap();
+    let registrations = registrations(&app).await;
     assert_eq!(
         registrations, 2,
         "the first lease ran out while writes waited, and the worker registered anew"
