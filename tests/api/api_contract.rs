@@ -1,5 +1,6 @@
 //! The API's contract: every status a route answers is in the OpenAPI document, a method a
-//! path does not take is answered 405 with `Allow`, and a token can be made without the admin.
+//! path does not take is answered 405 with `Allow`, what a `POST` creates links to the
+//! operations on it, and a token can be made without the admin.
 
 use std::collections::BTreeSet;
 
@@ -14,6 +15,7 @@ both_databases!(
     a_method_a_path_does_not_take_is_answered_405_with_allow,
     a_search_with_a_control_character_is_refused,
     the_command_line_creates_a_token_shown_once,
+    what_a_post_creates_links_to_the_operations_on_it,
 );
 
 /// A path from the route table with its parameters filled in.
@@ -211,4 +213,80 @@ async fn the_command_line_creates_a_token_shown_once(backend: Backend) {
     let again = create("deploy");
     assert!(again.status.success());
     assert_ne!(String::from_utf8(again.stdout).unwrap().trim(), token);
+}
+
+/// The path and method an `operationRef` of the document points to.
+fn operation_of(reference: &str) -> (String, String) {
+    let pointer = reference
+        .strip_prefix("#/paths/")
+        .unwrap_or_else(|| panic!("{reference} is not a reference into the paths"));
+    let (path, method) = pointer.rsplit_once('/').unwrap();
+    let path = path
+        .replace("%7B", "{")
+        .replace("%7D", "}")
+        .replace("~1", "/")
+        .replace("~0", "~");
+    (path, method.to_owned())
+}
+
+async fn what_a_post_creates_links_to_the_operations_on_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.api_token().await;
+    let doc = get_json(&app, "/api/v1/openapi.json", &token).await;
+
+    // Every link names an operation of the document, in OpenAPI's own spelling.
+    let mut links = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    links += 1;
+                    let at = format!("{method} {path} {status} {name}");
+                    assert!(
+                        link.get("operation_ref").is_none() && link.get("operation_id").is_none(),
+                        "{at}: {link}"
+                    );
+                    let (target, verb) = operation_of(link["operationRef"].as_str().unwrap());
+                    assert!(
+                        doc["paths"][&target][&verb].is_object(),
+                        "{at}: {target} {verb}"
+                    );
+                    assert_eq!(link["parameters"]["id"], "$response.body#/data/id", "{at}");
+                }
+            }
+        }
+    }
+    let created = &doc["paths"]["/api/v1/issues"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        created["post.pause"]["operationRef"],
+        "#/paths/~1api~1v1~1issues~1%7Bid%7D~1pause/post"
+    );
+    for collection in ["subscribers", "issues", "tags", "links", "webhooks"] {
+        let path = format!("/api/v1/{collection}");
+        let responses = doc["paths"][&path]["post"]["responses"]
+            .as_object()
+            .unwrap();
+        assert!(
+            responses
+                .values()
+                .any(|r| r["links"].as_object().is_some_and(|l| !l.is_empty())),
+            "POST {path} links to the operations on {path}/{{id}}"
+        );
+    }
+    assert!(links > 30, "{links} links");
+
+    // Followed: the id a new issue's answer carries is the `{id}` of its paths.
+    let response = app
+        .api(Method::POST, "/api/v1/issues", &token)
+        .json(&serde_json::json!({"subject": "Linked", "body": "Body."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let id = body.pointer("/data/id").unwrap().to_string();
+    let (target, _) = operation_of(created["get"]["operationRef"].as_str().unwrap());
+    let fetched = get_json(&app, &target.replace("{id}", &id), &token).await;
+    assert_eq!(fetched["data"]["subject"], "Linked");
 }

@@ -76,14 +76,46 @@ use super::{
         openapi
     ),
     components(schemas(super::error::ErrorBody)),
-    modifiers(&BearerAuth, &SharedResponses)
+    modifiers(&BearerAuth, &SharedResponses, &Links)
 )]
 pub struct ApiDoc;
 
 /// `GET /api/v1/openapi.json`: this API's OpenAPI 3 document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "The OpenAPI document")))]
 pub(super) async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(document())
+}
+
+/// The document as JSON. utoipa writes the fields of a link object in snake case
+/// (`operation_ref`); OpenAPI names them in camel case (`operationRef`), so they are renamed.
+fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    let responses = doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut());
+    for response in responses {
+        let links = response.get_mut("links").and_then(|l| l.as_object_mut());
+        for link in links.into_iter().flat_map(|l| l.values_mut()) {
+            let Some(link) = link.as_object_mut() else {
+                continue;
+            };
+            for (snake, camel) in [
+                ("operation_ref", "operationRef"),
+                ("operation_id", "operationId"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// The `{id}` of an issue's paths.
@@ -243,4 +275,71 @@ fn add(operation: &mut Operation, status: &str, response: Response) {
         .responses
         .entry(status.to_owned())
         .or_insert(RefOr::T(response));
+}
+
+/// Links what a `POST` to a collection creates to the operations on it (OpenAPI link objects):
+/// the `id` its answer carries in `data` is the `{id}` of every path under the collection. A
+/// client, or a checker such as schemathesis, can follow them from a new issue to its pause,
+/// from a new webhook to its test, and so on.
+struct Links;
+
+impl utoipa::Modify for Links {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let mut targets: Vec<(String, String, String)> = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let Some((collection, rest)) = path.split_once("/{id}") else {
+                continue;
+            };
+            // Only the id's own paths: `{id}` and fixed words after it.
+            if rest.contains('{') {
+                continue;
+            }
+            let methods = [
+                ("get", item.get.is_some()),
+                ("put", item.put.is_some()),
+                ("post", item.post.is_some()),
+                ("delete", item.delete.is_some()),
+                ("patch", item.patch.is_some()),
+            ];
+            for (method, present) in methods {
+                if present {
+                    targets.push((collection.to_owned(), path.clone(), method.to_owned()));
+                }
+            }
+        }
+        for (collection, path, method) in targets {
+            let Some(create) = doc
+                .paths
+                .paths
+                .get_mut(&collection)
+                .and_then(|item| item.post.as_mut())
+            else {
+                continue;
+            };
+            let name = format!(
+                "{method}{}",
+                path[collection.len() + "/{id}".len()..].replace('/', ".")
+            );
+            let link = utoipa::openapi::link::LinkBuilder::new()
+                .operation_ref(operation_ref(&path, &method))
+                .parameter("id", "$response.body#/data/id")
+                .build();
+            for (status, response) in create.responses.responses.iter_mut() {
+                if let ("200" | "201" | "202", RefOr::T(response)) = (status.as_str(), response) {
+                    response.links.insert(name.clone(), RefOr::T(link.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// The `operationRef` of an operation of this document: a JSON pointer (RFC 6901) in a URI
+/// fragment, so `~` and `/` escaped and the braces of a template percent-encoded.
+fn operation_ref(path: &str, method: &str) -> String {
+    let pointer = path
+        .replace('~', "~0")
+        .replace('/', "~1")
+        .replace('{', "%7B")
+        .replace('}', "%7D");
+    format!("#/paths/{pointer}/{method}")
 }
