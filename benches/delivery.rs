@@ -2,7 +2,7 @@
 //! body of `BODY_BYTES`, default 5,500, in both parts, quoted-printable) to N confirmed readers,
 //! sent by a real `fortnight worker` process to Postfix's `smtp-sink` on loopback; then
 //! `smtp-source -d -l 20480` with as many connections, in the same run, as the reference.
-//! SQLite runs with `sqlite_synchronous = normal` and `full` in turns, `ROUNDS` times (default 3,
+//! SQLite runs with `sqlite_synchronous = normal` and `full` in turns, `ROUNDS` times (default 4,
 //! each mode first in every other round), and the medians are compared; then with `full` and
 //! every copy DKIM-signed, by an RSA-2048 key and by an Ed25519 key.
 //!
@@ -383,9 +383,10 @@ async fn main() {
         return;
     }
     if std::env::var("SKIP_SQLITE").is_err() {
-        // The two modes take turns, each first in every other round, so that a slow spell of
-        // the machine or the order of the runs weighs on both alike; the medians are compared.
-        let rounds = env("ROUNDS", 3).max(1);
+        // The two modes take turns, each first in every other round (alike for an even number
+        // of rounds), so that a slow spell of the machine or the order of the runs weighs on
+        // both; the medians are compared.
+        let rounds = env("ROUNDS", 4).max(1);
         let (mut normal, mut full) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let order = if round % 2 == 0 {
@@ -402,6 +403,13 @@ async fn main() {
                 );
                 let label = format!("SQLite (synchronous = {synchronous}), round {}", round + 1);
                 let rate = run(&label, &url, readers, connections, synchronous, None).await;
+                // Each round's database goes once measured: with a million readers they are large.
+                for suffix in ["", "-wal", "-shm"] {
+                    let file = dir
+                        .path()
+                        .join(format!("bench-{synchronous}-{round}.db{suffix}"));
+                    let _ = std::fs::remove_file(file);
+                }
                 match synchronous {
                     "normal" => normal.push(rate),
                     _ => full.push(rate),

@@ -253,6 +253,17 @@ async fn what_a_post_creates_links_to_the_operations_on_it(backend: Backend) {
                         "{at}: {target} {verb}"
                     );
                     assert_eq!(link["parameters"]["id"], "$response.body#/data/id", "{at}");
+                    // A link's name is a component name; its answer carries the `data.id`.
+                    assert!(
+                        name.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')),
+                        "{at}"
+                    );
+                    let body = &response["content"]["application/json"]["schema"]["$ref"];
+                    assert!(
+                        body.as_str().is_some_and(|r| r.ends_with("Envelope")),
+                        "{at}: {body}"
+                    );
                 }
             }
         }

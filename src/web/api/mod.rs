@@ -22,7 +22,6 @@ mod tags;
 mod webhooks;
 mod welcome;
 
-pub use document::ApiDoc;
 pub use error::ApiError;
 
 /// Largest JSON body accepted, in bytes.
