@@ -395,20 +395,15 @@ async fn main() {
                 ["full", "normal"]
             };
             for synchronous in order {
-                let url = format!(
-                    "sqlite://{}",
-                    dir.path()
-                        .join(format!("bench-{synchronous}-{round}.db"))
-                        .display()
-                );
+                let file = dir.path().join(format!("bench-{synchronous}-{round}.db"));
+                let url = format!("sqlite://{}", file.display());
                 let label = format!("SQLite (synchronous = {synchronous}), round {}", round + 1);
                 let rate = run(&label, &url, readers, connections, synchronous, None).await;
                 // Each round's database goes once measured: with a million readers they are large.
                 for suffix in ["", "-wal", "-shm"] {
-                    let file = dir
-                        .path()
-                        .join(format!("bench-{synchronous}-{round}.db{suffix}"));
-                    let _ = std::fs::remove_file(file);
+                    let mut name = file.clone().into_os_string();
+                    name.push(suffix);
+                    let _ = std::fs::remove_file(name);
                 }
                 match synchronous {
                     "normal" => normal.push(rate),
