@@ -92,6 +92,7 @@ pub(super) async fn run(
     let deferring = worker.db.deferring();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let (mut items_open, mut claims_open) = (true, true);
+    let mut syncing: Option<tokio::task::JoinHandle<()>> = None;
     while items_open {
         let mut asked = None;
         tokio::select! {
@@ -176,9 +177,12 @@ pub(super) async fn run(
         }
         // A slot waits for its copy's record before its next SMTP transaction, and the claimer
         // for its claim before it hands the rows out: durable first. The next round is
-        // gathered and committed meanwhile.
+        // gathered and committed meanwhile, and the one after it waits for this sync: on
+        // SQLite with `full` a round is what gathered while the disk synced the one before,
+        // instead of more, smaller commits that each write their pages to the log again and
+        // leave the sync behind them.
         let db = worker.db.clone();
-        tokio::spawn(async move {
+        let previous = syncing.replace(tokio::spawn(async move {
             db.sync().await;
             for reply in replies {
                 let _ = reply.send(());
@@ -186,7 +190,10 @@ pub(super) async fn run(
             if let Some((reply, claim, cursors)) = claimed {
                 let _ = reply.send((claim, cursors));
             }
-        });
+        }));
+        if let Some(previous) = previous.filter(|_| worker.db.syncs_log()) {
+            let _ = previous.await;
+        }
         if outcomes.is_empty() {
             continue;
         }

@@ -482,6 +482,11 @@ impl Db {
         }
     }
 
+    /// Whether [`Db::sync`] has anything to wait for: SQLite with `synchronous = full`.
+    pub fn syncs_log(&self) -> bool {
+        matches!(self, Db::Sqlite { log: Some(_), .. })
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         match self {
