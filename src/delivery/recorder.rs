@@ -177,22 +177,25 @@ pub(super) async fn run(
         }
         // A slot waits for its copy's record before its next SMTP transaction, and the claimer
         // for its claim before it hands the rows out: durable first. The next round is
-        // gathered and committed meanwhile, and the one after it waits for this sync: on
-        // SQLite with `full` a round is what gathered while the disk synced the one before,
-        // instead of more, smaller commits that each write their pages to the log again and
-        // leave the sync behind them.
-        let db = worker.db.clone();
-        let previous = syncing.replace(tokio::spawn(async move {
-            db.sync().await;
-            for reply in replies {
-                let _ = reply.send(());
+        // gathered and committed meanwhile; on SQLite with `full`, the round after next waits
+        // for this sync, so the rounds grow to what gathers during a sync instead of more,
+        // smaller commits that each write their pages to the log again and leave the syncs
+        // behind them. A round that committed nothing for anyone (a claim that failed alone)
+        // has nothing to sync.
+        if !replies.is_empty() || claimed.is_some() {
+            let db = worker.db.clone();
+            let previous = syncing.replace(tokio::spawn(async move {
+                db.sync().await;
+                for reply in replies {
+                    let _ = reply.send(());
+                }
+                if let Some((reply, claim, cursors)) = claimed {
+                    let _ = reply.send((claim, cursors));
+                }
+            }));
+            if let Some(previous) = previous.filter(|_| worker.db.syncs_log()) {
+                let _ = previous.await;
             }
-            if let Some((reply, claim, cursors)) = claimed {
-                let _ = reply.send((claim, cursors));
-            }
-        }));
-        if let Some(previous) = previous.filter(|_| worker.db.syncs_log()) {
-            let _ = previous.await;
         }
         if outcomes.is_empty() {
             continue;
@@ -217,5 +220,9 @@ pub(super) async fn run(
                 tracing::warn!(error = %e, "could not finish a send; will retry");
             }
         }
+    }
+    // Everything handed over is durable before the recorder is done.
+    if let Some(last) = syncing {
+        let _ = last.await;
     }
 }

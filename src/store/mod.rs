@@ -482,7 +482,8 @@ impl Db {
         }
     }
 
-    /// Whether [`Db::sync`] has anything to wait for: SQLite with `synchronous = full`.
+    /// Whether [`Db::sync`] has anything to wait for: SQLite with `synchronous = full`, and
+    /// never a [`Db::deferring`] handle.
     pub fn syncs_log(&self) -> bool {
         matches!(self, Db::Sqlite { log: Some(_), .. })
     }
