@@ -92,6 +92,9 @@ pub(super) async fn run(
     let deferring = worker.db.deferring();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let (mut items_open, mut claims_open) = (true, true);
+    // The last round's sync, awaited before the round after next only where there is a log
+    // to sync (SQLite with `full`); elsewhere it answers at once.
+    let trailing_sync = worker.db.syncs_log();
     let mut syncing: Option<tokio::task::JoinHandle<()>> = None;
     while items_open {
         let mut asked = None;
@@ -193,7 +196,7 @@ pub(super) async fn run(
                     let _ = reply.send((claim, cursors));
                 }
             }));
-            if let Some(previous) = previous.filter(|_| worker.db.syncs_log()) {
+            if let Some(previous) = previous.filter(|_| trailing_sync) {
                 let _ = previous.await;
             }
         }
