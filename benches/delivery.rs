@@ -380,6 +380,7 @@ async fn main() {
         }
         reference(connections);
         let _ = sink.kill();
+        let _ = sink.wait();
         return;
     }
     if std::env::var("SKIP_SQLITE").is_err() {
@@ -464,6 +465,7 @@ async fn main() {
         reference(connections);
     }
     let _ = sink.kill();
+    let _ = sink.wait();
 }
 
 /// An empty `fortnight_bench_delivery` database on the server of `admin_url`; its URL.

@@ -459,23 +459,23 @@ impl Config {
         if let Some(Err(e)) = self.reply_to.as_deref().map(str::parse::<Mailbox>) {
             return bad("reply_to", format!("not an email address ({e})"));
         }
-        if let Some(mailto) = &self.list_unsubscribe_mailto {
-            if mailto.parse::<lettre::Address>().is_err() {
-                return bad(
-                    "list_unsubscribe_mailto",
-                    format!("{mailto:?} is not a bare email address like unsubscribe@example.com"),
-                );
-            }
+        if let Some(mailto) = &self.list_unsubscribe_mailto
+            && mailto.parse::<lettre::Address>().is_err()
+        {
+            return bad(
+                "list_unsubscribe_mailto",
+                format!("{mailto:?} is not a bare email address like unsubscribe@example.com"),
+            );
         }
-        if let Some(bounce) = &self.bounce_address {
-            if bounce.parse::<lettre::Address>().is_err() || bounce.contains('+') {
-                return bad(
-                    "bounce_address",
-                    format!(
-                        "{bounce:?} is not a bare email address without `+`, like bounces@example.com"
-                    ),
-                );
-            }
+        if let Some(bounce) = &self.bounce_address
+            && (bounce.parse::<lettre::Address>().is_err() || bounce.contains('+'))
+        {
+            return bad(
+                "bounce_address",
+                format!(
+                    "{bounce:?} is not a bare email address without `+`, like bounces@example.com"
+                ),
+            );
         }
         if self.dkim_selector.len() != self.dkim_private_key.len() {
             return bad(
@@ -497,15 +497,15 @@ impl Config {
                 );
             }
         }
-        if let Some(domain) = &self.dkim_domain {
-            if format!("x@{domain}").parse::<lettre::Address>().is_err() {
-                return bad("dkim_domain", format!("{domain:?} is not a domain name"));
-            }
+        if let Some(domain) = &self.dkim_domain
+            && format!("x@{domain}").parse::<lettre::Address>().is_err()
+        {
+            return bad("dkim_domain", format!("{domain:?} is not a domain name"));
         }
-        if let Some(mailbox) = &self.bounce_mailbox {
-            if let Err(why) = crate::bounces::mailbox::MailboxUrl::parse(mailbox.expose_secret()) {
-                return bad("bounce_mailbox", why);
-            }
+        if let Some(mailbox) = &self.bounce_mailbox
+            && let Err(why) = crate::bounces::mailbox::MailboxUrl::parse(mailbox.expose_secret())
+        {
+            return bad("bounce_mailbox", why);
         }
         if self.bounce_mailbox_interval.is_zero() {
             return bad("bounce_mailbox_interval", "must be more than zero".into());
@@ -521,23 +521,20 @@ impl Config {
             .bounce_mailbox
             .as_ref()
             .map(|m| crate::bounces::mailbox::MailboxUrl::parse(m.expose_secret()))
+            && url.folder.eq_ignore_ascii_case(folder)
         {
-            if url.folder.eq_ignore_ascii_case(folder) {
-                return bad(
-                    "bounce_mailbox_processed_folder",
-                    format!("{folder:?} is the folder read: name another"),
-                );
-            }
+            return bad(
+                "bounce_mailbox_processed_folder",
+                format!("{folder:?} is the folder read: name another"),
+            );
         }
         if let (Some(mailto), Some(bounce)) = (&self.list_unsubscribe_mailto, &self.bounce_address)
+            && mailto.eq_ignore_ascii_case(bounce)
         {
-            if mailto.eq_ignore_ascii_case(bounce) {
-                return bad(
-                    "list_unsubscribe_mailto",
-                    "must differ from `bounce_address`: one takes requests, the other reports"
-                        .into(),
-                );
-            }
+            return bad(
+                "list_unsubscribe_mailto",
+                "must differ from `bounce_address`: one takes requests, the other reports".into(),
+            );
         }
         if self.postal_address.chars().any(|c| c.is_control()) {
             return bad("postal_address", "must be one line".into());
@@ -681,6 +678,8 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 #[cfg(test)]
+// figment's `Jail` closures return its own `figment::Error`, large as it is.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

@@ -220,26 +220,25 @@ pub fn read(raw: &[u8], addresses: Addresses<'_>, received: DateTime<Utc>) -> Re
         };
     }
 
-    if let Some(unsubscribe) = addresses.unsubscribe {
-        if envelope_to
+    if let Some(unsubscribe) = addresses.unsubscribe
+        && envelope_to
             .iter()
             .any(|a| a.eq_ignore_ascii_case(unsubscribe))
-        {
-            // The sender's address proves nothing (anyone can write any `From`); the token
-            // that the copy's `List-Unsubscribe` put in the subject names the reader.
-            let token = message
-                .subject()
-                .unwrap_or("")
-                .split(|c: char| c.is_whitespace() || c == ':')
-                .find_map(|word| addresses.key.verify_unsubscribe(word.trim()).ok());
-            return match token {
-                Some(uid) => Report::Unsubscribe { uid },
-                None => Report::Ignored(
-                    "an unsubscribe request without its signed token (the link in any issue works)"
-                        .into(),
-                ),
-            };
-        }
+    {
+        // The sender's address proves nothing (anyone can write any `From`); the token
+        // that the copy's `List-Unsubscribe` put in the subject names the reader.
+        let token = message
+            .subject()
+            .unwrap_or("")
+            .split(|c: char| c.is_whitespace() || c == ':')
+            .find_map(|word| addresses.key.verify_unsubscribe(word.trim()).ok());
+        return match token {
+            Some(uid) => Report::Unsubscribe { uid },
+            None => Report::Ignored(
+                "an unsubscribe request without its signed token (the link in any issue works)"
+                    .into(),
+            ),
+        };
     }
     Report::Ignored("neither a bounce, a complaint nor an unsubscribe request".into())
 }
@@ -390,10 +389,10 @@ fn envelope_addresses(message: &Message<'_>) -> Vec<String> {
         "X-Envelope-To",
     ] {
         for header in message.root_part().headers.iter() {
-            if header.name.as_str().eq_ignore_ascii_case(name) {
-                if let Some(text) = text_of(&header.value) {
-                    out.push(strip_address(&text));
-                }
+            if header.name.as_str().eq_ignore_ascii_case(name)
+                && let Some(text) = text_of(&header.value)
+            {
+                out.push(strip_address(&text));
             }
         }
     }
@@ -468,15 +467,14 @@ fn smtp_reply(text: &str) -> Option<(String, bool)> {
         }
         // `550-5.1.1` written as one word.
         for word in &words {
-            if let Some((code, enhanced)) = word.split_once('-') {
-                if code.len() == 3
-                    && code.bytes().all(|b| b.is_ascii_digit())
-                    && matches!(code.chars().next(), Some('4' | '5'))
-                    && enhanced.starts_with(code.chars().next().unwrap_or('x'))
-                    && enhanced.split('.').count() == 3
-                {
-                    return Some((truncate(line), code.starts_with('5')));
-                }
+            if let Some((code, enhanced)) = word.split_once('-')
+                && code.len() == 3
+                && code.bytes().all(|b| b.is_ascii_digit())
+                && matches!(code.chars().next(), Some('4' | '5'))
+                && enhanced.starts_with(code.chars().next().unwrap_or('x'))
+                && enhanced.split('.').count() == 3
+            {
+                return Some((truncate(line), code.starts_with('5')));
             }
         }
     }

@@ -263,10 +263,10 @@ pub fn parse_zone(raw: &str) -> Result<Zone, CadenceError> {
 /// Reads a weekday: "thursday", "thu" or 1..=7 (Monday = 1).
 pub fn parse_weekday(raw: &str) -> Result<Weekday, CadenceError> {
     let raw = raw.trim();
-    if let Ok(n) = raw.parse::<u8>() {
-        if (1..=7).contains(&n) {
-            return Ok(Weekday::try_from(n - 1).expect("0..=6"));
-        }
+    if let Ok(n) = raw.parse::<u8>()
+        && (1..=7).contains(&n)
+    {
+        return Ok(Weekday::try_from(n - 1).expect("0..=6"));
     }
     raw.parse::<Weekday>()
         .map_err(|_| CadenceError(format!("{raw:?} is not a weekday.")))

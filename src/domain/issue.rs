@@ -245,12 +245,12 @@ fn images_described(body: &str) -> Result<(), IssueInputError> {
                 }
             }
             Event::End(TagEnd::Image) => {
-                if let Some((url, alt)) = open.take() {
-                    if alt.trim().is_empty() {
-                        return Err(IssueInputError(format!(
-                            "Image {n} ({url}) has no description: write it as ![what it shows]({url})."
-                        )));
-                    }
+                if let Some((url, alt)) = open.take()
+                    && alt.trim().is_empty()
+                {
+                    return Err(IssueInputError(format!(
+                        "Image {n} ({url}) has no description: write it as ![what it shows]({url})."
+                    )));
                 }
             }
             _ => {}

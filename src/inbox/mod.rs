@@ -37,23 +37,22 @@ pub async fn complete(
 ) -> (NewSavedLink, Option<FetchError>) {
     let url = url::Url::parse(&link.address.url).ok();
     let mut problem = None;
-    if link.title.is_empty() {
-        if let Some(url) = &url {
-            match fetcher.facts(url).await {
-                Ok(facts) => {
-                    if let Some(title) = facts.title {
-                        link.title =
-                            one_line("title", &title, crate::domain::saved_link::MAX_TITLE)
-                                .unwrap_or_default();
-                    }
-                    if link.source.is_empty() {
-                        link.source = facts.site_name.unwrap_or_default();
-                    }
+    if link.title.is_empty()
+        && let Some(url) = &url
+    {
+        match fetcher.facts(url).await {
+            Ok(facts) => {
+                if let Some(title) = facts.title {
+                    link.title = one_line("title", &title, crate::domain::saved_link::MAX_TITLE)
+                        .unwrap_or_default();
                 }
-                Err(e) => {
-                    tracing::info!(error = %e, "a saved link's page could not be read");
-                    problem = Some(e);
+                if link.source.is_empty() {
+                    link.source = facts.site_name.unwrap_or_default();
                 }
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "a saved link's page could not be read");
+                problem = Some(e);
             }
         }
     }

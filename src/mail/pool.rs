@@ -25,6 +25,7 @@ use super::SendError;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[expect(clippy::enum_variant_names, reason = "STARTTLS is the command's name")]
 enum Tls {
     None,
     StartTls { required: bool },

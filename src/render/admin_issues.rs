@@ -180,7 +180,7 @@ pub fn calendar(
                 }
                 days.push(day);
             }
-            while days.len() % 7 != 0 {
+            while !days.len().is_multiple_of(7) {
                 days.push(Day::padding());
             }
             let mut weeks = Vec::new();

@@ -283,8 +283,7 @@ pub fn body_links(issue: &Issue, publication: &Publication) -> Vec<String> {
         collect.lock().expect("link list").push(url.to_owned());
         url.to_owned()
     });
-    let links = found.lock().expect("link list").clone();
-    links
+    found.lock().expect("link list").clone()
 }
 
 /// Inlines the `<style>` rules into each element, keeping the dark-mode media query (it

@@ -101,17 +101,17 @@ pub async fn record(
             .await?
             .map(|(s, i)| (s, Some(i)));
         }
-        if target.is_none() {
-            if let Some((issue, reader)) = uids {
-                target = sqlx::query_as::<_, (i64, i64)>(
-                    "SELECT s.id, i.id FROM subscribers s, issues i WHERE s.uid = $1 AND i.uid = $2",
-                )
-                .bind(reader)
-                .bind(issue)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|(s, i)| (s, Some(i)));
-            }
+        if target.is_none()
+            && let Some((issue, reader)) = uids
+        {
+            target = sqlx::query_as::<_, (i64, i64)>(
+                "SELECT s.id, i.id FROM subscribers s, issues i WHERE s.uid = $1 AND i.uid = $2",
+            )
+            .bind(reader)
+            .bind(issue)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|(s, i)| (s, Some(i)));
         }
         if target.is_none() && by_address && !event.email.trim().is_empty() {
             target =

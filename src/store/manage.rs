@@ -177,6 +177,16 @@ pub enum ChangeConfirmed {
     Unknown,
 }
 
+/// A pending address change, as its link finds it.
+#[derive(sqlx::FromRow)]
+struct EmailChange {
+    id: i64,
+    subscriber_id: i64,
+    new_email: String,
+    used_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+}
+
 /// Spends an address-change link: the subscriber's address becomes the new one and a notice
 /// to the old address is queued, in one transaction.
 #[tracing::instrument(skip_all)]
@@ -189,14 +199,14 @@ pub async fn confirm_email_change(
     let outcome = with_pool!(db, write, |pool| {
         async {
         let mut tx = pool.begin().await?;
-        let found: Option<(i64, i64, String, Option<DateTime<Utc>>, DateTime<Utc>)> =
+        let found: Option<EmailChange> =
             sqlx::query_as(
                 "SELECT id, subscriber_id, new_email, used_at, expires_at FROM email_changes WHERE token_hash = $1",
             )
             .bind(&hash.0[..])
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((change, subscriber_id, new_email, used_at, expires_at)) = found else {
+        let Some(EmailChange { id: change, subscriber_id, new_email, used_at, expires_at }) = found else {
             return Ok(ChangeConfirmed::Unknown);
         };
         if used_at.is_some() || expires_at <= now {

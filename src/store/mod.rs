@@ -287,13 +287,11 @@ fn sync_log_file(
         },
     };
     file.sync_data()?;
-    if fresh {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            match std::fs::File::open(dir) {
-                Ok(dir) => dir.sync_all()?,
-                Err(e) if gone(&e) => return Ok(None),
-                Err(e) => return Err(e),
-            }
+    if fresh && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        match std::fs::File::open(dir) {
+            Ok(dir) => dir.sync_all()?,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(e),
         }
     }
     Ok(Some((file, inode)))
@@ -334,10 +332,10 @@ async fn checkpoint_wal(read: SqlitePool, write: SqlitePool) {
             }
             other => other,
         };
-        if let Err(e) = result {
-            if !read.is_closed() {
-                tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-            }
+        if let Err(e) = result
+            && !read.is_closed()
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
         }
     }
 }

@@ -80,27 +80,42 @@ pub async fn aftermath(
     })?)
 }
 
+/// A delivery that went wrong, as read.
+#[derive(sqlx::FromRow)]
+struct ErrorRow {
+    email: String,
+    status: String,
+    attempts: i32,
+    last_error: Option<String>,
+    updated_at: DateTime<Utc>,
+}
+
 /// The latest errors of a send, newest first.
 pub async fn recent_errors(
     db: &Db,
     issue_id: i64,
     limit: i64,
 ) -> Result<Vec<DeliveryError>, StoreError> {
-    let rows: Vec<(String, String, i32, Option<String>, DateTime<Utc>)> =
-        with_pool!(db, read, |pool| sqlx::query_as(
-            "SELECT s.email, d.status, d.attempts, d.last_error, d.updated_at FROM deliveries d \
+    let rows: Vec<ErrorRow> = with_pool!(db, read, |pool| sqlx::query_as(
+        "SELECT s.email, d.status, d.attempts, d.last_error, d.updated_at FROM deliveries d \
          JOIN subscribers s ON s.id = d.subscriber_id \
          WHERE d.issue_id = $1 AND d.last_error IS NOT NULL AND d.status IN ('retrying', 'failed') \
          ORDER BY d.updated_at DESC LIMIT $2"
-        )
-        .bind(issue_id)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)?;
+    )
+    .bind(issue_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(
-            |(email, status, attempts, last_error, updated_at)| DeliveryError {
+            |ErrorRow {
+                 email,
+                 status,
+                 attempts,
+                 last_error,
+                 updated_at,
+             }| DeliveryError {
                 email,
                 status,
                 attempts,

@@ -426,11 +426,11 @@ fn parse<R: Read>(reader: R, options: ImportOptions, skip_to: u64, sender: mpsc:
         let line = csv.position().line() as i64;
         let result = csv.read_record(&mut record);
         if start < skip_to && !matches!(result, Ok(false)) {
-            if let Err(e) = &result {
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    let _ = sender.blocking_send(Parsed::Broken(e.to_string()));
-                    return;
-                }
+            if let Err(e) = &result
+                && matches!(e.kind(), csv::ErrorKind::Io(_))
+            {
+                let _ = sender.blocking_send(Parsed::Broken(e.to_string()));
+                return;
             }
             continue;
         }

@@ -32,6 +32,10 @@ pub struct ArchiveQuery {
 
 /// A 200 whose body the client may cache for a while and revalidate by date, or a 304 when
 /// the client's copy is as new as `last_modified`.
+#[expect(
+    clippy::result_large_err,
+    reason = "the response is sent at once, never carried up"
+)]
 fn cached(
     req: &HttpRequest,
     last_modified: DateTime<Utc>,

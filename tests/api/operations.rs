@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::both_databases;
-use crate::helpers::{Backend, SmtpCapture, SmtpScript, TestDatabase};
+use crate::helpers::{Backend, Running, SmtpCapture, SmtpScript, TestDatabase};
 
 both_databases!(
     log_format_json_writes_one_json_object_per_line,
@@ -129,16 +129,6 @@ async fn check_reaches_the_database_and_the_mail_server_and_says_what_to_fix(bac
         text.contains("fix: database:") && text.contains("database_url"),
         "{text}"
     );
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The user the image runs as is not root; here, when the tests run as root, `nobody`.

@@ -376,26 +376,28 @@ async fn an_import_of_150_000_rows_killed_mid_way_resumes_and_counts_each_row_on
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("big.csv");
     std::fs::write(&file, big_csv(n)).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fortnight"))
-        .args([
-            "subscribers",
-            "import",
-            file.to_str().unwrap(),
-            "--consented",
-        ])
-        .env("FORTNIGHT_DATABASE_URL", &app.database_url)
-        .env("RUST_LOG", "off")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::helpers::Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_fortnight"))
+            .args([
+                "subscribers",
+                "import",
+                file.to_str().unwrap(),
+                "--consented",
+            ])
+            .env("FORTNIGHT_DATABASE_URL", &app.database_url)
+            .env("RUST_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Kill it (SIGKILL: no chance to let go) once some batches, but not all, are committed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let at_kill = loop {
         let job = import_jobs::recent(&app.db, 1).await.unwrap().pop();
         if let Some(job) = job.filter(|j| j.rows_read > 0) {
-            child.kill().unwrap();
-            child.wait().unwrap();
+            child.0.kill().unwrap();
+            child.0.wait().unwrap();
             break import_jobs::get(&app.db, job.id).await.unwrap().unwrap();
         }
         assert!(

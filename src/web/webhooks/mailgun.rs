@@ -103,7 +103,7 @@ impl Settings {
 }
 
 fn hex_decode(raw: &str) -> Option<Vec<u8>> {
-    if raw.len() % 2 != 0 || !raw.is_ascii() {
+    if !raw.len().is_multiple_of(2) || !raw.is_ascii() {
         return None;
     }
     (0..raw.len())

@@ -157,12 +157,11 @@ impl Settings {
             .headers()
             .get("x-amz-sns-message-type")
             .and_then(|v| v.to_str().ok())
+            && kind != envelope.kind
         {
-            if kind != envelope.kind {
-                return Err(Refusal::Malformed(
-                    "The message type header and body disagree.".into(),
-                ));
-            }
+            return Err(Refusal::Malformed(
+                "The message type header and body disagree.".into(),
+            ));
         }
         if envelope.topic_arn != self.topic_arn {
             return Err(Refusal::Forbidden("The message is from another SNS topic."));

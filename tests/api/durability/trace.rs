@@ -101,7 +101,7 @@ impl Trace {
             .iter()
             .filter(|c| c.name.starts_with("accept") && c.head.contains(&from))
             .map(|c| c.end)
-            .last()
+            .next_back()
     }
 
     /// Sends on the connection whose remote end is `127.0.0.1:port`, in order.

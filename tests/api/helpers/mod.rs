@@ -433,3 +433,13 @@ impl TestApp {
         assert_eq!(added, n as u64);
     }
 }
+
+/// A child process killed when the test ends, however it ends.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
