@@ -206,7 +206,14 @@ pub async fn confirm_email_change(
             .bind(&hash.0[..])
             .fetch_optional(&mut *tx)
             .await?;
-        let Some(EmailChange { id: change, subscriber_id, new_email, used_at, expires_at }) = found else {
+        let Some(EmailChange {
+            id: change,
+            subscriber_id,
+            new_email,
+            used_at,
+            expires_at,
+        }) = found
+        else {
             return Ok(ChangeConfirmed::Unknown);
         };
         if used_at.is_some() || expires_at <= now {
