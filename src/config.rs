@@ -678,8 +678,10 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 #[cfg(test)]
-// figment's `Jail` closures return its own `figment::Error`, large as it is.
-#[allow(clippy::result_large_err)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment's `Jail` closures return its own `figment::Error`"
+)]
 mod tests {
     use super::*;
     use figment::Jail;
